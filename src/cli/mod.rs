@@ -1,0 +1,152 @@
+//! Command-line definitions (clap). Parsing only: the merge into a policy happens in `config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run the Codex CLI agent, or any command, in a disposable hardened container or a native sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "codex-box", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub session: SessionArgs,
+
+    /// Arguments passed to `codex` (use `--` before arguments that look like codex-box's own).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CODEX_ARGS")]
+    pub codex_args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command (not Codex) in a session container without a terminal; exits with its code.
+    Run(RunArgs),
+    /// Build or import the codex-sandbox image.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Remove containers left behind by a codex-box that was killed.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct SessionArgs {
+    /// Project directory, mounted read-write at /app<WORK_DIR> (default: the current directory).
+    #[arg(long = "work_dir", visible_alias = "work-dir", value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Init hook copied to the codex home as init.sh and run before the agent.
+    #[arg(long = "init_script", visible_alias = "init-script", value_name = "FILE")]
+    pub init_script: Option<PathBuf>,
+
+    /// Extra path mounted read-only at /app<PATH> (repeatable).
+    #[arg(long = "read-only", value_name = "PATH")]
+    pub read_only: Vec<PathBuf>,
+
+    /// Where Codex keeps its sessions (default: <codex home>/sessions).
+    #[arg(long = "sessions-path", value_name = "DIR")]
+    pub sessions_path: Option<PathBuf>,
+
+    /// Codex config.toml, or a directory holding config.toml / auth.json / prompts.
+    #[arg(long = "config", value_name = "FILE|DIR")]
+    pub config: Option<PathBuf>,
+
+    /// auth.json to mount read-only (also CODEX_AUTH_FILE).
+    #[arg(long = "auth_file", visible_alias = "auth-file", env = "CODEX_AUTH_FILE", value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+
+    /// Host directory used as the codex home (default: <WORK_DIR>/.codex/.environment).
+    #[arg(long = "codex-home", value_name = "DIR")]
+    pub codex_home: Option<PathBuf>,
+
+    /// Image to run (also CODEX_DOCKER_IMAGE; default codex-sandbox).
+    #[arg(long = "image", env = "CODEX_DOCKER_IMAGE", value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// Extra CA certificate (PEM) to trust inside the session (repeatable; also CODEX_BOX_CA_CERTS, ':'-separated).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+
+    /// Memory limit, e.g. 4g or 512m.
+    #[arg(long = "memory", value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// CPU limit, e.g. 1.5.
+    #[arg(long = "cpus", value_name = "N")]
+    pub cpus: Option<f64>,
+
+    /// Maximum number of processes in the container.
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build the codex-sandbox image through the Engine API.
+    Build(ImageBuildArgs),
+    /// Make a Debian base image without a registry: debootstrap, then import through the API.
+    Bootstrap(BootstrapArgs),
+    /// Import an existing root filesystem directory as an image.
+    ImportRootfs(ImportRootfsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// @openai/codex version to install (default: latest).
+    #[arg(long = "codex-version", value_name = "V")]
+    pub codex_version: Option<String>,
+    /// Node.js major version.
+    #[arg(long = "node", value_name = "18|20|22", default_value = "22")]
+    pub node: String,
+    /// Tag of the image (default codex-sandbox, or codex-sandbox:<version> for a pinned version).
+    #[arg(long = "tag", value_name = "T")]
+    pub tag: Option<String>,
+    /// Base image (build argument BASE_IMAGE).
+    #[arg(long = "base", value_name = "IMAGE", default_value = "debian:bookworm-slim")]
+    pub base: String,
+    /// Extra CA certificate (PEM) to add to the image's trust store (repeatable; also CODEX_BOX_CA_CERTS).
+    #[arg(long = "ca-cert", value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Build without the engine's layer cache.
+    #[arg(long = "no-cache")]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Debian suite.
+    #[arg(long = "suite", default_value = "bookworm")]
+    pub suite: String,
+    /// Debian mirror (default: debootstrap's).
+    #[arg(long = "mirror", value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Tag of the imported image (default codex-box-base:<suite>).
+    #[arg(long = "tag", value_name = "T")]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportRootfsArgs {
+    /// Root filesystem directory.
+    pub dir: PathBuf,
+    /// Tag of the imported image.
+    #[arg(long = "tag", value_name = "T")]
+    pub tag: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Remove every codex-box container, also those of running sessions.
+    #[arg(long = "all")]
+    pub all: bool,
+}

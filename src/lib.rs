@@ -1,0 +1,5 @@
+//! codex-box: run the Codex CLI agent, or any command, behind a boundary a prompt injection cannot
+//! talk its way out of. See REQUIREMENTS.md for the design.
+
+pub mod cli;
+pub mod policy;
