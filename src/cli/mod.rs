@@ -88,6 +88,16 @@ pub struct SessionArgs {
     /// Maximum number of processes in the container.
     #[arg(long = "pids-limit", value_name = "N")]
     pub pids_limit: Option<i64>,
+
+    /// Accept the project's init hook and config.toml as they are now (they changed since you last
+    /// approved them, or were never approved).
+    #[arg(long = "trust")]
+    pub trust: bool,
+
+    /// Let the agent write .git/hooks and .git/config (by default they are read-only, because git on
+    /// the host would run what the agent plants there).
+    #[arg(long = "allow-git-write")]
+    pub allow_git_write: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,0 +1,171 @@
+//! The edge: turns parsed flags into actions, errors into one line with a fix, outcomes into exit codes.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::{Cli, Command, GcArgs, ImageCommand, SessionArgs};
+use crate::codex_home;
+use crate::config::{Env, SessionConfig};
+use crate::docker::{context, engine, gc, image, session, spec, tty};
+
+/// Runs the parsed command line; returns the process exit code.
+pub async fn main(cli: Cli) -> Result<i32> {
+    match cli.command {
+        None => {
+            let mut command = vec!["codex".to_string()];
+            command.extend(cli.codex_args);
+            run_session(&cli.session, command, tty::interactive()).await
+        }
+        Some(Command::Run(r)) => run_session(&r.session, r.command, false).await,
+        Some(Command::Image(ImageCommand::Build(b))) => {
+            let docker = engine::connect().await?;
+            let env = Env::from_process();
+            let spec = image::BuildSpec {
+                tag: b.tag.clone().unwrap_or_else(|| context::default_tag(b.codex_version.as_deref())),
+                base: b.base.clone(),
+                codex_version: b.codex_version.clone().unwrap_or_else(|| "latest".into()),
+                node: b.node.clone(),
+                ca_certs: b.ca_cert.iter().cloned().chain(env.ca_certs).collect(),
+                no_cache: b.no_cache,
+            };
+            image::build(&docker, &spec).await?;
+            Ok(0)
+        }
+        Some(Command::Image(ImageCommand::Bootstrap(b))) => {
+            let docker = engine::connect().await?;
+            let tag = b.tag.clone().unwrap_or_else(|| format!("codex-box-base:{}", b.suite));
+            image::bootstrap(&docker, &b.suite, b.mirror.as_deref(), &tag).await?;
+            Ok(0)
+        }
+        Some(Command::Image(ImageCommand::ImportRootfs(i))) => {
+            let docker = engine::connect().await?;
+            image::import_rootfs(&docker, &i.dir, &i.tag).await?;
+            Ok(0)
+        }
+        Some(Command::Gc(GcArgs { all })) => {
+            let docker = engine::connect().await?;
+            let removed = gc::collect(&docker, all).await.context("listing codex-box containers")?;
+            for r in &removed {
+                println!("removed {r}");
+            }
+            if removed.is_empty() {
+                eprintln!("codex-box: nothing to remove");
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// The uid/gid the agent runs as: the invoking user's; when codex-box runs as root, the workdir's owner
+/// if that is not root, else 1000 — never 0.
+pub fn agent_ids(work_dir: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+    if uid != 0 {
+        return (uid, gid);
+    }
+    match std::fs::metadata(work_dir) {
+        Ok(m) if m.uid() != 0 => (m.uid(), m.gid()),
+        _ => (1000, 1000),
+    }
+}
+
+/// A writable mount outside the workdir needs a typed `yes` in a terminal.
+fn confirm_outside(work_dir: &Path, paths: &[(&str, &PathBuf)]) -> Result<()> {
+    for (flag, p) in paths {
+        if p.starts_with(work_dir) {
+            continue;
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!("{flag} {} is outside the work dir and would be writable by the agent; run in a terminal to confirm, or choose a path inside {}", p.display(), work_dir.display());
+        }
+        eprint!("codex-box: {flag} {} is outside the work dir and will be WRITABLE by the agent. Type yes to continue: ", p.display());
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            bail!("not confirmed; nothing was started");
+        }
+    }
+    Ok(())
+}
+
+async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool) -> Result<i32> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let env = Env::from_process();
+    let cfg = SessionConfig::build(args, env, &cwd)?;
+    let certs = context::read_ca_certs(&cfg.ca_certs)?;
+
+    // Everything that can be refused is checked before anything is created.
+    let mut outside: Vec<(&str, &PathBuf)> = Vec::new();
+    if let Some(h) = &cfg.codex_home {
+        outside.push(("--codex-home", h));
+    }
+    if let Some(s) = &cfg.sessions_path {
+        outside.push(("--sessions-path", s));
+    }
+    confirm_outside(&cfg.work_dir, &outside)?;
+
+    let docker = engine::connect().await?;
+    let home = codex_home::prepare(&cfg)?;
+    if let Some(state) = &cfg.env.state_dir {
+        let owned = [home.env_dir.join("init.sh"), home.env_dir.join("config.toml")];
+        let files: Vec<&Path> = owned.iter().map(PathBuf::as_path).collect();
+        let mut pre = Vec::new();
+        if cfg.init_script.is_some() {
+            pre.push(home.env_dir.join("init.sh"));
+        }
+        if cfg.config.is_some() {
+            pre.push(home.env_dir.join("config.toml"));
+        }
+        crate::trust::check(state, &cfg.work_dir, &files, &pre, args.trust, std::io::stdin().is_terminal())?;
+    }
+    if let Ok(removed) = gc::collect(&docker, false).await {
+        for r in removed {
+            eprintln!("codex-box: removed {r}, left by a codex-box that was killed");
+        }
+    }
+    image::ensure(&docker, &cfg.image, &cfg.ca_certs).await?;
+
+    let (uid, gid) = agent_ids(&cfg.work_dir);
+    if nix::unistd::getuid().is_root() {
+        codex_home::hand_over(&home, uid, gid)?;
+    }
+    let mut extra_env = Vec::new();
+    if interactive {
+        extra_env.push(("TERM".to_string(), std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into())));
+    }
+    if let Ok(k) = std::env::var("OPENAI_API_KEY") {
+        extra_env.push(("OPENAI_API_KEY".to_string(), k));
+    }
+    let plan = spec::Plan {
+        image: cfg.image.clone(),
+        work_dir: cfg.work_dir.clone(),
+        command,
+        tty: interactive,
+        uid,
+        gid,
+        home: home.clone(),
+        read_only: cfg.read_only.clone(),
+        session_dir: PathBuf::new(),
+        limits: cfg.limits.clone(),
+        allow_git_write: args.allow_git_write,
+        labels: Default::default(),
+        extra_env,
+    };
+    let files = session::SessionFiles {
+        init_hook: home.init_hook.clone(),
+        ca_pem: certs.iter().flat_map(|(_, d)| d.iter().copied().chain(std::iter::once(b'\n'))).collect(),
+        extra: Vec::new(),
+    };
+    let outcome = session::run(&docker, plan, &files).await?;
+    if outcome.oom_killed {
+        eprintln!(
+            "codex-box: the session ran out of memory (limit {} MiB) and was killed; raise it with --memory, e.g. --memory 8g",
+            cfg.limits.memory_bytes >> 20
+        );
+    }
+    Ok(outcome.exit_code)
+}
