@@ -18,7 +18,12 @@ pub async fn main(cli: Cli) -> Result<i32> {
             command.extend(cli.codex_args);
             run_session(&cli.session, command, tty::interactive()).await
         }
-        Some(Command::Run(r)) => run_session(&r.session, r.command, false).await,
+        Some(Command::Run(r)) => {
+            if r.tty && !tty::interactive() {
+                bail!("--tty needs a terminal on stdin and stdout; drop --tty to run without one");
+            }
+            run_session(&r.session, r.command, r.tty).await
+        }
         Some(Command::Image(ImageCommand::Build(b))) => {
             let docker = engine::connect().await?;
             let env = Env::from_process();

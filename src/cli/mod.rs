@@ -34,6 +34,9 @@ pub enum Command {
 pub struct RunArgs {
     #[command(flatten)]
     pub session: SessionArgs,
+    /// Give the command a terminal (interactive), as the default Codex session has.
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -1,7 +1,8 @@
 //! The container specification of a session: a pure function of the [`Plan`], unit-tested as a value.
 //!
-//! Enforced here: read-only root filesystem; tmpfs /tmp and home; every capability dropped but the four
-//! the entrypoint needs to install the firewall and change user (the agent itself ends up with none);
+//! Enforced here: read-only root filesystem; tmpfs /tmp and home; every capability dropped but the few
+//! the entrypoint needs to install the firewall and change user, and Docker's init needs to forward
+//! signals to the agent (KILL) — the agent itself ends up with none;
 //! `no-new-privileges`; Docker's default seccomp profile (never `unconfined`); Docker's init as PID 1;
 //! pids/memory/cpu limits; the workdir writable with `.codex`, `.agents`, `.git/hooks` and `.git/config`
 //! read-only over it; auth.json read-only; never the Docker socket.
@@ -170,7 +171,7 @@ pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
         tmpfs: Some(tmpfs),
         readonly_rootfs: Some(true),
         cap_drop: Some(vec!["ALL".into()]),
-        cap_add: Some(["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP"].iter().map(|s| s.to_string()).collect()),
+        cap_add: Some(["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP", "KILL"].iter().map(|s| s.to_string()).collect()),
         security_opt: Some(vec!["no-new-privileges:true".into()]),
         init: Some(true),
         pids_limit: Some(plan.limits.pids),
