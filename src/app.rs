@@ -118,14 +118,7 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     if let Some(state) = &cfg.env.state_dir {
         let owned = [home.env_dir.join("init.sh"), home.env_dir.join("config.toml")];
         let files: Vec<&Path> = owned.iter().map(PathBuf::as_path).collect();
-        let mut pre = Vec::new();
-        if cfg.init_script.is_some() {
-            pre.push(home.env_dir.join("init.sh"));
-        }
-        if cfg.config.is_some() {
-            pre.push(home.env_dir.join("config.toml"));
-        }
-        crate::trust::check(state, &cfg.work_dir, &files, &pre, args.trust, std::io::stdin().is_terminal())?;
+        crate::trust::check(state, &cfg.work_dir, &files, &home.from_user, args.trust, std::io::stdin().is_terminal())?;
     }
     if let Ok(removed) = gc::collect(&docker, false).await {
         for r in removed {
@@ -170,6 +163,14 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         eprintln!(
             "codex-box: the session ran out of memory (limit {} MiB) and was killed; raise it with --memory, e.g. --memory 8g",
             cfg.limits.memory_bytes >> 20
+        );
+    }
+    if outcome.pids_limit_hits > 0 {
+        eprintln!(
+            "codex-box: the session hit its process limit ({} processes) {} times; raise it with --pids-limit, e.g. --pids-limit {}",
+            cfg.limits.pids,
+            outcome.pids_limit_hits,
+            cfg.limits.pids * 2
         );
     }
     Ok(outcome.exit_code)

@@ -46,6 +46,9 @@ pub struct CodexHome {
     pub init_hook: Option<PathBuf>,
     /// The trusted config.toml, if any.
     pub config_toml: Option<PathBuf>,
+    /// Trusted files codex-box wrote in this run from the user's own sources (flags, CODEX_CONFIG_DIR,
+    /// ~/.codex): approved by the user's act, unlike files that came with the project.
+    pub from_user: Vec<PathBuf>,
 }
 
 /// Directories searched for config, auth.json and prompts, in order (see REQUIREMENTS.md §2.3).
@@ -85,6 +88,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
 
     // config.toml: --config overrides; otherwise copied once if missing.
     let trusted_config = env_dir.join("config.toml");
+    let mut from_user = Vec::new();
     let explicit = match &cfg.config {
         Some(c) if c.is_dir() => {
             let f = c.join("config.toml");
@@ -100,6 +104,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
         if src != trusted_config {
             copy_fresh(&src, &trusted_config, 0o644)?;
         }
+        from_user.push(trusted_config.clone());
     } else if !trusted_config.exists() {
         let mut fallbacks: Vec<PathBuf> = cfg.env.codex_config_dir.iter().cloned().collect();
         if let Some(h) = &cfg.env.home {
@@ -108,6 +113,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
         }
         if let Some(src) = fallbacks.iter().map(|d| d.join("config.toml")).find(|p| p.is_file()) {
             copy_fresh(&src, &trusted_config, 0o644)?;
+            from_user.push(trusted_config.clone());
         }
     }
 
@@ -124,6 +130,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
         if *src != init {
             copy_fresh(src, &init, 0o755)?;
         }
+        from_user.push(init.clone());
     }
     let init_hook = fs::metadata(&init).ok().filter(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).map(|_| init);
 
@@ -140,6 +147,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
         state_dir,
         sessions_dir,
         init_hook,
+        from_user,
     })
 }
 
@@ -215,6 +223,28 @@ fn copy_dir_no_overwrite(from: &Path, to: &Path) -> Result<(), HomeError> {
     Ok(())
 }
 
+/// When codex-box runs as root the agent does not: hands the directories codex-box itself made and
+/// fills (`state/`, the default `sessions/`) to the agent's uid/gid. Never the user's own files.
+pub fn hand_over(home: &CodexHome, uid: u32, gid: u32) -> Result<(), HomeError> {
+    fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
+        if fs::symlink_metadata(p)?.is_dir() {
+            for e in fs::read_dir(p)? {
+                walk(&e?.path(), uid, gid)?;
+            }
+        }
+        Ok(())
+    }
+    let mut dirs = vec![&home.state_dir];
+    if home.sessions_dir == home.env_dir.join("sessions") {
+        dirs.push(&home.sessions_dir);
+    }
+    for d in dirs {
+        walk(d, uid, gid).map_err(|source| HomeError::Create { path: d.clone(), source })?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,10 +277,6 @@ mod tests {
             fs::write(c, "{}").unwrap();
         }
         let env_dir = wd.join(".codex/.environment");
-        for c in &candidates {
-            let c = cfg(&home, &wd, SessionArgs::default(), Some(cdir.clone()));
-            let _ = c;
-        }
         // Each removal exposes the next candidate.
         for (i, expected) in candidates.iter().enumerate() {
             let c = cfg(&home, &wd, SessionArgs::default(), Some(cdir.clone()));
@@ -328,26 +354,4 @@ mod tests {
         assert_eq!(fs::read_to_string(&to).unwrap(), "new");
         assert!(!fs::symlink_metadata(&to).unwrap().file_type().is_symlink());
     }
-}
-
-/// When codex-box runs as root the agent does not: hands the directories codex-box itself made and
-/// fills (`state/`, the default `sessions/`) to the agent's uid/gid. Never the user's own files.
-pub fn hand_over(home: &CodexHome, uid: u32, gid: u32) -> Result<(), HomeError> {
-    fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
-        if fs::symlink_metadata(p)?.is_dir() {
-            for e in fs::read_dir(p)? {
-                walk(&e?.path(), uid, gid)?;
-            }
-        }
-        Ok(())
-    }
-    let mut dirs = vec![&home.state_dir];
-    if home.sessions_dir == home.env_dir.join("sessions") {
-        dirs.push(&home.sessions_dir);
-    }
-    for d in dirs {
-        walk(d, uid, gid).map_err(|source| HomeError::Create { path: d.clone(), source })?;
-    }
-    Ok(())
 }

@@ -119,7 +119,7 @@ mod tests {
         check(&state, &wd, &files, &[], false, false).unwrap();
         std::fs::write(&hook, "echo two").unwrap();
         assert!(check(&state, &wd, &files, &[], false, false).is_err());
-        check(&state, &wd, &files, &[hook.clone()], false, false).unwrap();
+        check(&state, &wd, &files, std::slice::from_ref(&hook), false, false).unwrap();
         check(&state, &wd, &files, &[], false, false).unwrap();
         // A removed file needs no approval; a reappearing one does again.
         std::fs::remove_file(&hook).unwrap();

@@ -118,7 +118,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let der = t.path().join("corp.der");
         std::fs::write(&der, [0x30, 0x82, 0x01]).unwrap();
-        let e = read_ca_certs(&[der.clone()]).unwrap_err();
+        let e = read_ca_certs(std::slice::from_ref(&der)).unwrap_err();
         assert!(e.to_string().contains("corp.der") && e.to_string().contains("PEM"), "{e}");
         let e = read_ca_certs(&[t.path().join("missing.pem")]).unwrap_err();
         assert!(e.to_string().contains("missing.pem"), "{e}");

@@ -96,6 +96,8 @@ pub fn labels(work_dir: &Path, session_dir: &Path) -> HashMap<String, String> {
 pub struct Outcome {
     pub exit_code: i32,
     pub oom_killed: bool,
+    /// How often the process limit refused a fork (from the container's pids cgroup, when readable).
+    pub pids_limit_hits: u64,
     pub container: String,
 }
 
@@ -113,8 +115,9 @@ pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles) -> Resul
     let signals = tokio::spawn(forward_signals(docker.clone(), started.clone(), cancel_tx, plan.tty));
 
     let name_slot: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let result = tokio::select! {
-        r = drive(docker, &plan, body, name_slot.clone(), started.clone()) => r,
+        r = drive(docker, &plan, body, name_slot.clone(), started.clone(), hits.clone()) => r,
         _ = cancel_rx.wait_for(|c| *c) => Err(SessionError::Interrupted),
     };
     signals.abort();
@@ -122,6 +125,7 @@ pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles) -> Resul
     // Cleanup on every path.
     let name = name_slot.lock().expect("not poisoned").clone();
     let mut oom = false;
+    let pids_hits = hits.load(std::sync::atomic::Ordering::Relaxed);
     if let Some(name) = &name {
         if let Ok(info) = docker.inspect_container(name, None).await {
             oom = info.state.and_then(|s| s.oom_killed).unwrap_or(false);
@@ -135,7 +139,7 @@ pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles) -> Resul
     crate::codex_home::remove_mount_points(&plan.home);
     drop(session_dir);
     let exit_code = result?;
-    Ok(Outcome { exit_code, oom_killed: oom, container: name.unwrap_or_default() })
+    Ok(Outcome { exit_code, oom_killed: oom, pids_limit_hits: pids_hits, container: name.unwrap_or_default() })
 }
 
 /// Creates (finding a free name), attaches, starts, streams and waits.
@@ -145,13 +149,14 @@ async fn drive(
     body: bollard::models::ContainerCreateBody,
     name_slot: Arc<Mutex<Option<String>>>,
     started: Arc<Mutex<Option<String>>>,
+    pids_hits: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<i32, SessionError> {
     let mut n = 1;
-    let name = loop {
+    let (name, id) = loop {
         let name = spec::container_name(&plan.work_dir, n);
         let opts = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
         match docker.create_container(Some(opts), body.clone()).await {
-            Ok(_) => break name,
+            Ok(r) => break (name, r.id),
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) if n < 9 => n += 1,
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
                 return Err(SessionError::TooMany(n))
@@ -175,6 +180,14 @@ async fn drive(
     docker.start_container(&name, None).await.map_err(SessionError::Start)?;
     *started.lock().expect("not poisoned") = Some(name.clone());
 
+    // The pids cgroup disappears with the container: sample it while the session runs.
+    let watcher = tokio::spawn(async move {
+        loop {
+            let n = pids_limit_hits(&id);
+            pids_hits.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
     if plan.tty {
         if let Some((rows, cols)) = tty::size() {
             let _ = docker.resize_container_tty(&name, ResizeContainerTTYOptions { h: rows as i32, w: cols as i32 }).await;
@@ -219,6 +232,7 @@ async fn drive(
         }
     }
     stdin_task.abort();
+    watcher.abort();
     drop(raw);
 
     let mut wait = docker.wait_container(&name, None);
@@ -271,5 +285,51 @@ async fn propagate_resize(docker: Docker, name: String) {
         if let Some((rows, cols)) = tty::size() {
             let _ = docker.resize_container_tty(&name, ResizeContainerTTYOptions { h: rows as i32, w: cols as i32 }).await;
         }
+    }
+}
+
+/// Reads `max N` from the container's pids cgroup (`pids.events`), cgroup v1 or v2, cgroupfs or systemd
+/// driver. 0 when the file cannot be read (e.g. a remote engine).
+pub fn pids_limit_hits(id: &str) -> u64 {
+    let candidates = [
+        format!("/sys/fs/cgroup/pids/docker/{id}/pids.events"),
+        format!("/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/pids.events"),
+        format!("/sys/fs/cgroup/docker/{id}/pids.events"),
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.events"),
+    ];
+    candidates.iter().find_map(|p| std::fs::read_to_string(p).ok()).map(|t| parse_pids_events(&t)).unwrap_or(0)
+}
+
+/// Parses the `max N` line of a pids.events file.
+pub fn parse_pids_events(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("max ").and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_events() {
+        assert_eq!(parse_pids_events("max 17\n"), 17);
+        assert_eq!(parse_pids_events("max 0\n"), 0);
+        assert_eq!(parse_pids_events(""), 0);
+    }
+
+    #[test]
+    fn session_dir_is_readable_and_holds_the_scripts() {
+        let t = tempfile::tempdir().unwrap();
+        let hook = t.path().join("h");
+        std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+        let files = SessionFiles { init_hook: Some(hook), ca_pem: b"PEM".to_vec(), extra: vec![("firewall.v4".into(), b"*filter".to_vec())] };
+        let d = write_session_dir(&files).unwrap();
+        let mode = |n: &str| std::fs::metadata(d.path().join(n)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("."), 0o755);
+        assert_eq!(mode("init.sh"), 0o755);
+        assert_eq!(mode("entrypoint.sh"), 0o644);
+        assert_eq!(std::fs::read(d.path().join("ca.pem")).unwrap(), b"PEM");
+        assert_eq!(std::fs::read(d.path().join("firewall.v4")).unwrap(), b"*filter");
     }
 }

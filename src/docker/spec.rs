@@ -221,6 +221,7 @@ mod tests {
                 auth: Some("/home/u/.codex/auth.json".into()),
                 init_hook: Some(wd.join(".codex/.environment/init.sh")),
                 config_toml: None,
+                from_user: vec![],
             },
             read_only: vec!["/home/u/.m2".into()],
             session_dir: "/tmp/s".into(),
@@ -281,10 +282,10 @@ mod tests {
         assert_eq!(body.working_dir.as_deref(), Some(app.as_str()));
         for p in [".codex", ".git/hooks", ".git/config"] {
             let m = find(&mounts, &format!("{app}/{p}"));
-            assert_eq!((m.typ.clone(), m.read_only), (Some(MountType::BIND), Some(true)), "{p}");
+            assert_eq!((m.typ, m.read_only), (Some(MountType::BIND), Some(true)), "{p}");
         }
         let agents = find(&mounts, &format!("{app}/.agents"));
-        assert_eq!((agents.typ.clone(), agents.read_only), (Some(MountType::TMPFS), Some(true)));
+        assert_eq!((agents.typ, agents.read_only), (Some(MountType::TMPFS), Some(true)));
         assert_eq!(created, vec![wd.join(".agents")]);
         assert_eq!(find(&mounts, "/codex_home/auth.json").read_only, Some(true));
         assert_eq!(find(&mounts, "/codex_home").read_only, Some(false));
