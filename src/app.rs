@@ -77,6 +77,17 @@ pub fn agent_ids(work_dir: &Path) -> (u32, u32) {
     }
 }
 
+/// Whether uid/gid may write `dir` by its mode bits.
+fn writable_by(dir: &Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir)
+        .map(|m| {
+            let mode = m.mode();
+            (m.uid() == uid && mode & 0o200 != 0) || (m.gid() == gid && mode & 0o020 != 0) || mode & 0o002 != 0
+        })
+        .unwrap_or(false)
+}
+
 /// A writable mount outside the workdir needs a typed `yes` in a terminal.
 fn confirm_outside(work_dir: &Path, paths: &[(&str, &PathBuf)]) -> Result<()> {
     for (flag, p) in paths {
@@ -130,6 +141,12 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     let (uid, gid) = agent_ids(&cfg.work_dir);
     if nix::unistd::getuid().is_root() {
         codex_home::hand_over(&home, uid, gid)?;
+        if !writable_by(&cfg.work_dir, uid, gid) {
+            eprintln!(
+                "codex-box: warning: the agent runs as uid {uid} and cannot write {} (owned by root); run codex-box as the user who owns the project, or give uid {uid} write access",
+                cfg.work_dir.display()
+            );
+        }
     }
     let mut extra_env = Vec::new();
     if interactive {

@@ -163,3 +163,34 @@ pub struct GcArgs {
     #[arg(long = "all")]
     pub all: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("codex-box").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn script_flags_and_codex_args() {
+        let c = parse(&["--work_dir", "/p", "--init_script", "h.sh", "--read-only", "/a", "--read-only", "/b", "--", "exec", "--full-auto", "fix it"]);
+        assert!(c.command.is_none());
+        assert_eq!(c.session.work_dir.as_deref(), Some(std::path::Path::new("/p")));
+        assert_eq!(c.session.read_only.len(), 2);
+        assert_eq!(c.codex_args, vec!["exec", "--full-auto", "fix it"]);
+        let c = parse(&["--work-dir", "/p", "--auth-file", "a.json", "--sessions-path", "/s", "--codex-home", "/h"]);
+        assert_eq!(c.session.auth_file.as_deref(), Some(std::path::Path::new("a.json")));
+        let c = parse(&["run", "--work_dir", ".", "--", "sh", "-c", "exit 3"]);
+        match c.command {
+            Some(Command::Run(r)) => assert_eq!(r.command, vec!["sh", "-c", "exit 3"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_flags_are_errors_naming_the_flag() {
+        let e = Cli::try_parse_from(["codex-box", "run", "--bogus", "--", "true"]).unwrap_err();
+        assert!(e.to_string().contains("--bogus"), "{e}");
+    }
+}
