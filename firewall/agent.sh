@@ -10,6 +10,10 @@ if [ -n "${CODEX_BOX_INIT:-}" ]; then
         echo "codex-box: the init hook failed with exit code $rc; the agent was not started" >&2
         exit "$rc"
     fi
+    # Settings the hook exports for the agent (made fresh by the hook in this session).
+    if [ -f "${SANDBOX_ENV_DIR:-/codex_home}/sandbox.env" ]; then
+        . "${SANDBOX_ENV_DIR:-/codex_home}/sandbox.env"
+    fi
 fi
 unset CODEX_BOX_UID CODEX_BOX_GID
 exec "$@"

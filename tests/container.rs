@@ -227,3 +227,39 @@ fn codex_is_installed_in_the_image() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("codex-cli "), "{}", text(&out.stdout));
 }
+
+#[test]
+fn shipped_init_hooks_work() {
+    need_docker!();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = Project::new();
+    let hook = repo.join("init-hooks/sandbox-setup.sh");
+    let out = p.run_sh(&["--init_script", hook.to_str().unwrap()], "git config user.name; echo $NPM_CONFIG_PREFIX; git -C . status >/dev/null 2>&1; echo ok");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("codex (sandbox)") && s.contains("/home/codex/.npm-global"), "{s}");
+
+    // Java 25: refused with advice when no JDK 25 is mounted; configured when one is.
+    let q = Project::new();
+    let java = repo.join("init-hooks/sandbox-setup-java-25.sh");
+    let out = q.run_sh(&["--init_script", java.to_str().unwrap()], "echo AGENT");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no JDK 25 found"), "{}", text(&out.stderr));
+    let host = q.root.path().join("u");
+    let jdk = host.join(".sdkman/candidates/java/25-tem/bin");
+    std::fs::create_dir_all(&jdk).unwrap();
+    std::fs::write(jdk.join("java"), "#!/bin/sh\necho 'openjdk version \"25\"'\n").unwrap();
+    std::fs::set_permissions(jdk.join("java"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(host.join(".m2/repository")).unwrap();
+    let sdk = host.join(".sdkman/candidates/java/25-tem");
+    let m2 = host.join(".m2");
+    let out = q.run_sh(
+        &["--init_script", java.to_str().unwrap(), "--trust", "--read-only", sdk.to_str().unwrap(), "--read-only", m2.to_str().unwrap()],
+        "java -version; echo $MAVEN_ARGS; cat $HOME/.m2/settings.xml",
+    );
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s} {}", text(&out.stderr));
+    assert!(s.contains("openjdk version \"25\""), "{s}");
+    assert!(s.contains(&format!("-Dmaven.repo.local.tail=/app{}/repository", m2.display())), "{s}");
+    assert!(s.contains("<localRepository>/home/codex/.m2/repository</localRepository>"), "{s}");
+}

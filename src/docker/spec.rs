@@ -134,6 +134,10 @@ pub fn env(plan: &Plan) -> Vec<String> {
         format!("CODEX_BOX_WORKDIR={}", container_path(&plan.work_dir)),
         "LANG=C.UTF-8".to_string(),
     ];
+    if !plan.read_only.is_empty() {
+        let ro: Vec<String> = plan.read_only.iter().map(|p| container_path(p)).collect();
+        env.push(format!("CODEX_BOX_READ_ONLY={}", ro.join(":")));
+    }
     if plan.home.init_hook.is_some() {
         env.push(format!("CODEX_BOX_INIT={RUN_DIR}/init.sh"));
     }
