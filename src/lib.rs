@@ -2,4 +2,5 @@
 //! talk its way out of. See REQUIREMENTS.md for the design.
 
 pub mod cli;
+pub mod egress;
 pub mod policy;

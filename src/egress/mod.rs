@@ -1,0 +1,41 @@
+//! The egress allowlist of a container session (issue 10), declared as data.
+//!
+//! The pipeline is: [`names`] merges and validates the allowlist sources (built-in OpenAI names,
+//! `OPENAI_ALLOWED_DOMAINS`, `--allow-domain`, the `[egress]` TOML table); [`resolve`] turns names
+//! into addresses on the host; [`aggregate`] merges addresses and literal CIDRs into minimal v4/v6
+//! sets; [`rules`] renders the `ipset restore`, `iptables-restore` and `ip6tables-restore` texts the
+//! in-container entrypoint applies; [`refresh`] computes live-refresh diffs as names' TTLs expire;
+//! [`counters`] summarises what the firewall blocked.
+//!
+//! What it enforces: outbound TCP only to allowlisted addresses on the configured ports, DNS only to
+//! one chosen resolver (off by default), private, link-local and gateway ranges closed unless listed
+//! explicitly. What it does not: it filters by IP, not by name — anything else served from an
+//! allowlisted address (a shared CDN front, a cloud load balancer) is reachable too, and a name
+//! whose addresses change after resolution is only followed by a refresh. Nothing here touches the
+//! kernel; the texts are applied by the caller.
+
+pub mod aggregate;
+pub mod config;
+pub mod counters;
+pub mod entry;
+pub mod names;
+pub mod refresh;
+pub mod resolve;
+pub mod rules;
+
+pub use aggregate::{aggregate, AllowSets};
+pub use config::{parse_dns_server, EgressConfig, DEFAULT_PORTS};
+pub use entry::parse_entry;
+pub use names::{Allowlist, Entry, Inputs, NameError, Source, Target, BUILTIN_NAMES};
+pub use refresh::{plan_refresh, RefreshPlan, RefreshSettings, RefreshState, SetEntry};
+pub use resolve::{resolve_all, NameResolution, Resolution, ResolveError, ResolverSettings};
+pub use rules::{hosts_entries, render, FirewallSpec, LogMode, RuleTexts};
+
+/// Every error of the egress pipeline, for callers that handle them together.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+}
