@@ -12,7 +12,10 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use codex_box::egress::counters::parse_counters;
-use codex_box::egress::{aggregate, render, FirewallSpec};
+use codex_box::egress::resolve::NameResolution;
+use codex_box::egress::{
+    aggregate, plan_refresh, render, FirewallSpec, RefreshSettings, RefreshState, Resolution,
+};
 use ipnet::IpNet;
 use support::netns::{unsupported, Netns};
 
@@ -229,6 +232,26 @@ fn generated_rules_allow_the_allowlist_and_reject_the_rest() {
     assert!(packets("dns", None) >= 3);
     assert!(packets("other", None) >= 2);
     assert!(packets("allow", None) >= 1);
+
+    // Live refresh: the name moved from ALLOWED4 to OTHER4 and the old address aged out.
+    let t0 = std::time::Instant::now();
+    let moved = |addr: &str| Resolution {
+        names: vec![NameResolution {
+            name: "api.example.test".into(),
+            addrs: vec![ip(addr)],
+            min_ttl: Some(Duration::from_secs(60)),
+            error: None,
+        }],
+        resolver: String::new(),
+    };
+    let state = RefreshState::new(vec![], &moved(ALLOWED4), t0);
+    let later = t0 + Duration::from_secs(60) + RefreshSettings::default().grace;
+    let plan = plan_refresh(&state, &moved(OTHER4), later, &RefreshSettings::default());
+    client
+        .exec(&["ipset", "restore", "-exist"], Some(&plan.ipset_text()))
+        .unwrap();
+    assert_eq!(tcp(&client, OTHER4, 443), Probe::Connected);
+    assert_eq!(tcp(&client, ALLOWED4, 443), Probe::Refused);
 
     // Opt in: PRIVATE4 listed explicitly, DNS to OTHER4 only.
     let explicit = vec![IpNet::from(ip(PRIVATE4))];

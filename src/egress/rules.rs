@@ -27,6 +27,8 @@ use super::resolve::Resolution;
 /// The ipset names.
 pub const SET_V4: &str = "codex_allow4";
 pub const SET_V6: &str = "codex_allow6";
+/// Capacity of each set.
+pub const MAX_SET_ENTRIES: usize = 262_144;
 /// The chain every rejected packet goes through (optional log, then REJECT).
 pub const REJECT_CHAIN: &str = "CODEX_REJECT";
 /// Docker's embedded resolver on user-defined networks.
@@ -99,20 +101,17 @@ pub fn render(spec: &FirewallSpec) -> RuleTexts {
     }
 }
 
-/// `ipset restore` input: both sets created (`-exist`), flushed, then filled.
+/// `ipset restore` input: both sets created (`-exist`), flushed, then filled. The create
+/// parameters are fixed (up to [`MAX_SET_ENTRIES`] per set) so the same `create` line matches an
+/// existing set whatever its content, which keeps the text idempotent.
 pub fn ipset_text(sets: &AllowSets) -> String {
-    let maxelem = |n: usize| (n * 2).next_power_of_two().max(65536);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "create {SET_V4} hash:net family inet hashsize 1024 maxelem {} -exist",
-        maxelem(sets.v4.len())
-    );
-    let _ = writeln!(
-        out,
-        "create {SET_V6} hash:net family inet6 hashsize 1024 maxelem {} -exist",
-        maxelem(sets.v6.len())
-    );
+    for (set, family) in [(SET_V4, "inet"), (SET_V6, "inet6")] {
+        let _ = writeln!(
+            out,
+            "create {set} hash:net family {family} hashsize 1024 maxelem {MAX_SET_ENTRIES} -exist"
+        );
+    }
     let _ = writeln!(out, "flush {SET_V4}");
     let _ = writeln!(out, "flush {SET_V6}");
     for net in &sets.v4 {
@@ -287,8 +286,8 @@ mod tests {
         let sets = aggregate(ips(&["203.0.113.4", "203.0.113.5", "2001:db8::1"]), &[]);
         assert_eq!(
             ipset_text(&sets),
-            "create codex_allow4 hash:net family inet hashsize 1024 maxelem 65536 -exist\n\
-             create codex_allow6 hash:net family inet6 hashsize 1024 maxelem 65536 -exist\n\
+            "create codex_allow4 hash:net family inet hashsize 1024 maxelem 262144 -exist\n\
+             create codex_allow6 hash:net family inet6 hashsize 1024 maxelem 262144 -exist\n\
              flush codex_allow4\n\
              flush codex_allow6\n\
              add codex_allow4 203.0.113.4/31 -exist\n\
