@@ -31,6 +31,28 @@ pub use refresh::{plan_refresh, RefreshPlan, RefreshSettings, RefreshState, SetE
 pub use resolve::{resolve_all, NameResolution, Resolution, ResolveError, ResolverSettings};
 pub use rules::{hosts_entries, render, FirewallSpec, LogMode, RuleTexts};
 
+/// The firewall for an allowlist once its names are resolved: resolved addresses and explicit
+/// entries aggregated into the sets, explicit entries kept so those inside closed ranges are
+/// opened. `closed` adds ranges to close (the Docker gateway, the host's addresses); `dns` is the
+/// resolver to open port 53 to, `None` unless the user opted in.
+pub fn firewall_spec(
+    allowlist: &Allowlist,
+    resolution: &Resolution,
+    ports: Vec<u16>,
+    dns: Option<std::net::SocketAddr>,
+    closed: Vec<ipnet::IpNet>,
+) -> FirewallSpec {
+    let explicit = allowlist.nets();
+    FirewallSpec {
+        sets: aggregate(resolution.addresses(), &explicit),
+        explicit,
+        ports,
+        dns,
+        closed,
+        log: LogMode::Off,
+    }
+}
+
 /// Every error of the egress pipeline, for callers that handle them together.
 #[derive(Debug, thiserror::Error)]
 pub enum EgressError {
@@ -38,4 +60,38 @@ pub enum EgressError {
     Name(#[from] NameError),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::resolve::NameResolution;
+
+    #[test]
+    fn the_pipeline_composes() {
+        let flags = vec!["10.1.2.3".to_string(), "pypi.org".to_string()];
+        let list = Allowlist::merge(&Inputs {
+            flags: &flags,
+            ..Inputs::default()
+        })
+        .unwrap();
+        let resolution = Resolution {
+            names: vec![NameResolution {
+                name: "pypi.org".into(),
+                addrs: vec!["203.0.113.5".parse().unwrap()],
+                min_ttl: None,
+                error: None,
+            }],
+            resolver: String::new(),
+        };
+        let spec = firewall_spec(&list, &resolution, vec![443], None, vec![]);
+        let shown: Vec<String> = spec.sets.nets().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.1.2.3/32", "203.0.113.5/32"]);
+        let v4 = render(&spec).v4;
+        assert!(v4.contains("-A OUTPUT -d 10.1.2.3/32 -p tcp -m multiport --dports 443 -m comment --comment \"codex-box explicit\" -j ACCEPT\n"));
+        assert_eq!(
+            hosts_entries(&resolution).lines().nth(1),
+            Some("203.0.113.5\tpypi.org")
+        );
+    }
 }
