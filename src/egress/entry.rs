@@ -164,6 +164,9 @@ impl Problem {
             Problem::Everything => {
                 "remove it; for unrestricted network use full network access instead".into()
             }
+            Problem::Char(c) if !c.is_ascii() => {
+                "write an internationalised name in its ASCII (xn--, punycode) form".into()
+            }
             _ => generic.into(),
         }
     }
@@ -223,6 +226,7 @@ mod tests {
         assert!(err(&long).contains("259 characters long, the limit is 253"));
         assert!(err("localhost").contains("fix: use the fully qualified name"));
         assert!(err("a_b.com").contains("'_'"));
+        assert!(err("bücher.example").contains("fix: write an internationalised name in its ASCII"));
         assert!(err("").contains("fix: remove the empty entry"));
         assert!(err("1.2.3").contains("looks like an IP address"));
         assert!(err("999.1.1.1").contains("looks like an IP address"));

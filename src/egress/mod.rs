@@ -60,6 +60,8 @@ pub enum EgressError {
     Name(#[from] NameError),
     #[error(transparent)]
     Resolve(#[from] ResolveError),
+    #[error(transparent)]
+    Counter(#[from] counters::CounterError),
 }
 
 #[cfg(test)]

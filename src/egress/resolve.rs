@@ -94,6 +94,24 @@ pub struct Resolution {
     pub resolver: String,
 }
 
+/// One line per name: the name, its addresses and TTL, or why it failed.
+impl std::fmt::Display for Resolution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let width = self.names.iter().map(|n| n.name.len()).max().unwrap_or(0);
+        for n in &self.names {
+            match (&n.error, n.min_ttl) {
+                (Some(e), _) => writeln!(f, "{:<width$}  unresolved: {e}", n.name)?,
+                (None, ttl) => {
+                    let addrs: Vec<String> = n.addrs.iter().map(IpAddr::to_string).collect();
+                    let ttl = ttl.map_or_else(String::new, |t| format!(" (ttl {}s)", t.as_secs()));
+                    writeln!(f, "{:<width$}  {}{ttl}", n.name, addrs.join(" "))?
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Resolution {
     /// Every address of every name.
     pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
@@ -294,5 +312,19 @@ mod tests {
         let e = r.verdict(false).unwrap_err().to_string();
         assert!(e.starts_with("no allowlisted name could be resolved by DNS server 192.0.2.53:53 (a.example: no answer in time)"), "{e}");
         assert!(Resolution::default().verdict(true).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_resolution_is_shown_one_name_per_line() {
+        let mut ok = name("api.example", &["192.0.2.1", "2001:db8::1"], None);
+        ok.min_ttl = Some(Duration::from_secs(60));
+        let r = Resolution {
+            names: vec![ok, name("b.example", &[], Some(LookupFailure::NoSuchName))],
+            resolver: String::new(),
+        };
+        assert_eq!(
+            r.to_string(),
+            "api.example  192.0.2.1 2001:db8::1 (ttl 60s)\nb.example    unresolved: no such name (NXDOMAIN)\n"
+        );
     }
 }
