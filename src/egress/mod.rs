@@ -1,11 +1,12 @@
 //! The egress allowlist of a container session (issue 10), declared as data.
 //!
-//! The pipeline is: [`names`] merges and validates the allowlist sources (built-in OpenAI names,
-//! `OPENAI_ALLOWED_DOMAINS`, `--allow-domain`, the `[egress]` TOML table); [`resolve`] turns names
-//! into addresses on the host; [`aggregate`] merges addresses and literal CIDRs into minimal v4/v6
-//! sets; [`rules`] renders the `ipset restore`, `iptables-restore` and `ip6tables-restore` texts the
-//! in-container entrypoint applies; [`refresh`] computes live-refresh diffs as names' TTLs expire;
-//! [`counters`] summarises what the firewall blocked.
+//! The pipeline is: [`names`] merges the allowlist sources (built-in OpenAI names,
+//! `OPENAI_ALLOWED_DOMAINS`, `--allow-domain`, the `[egress]` table of [`config`]), each entry
+//! validated by [`entry`]; [`resolve`] turns names into addresses on the host; [`aggregate`] merges
+//! addresses and literal CIDRs into minimal v4/v6 sets; [`rules`] renders the `ipset restore`,
+//! `iptables-restore` and `ip6tables-restore` texts the in-container entrypoint applies; [`hosts`]
+//! pins the names into `/etc/hosts`; [`refresh`] computes live-refresh diffs as TTLs expire;
+//! [`counters`] summarises what the firewall blocked. [`firewall_spec`] composes them.
 //!
 //! What it enforces: outbound TCP only to allowlisted addresses on the configured ports, DNS only to
 //! one chosen resolver (off by default), private, link-local and gateway ranges closed unless listed
@@ -18,6 +19,7 @@ pub mod aggregate;
 pub mod config;
 pub mod counters;
 pub mod entry;
+pub mod hosts;
 pub mod names;
 pub mod refresh;
 pub mod resolve;
@@ -26,10 +28,11 @@ pub mod rules;
 pub use aggregate::{aggregate, AllowSets};
 pub use config::{parse_dns_server, EgressConfig, DEFAULT_PORTS};
 pub use entry::parse_entry;
+pub use hosts::hosts_entries;
 pub use names::{Allowlist, Entry, Inputs, NameError, Source, Target, BUILTIN_NAMES};
 pub use refresh::{plan_refresh, RefreshPlan, RefreshSettings, RefreshState, SetEntry};
 pub use resolve::{resolve_all, NameResolution, Resolution, ResolveError, ResolverSettings};
-pub use rules::{hosts_entries, render, FirewallSpec, LogMode, RuleTexts};
+pub use rules::{render, FirewallSpec, LogMode, RuleTexts};
 
 /// The firewall for an allowlist once its names are resolved: resolved addresses and explicit
 /// entries aggregated into the sets, explicit entries kept so those inside closed ranges are

@@ -1,5 +1,5 @@
-//! The firewall as text: `ipset restore`, `iptables-restore` and `ip6tables-restore` inputs, and
-//! the `/etc/hosts` lines that pin allowlisted names, as pure functions of a [`FirewallSpec`].
+//! The firewall as text: `ipset restore`, `iptables-restore` and `ip6tables-restore` inputs, as
+//! pure functions of a [`FirewallSpec`].
 //!
 //! The in-container entrypoint runs, as root with NET_ADMIN and NET_RAW:
 //! `ipset restore -exist < firewall.ipset; iptables-restore < firewall.v4; ip6tables-restore <
@@ -22,7 +22,6 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 
 use super::aggregate::AllowSets;
-use super::resolve::Resolution;
 
 /// The ipset names.
 pub const SET_V4: &str = "codex_allow4";
@@ -260,22 +259,10 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
     text
 }
 
-/// `/etc/hosts` lines pinning every resolved name to its addresses, so the agent needs no DNS.
-pub fn hosts_entries(resolution: &Resolution) -> String {
-    let mut out = String::from("# codex-box: allowlisted names, resolved on the host\n");
-    for n in &resolution.names {
-        for ip in &n.addrs {
-            let _ = writeln!(out, "{ip}\t{}", n.name);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::egress::aggregate::aggregate;
-    use crate::egress::resolve::NameResolution;
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
         list.iter().map(|s| s.parse().unwrap()).collect()
@@ -412,23 +399,6 @@ COMMIT
         .v4;
         assert!(
             nf.contains("-A CODEX_REJECT -j NFLOG --nflog-group 5 --nflog-prefix \"codex-box\"\n")
-        );
-    }
-
-    #[test]
-    fn hosts_pin_every_address() {
-        let r = Resolution {
-            names: vec![NameResolution {
-                name: "api.openai.com".into(),
-                addrs: ips(&["203.0.113.1", "2001:db8::1"]),
-                min_ttl: None,
-                error: None,
-            }],
-            resolver: String::new(),
-        };
-        assert_eq!(
-            hosts_entries(&r),
-            "# codex-box: allowlisted names, resolved on the host\n203.0.113.1\tapi.openai.com\n2001:db8::1\tapi.openai.com\n"
         );
     }
 }
