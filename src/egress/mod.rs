@@ -2,7 +2,7 @@
 //!
 //! The pipeline is: [`names`] merges the allowlist sources (built-in OpenAI names,
 //! `OPENAI_ALLOWED_DOMAINS`, `--allow-domain`, the `[egress]` table of [`config`]), each entry
-//! validated by [`entry`]; [`resolve`] turns names into addresses on the host; [`aggregate`] merges
+//! validated by [`entry`]; [`resolve`] turns names into addresses on the host; [`mod@aggregate`] merges
 //! addresses and literal CIDRs into minimal v4/v6 sets; [`rules`] renders the `ipset restore`,
 //! `iptables-restore` and `ip6tables-restore` texts the in-container entrypoint applies; [`hosts`]
 //! pins the names into `/etc/hosts`; [`refresh`] computes live-refresh diffs as TTLs expire;
