@@ -44,7 +44,7 @@ fn main() {
     println!("egress_install: ipset restore (one process) vs ipset add (one process per entry)");
     println!(
         "{:>7} {:>12} {:>16} {:>12} {:>14} {:>8}",
-        "entries", "render", "restore ipset", "+ iptables", "ipset add xN", "ratio"
+        "entries", "render", "ipset restore", "full install", "ipset add xN", "ratio"
     );
     for n in [10usize, 1_000, 10_000] {
         let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
