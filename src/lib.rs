@@ -6,5 +6,6 @@ pub mod cli;
 pub mod codex_home;
 pub mod config;
 pub mod docker;
+pub mod egress;
 pub mod policy;
 pub mod trust;
