@@ -48,6 +48,12 @@ if [ -s "$R/ca.pem" ]; then
         GIT_SSL_CAINFO="$bundle" CURL_CA_BUNDLE="$bundle"
 fi
 
+if [ -n "${CODEX_BOX_TTY_SIZE:-}" ]; then
+    # The terminal's size before the first resize event can arrive.
+    stty rows "${CODEX_BOX_TTY_SIZE% *}" cols "${CODEX_BOX_TTY_SIZE#* }" 2>/dev/null || true
+fi
+unset CODEX_BOX_TTY_SIZE
+
 exec setpriv --reuid="$CODEX_BOX_UID" --regid="$CODEX_BOX_GID" --clear-groups \
     --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs \
     -- /bin/sh "$R/agent.sh" "$@"

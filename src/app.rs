@@ -160,6 +160,7 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         work_dir: cfg.work_dir.clone(),
         command,
         tty: interactive,
+        tty_size: if interactive { tty::size() } else { None },
         uid,
         gid,
         home: home.clone(),

@@ -29,6 +29,8 @@ pub struct Plan {
     pub work_dir: PathBuf,
     pub command: Vec<String>,
     pub tty: bool,
+    /// Terminal size (rows, columns) at start, applied by the entrypoint before the agent runs.
+    pub tty_size: Option<(u16, u16)>,
     pub uid: u32,
     pub gid: u32,
     pub home: CodexHome,
@@ -134,6 +136,9 @@ pub fn env(plan: &Plan) -> Vec<String> {
         format!("CODEX_BOX_WORKDIR={}", container_path(&plan.work_dir)),
         "LANG=C.UTF-8".to_string(),
     ];
+    if let (true, Some((rows, cols))) = (plan.tty, plan.tty_size) {
+        env.push(format!("CODEX_BOX_TTY_SIZE={rows} {cols}"));
+    }
     if !plan.read_only.is_empty() {
         let ro: Vec<String> = plan.read_only.iter().map(|p| container_path(p)).collect();
         env.push(format!("CODEX_BOX_READ_ONLY={}", ro.join(":")));
@@ -216,6 +221,7 @@ mod tests {
             work_dir: wd.into(),
             command: vec!["codex".into()],
             tty: false,
+            tty_size: None,
             uid: 1234,
             gid: 999,
             home: CodexHome {
