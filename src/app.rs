@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{Cli, Command, GcArgs, ImageCommand, SessionArgs};
 use crate::codex_home;
 use crate::config::{Env, SessionConfig};
-use crate::docker::{context, engine, gc, image, session, spec, tty};
+use crate::docker::{context, engine, firewall, gc, image, session, spec, tty};
 
 /// Runs the parsed command line; returns the process exit code.
 pub async fn main(cli: Cli) -> Result<i32> {
@@ -49,6 +49,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
             image::import_rootfs(&docker, &i.dir, &i.tag).await?;
             Ok(0)
         }
+        Some(Command::Egress(e)) => show_egress(&e).await,
         Some(Command::Gc(GcArgs { all })) => {
             let docker = engine::connect().await?;
             let removed = gc::collect(&docker, all).await.context("listing codex-box containers")?;
@@ -124,10 +125,16 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     }
     confirm_outside(&cfg.work_dir, &outside)?;
 
+    let allow = if cfg.egress.open { None } else { Some(firewall::allowlist(&cfg.egress)?) };
+
     let docker = engine::connect().await?;
     let home = codex_home::prepare(&cfg)?;
     if let Some(state) = &cfg.env.state_dir {
-        let owned = [home.env_dir.join("init.sh"), home.env_dir.join("config.toml")];
+        let owned = [
+            home.env_dir.join("init.sh"),
+            home.env_dir.join("config.toml"),
+            cfg.work_dir.join(crate::config::PROJECT_CONFIG),
+        ];
         let files: Vec<&Path> = owned.iter().map(PathBuf::as_path).collect();
         crate::trust::check(state, &cfg.work_dir, &files, &home.from_user, args.trust, std::io::stdin().is_terminal())?;
     }
@@ -137,6 +144,26 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         }
     }
     image::ensure(&docker, &cfg.image, &cfg.ca_certs).await?;
+
+    let fw = match &allow {
+        None => {
+            eprintln!("codex-box: warning: --egress open: the session has unrestricted network access");
+            None
+        }
+        Some(allow) => {
+            let (res, _) = firewall::resolve(allow, &cfg.egress).await?;
+            let unresolved: Vec<&str> = res.failures().map(|n| n.name.as_str()).collect();
+            if !unresolved.is_empty() {
+                eprintln!(
+                    "codex-box: warning: {} allowlisted name(s) did not resolve and stay unreachable: {} (see `codex-box egress`; --strict makes this an error)",
+                    unresolved.len(),
+                    unresolved.join(", ")
+                );
+            }
+            let gw = firewall::gateway(&docker, cfg.egress.network.as_deref()).await;
+            Some(firewall::assemble(allow, &res, &cfg.egress, gw))
+        }
+    };
 
     let (uid, gid) = agent_ids(&cfg.work_dir);
     if nix::unistd::getuid().is_root() {
@@ -155,6 +182,9 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     if let Ok(k) = std::env::var("OPENAI_API_KEY") {
         extra_env.push(("OPENAI_API_KEY".to_string(), k));
     }
+    if let Some(fw) = &fw {
+        extra_env.extend(fw.env.iter().cloned());
+    }
     let plan = spec::Plan {
         image: cfg.image.clone(),
         work_dir: cfg.work_dir.clone(),
@@ -170,11 +200,14 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         allow_git_write: args.allow_git_write,
         labels: Default::default(),
         extra_env,
+        network: cfg.egress.network.clone(),
+        extra_hosts: fw.as_ref().map(|f| f.extra_hosts.clone()).unwrap_or_default(),
+        dns: fw.as_ref().map(|f| f.dns.clone()).unwrap_or_default(),
     };
     let files = session::SessionFiles {
         init_hook: home.init_hook.clone(),
         ca_pem: certs.iter().flat_map(|(_, d)| d.iter().copied().chain(std::iter::once(b'\n'))).collect(),
-        extra: Vec::new(),
+        extra: fw.map(|f| f.files).unwrap_or_default(),
     };
     let outcome = session::run(&docker, plan, &files).await?;
     if outcome.oom_killed {
@@ -192,4 +225,57 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         );
     }
     Ok(outcome.exit_code)
+}
+
+/// `codex-box egress`: the allowlist with its sources, the resolution, and optionally the rules.
+async fn show_egress(e: &crate::cli::EgressArgs) -> Result<i32> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cfg = SessionConfig::build(&e.session, Env::from_process(), &cwd)?;
+    if cfg.egress.open {
+        println!("egress: open (no firewall)");
+        return Ok(0);
+    }
+    let allow = firewall::allowlist(&cfg.egress)?;
+    let (res, warnings) = firewall::resolve(&allow, &cfg.egress).await?;
+    let gw = match engine::connect().await {
+        Ok(d) => firewall::gateway(&d, cfg.egress.network.as_deref()).await,
+        Err(_) => None,
+    };
+    let fw = firewall::assemble(&allow, &res, &cfg.egress, gw);
+    if e.json {
+        let names: Vec<serde_json::Value> = res
+            .names
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "name": n.name,
+                    "addresses": n.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "min_ttl": n.min_ttl,
+                    "error": n.error.as_ref().map(|e| e.to_string()),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "names": names,
+            "nets": allow.nets().iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            "ports": cfg.egress.ports,
+            "dns": fw.dns,
+            "warnings": warnings,
+            "rules": e.rules.then(|| fw.files.iter().map(|(n, d)| (n.clone(), String::from_utf8_lossy(d).into_owned())).collect::<std::collections::BTreeMap<_, _>>()),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    println!("allowlist:\n{allow}");
+    println!("resolution ({}):\n{res}", res.resolver);
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    println!("ports: {:?}; DNS from the session: {}", cfg.egress.ports, if fw.dns.is_empty() { "closed".to_string() } else { fw.dns.join(", ") });
+    if e.rules {
+        for (name, data) in &fw.files {
+            println!("--- {name}\n{}", String::from_utf8_lossy(data));
+        }
+    }
+    Ok(0)
 }

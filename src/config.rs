@@ -3,7 +3,62 @@
 
 use std::path::{Path, PathBuf};
 
+use std::net::SocketAddr;
+
+use serde::Deserialize;
+
 use crate::cli::SessionArgs;
+use crate::egress::EgressConfig;
+
+/// The project's own codex-box configuration, relative to the workdir. Read-only to the agent (the
+/// whole `.codex` is mounted read-only) and approved like the init hook (trust on change).
+pub const PROJECT_CONFIG: &str = ".codex/codex-box.toml";
+
+/// `.codex/codex-box.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectConfig {
+    pub egress: EgressConfig,
+    pub limits: LimitsConfig,
+}
+
+/// `[limits]` of the project config; flags win.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub memory: Option<String>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
+}
+
+impl ProjectConfig {
+    /// Reads the project config; a missing file is the default.
+    pub fn load(work_dir: &Path) -> Result<Self, ConfigError> {
+        let path = work_dir.join(PROJECT_CONFIG);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Toml { path, message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+}
+
+/// Egress settings merged from flags, environment and the project config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EgressSettings {
+    /// No firewall at all (`--egress open`).
+    pub open: bool,
+    pub flags: Vec<String>,
+    pub env: Option<String>,
+    pub config: Vec<String>,
+    pub ports: Vec<u16>,
+    pub dns_server: Option<SocketAddr>,
+    pub allow_dns: bool,
+    pub strict: bool,
+    pub network: Option<String>,
+    pub verify_blocked: Option<String>,
+    pub verify_allowed: Option<String>,
+}
 
 /// Default image name.
 pub const DEFAULT_IMAGE: &str = "codex-sandbox";
@@ -65,8 +120,18 @@ pub enum ConfigError {
     BadCpus(f64),
     #[error("--pids-limit {0} must be at least 16")]
     BadPids(i64),
-    #[error("cannot tell the home directory (HOME is unset); set HOME")]
-    NoHome,
+    #[error("{path}: {message}Fix the file (keys: [egress] allow, ports, dns_server, allow_dns, strict; [limits] memory, cpus, pids)")]
+    Toml { path: PathBuf, message: String },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Egress(#[from] crate::egress::NameError),
+    #[error("--allow-dns needs the resolver to open: give it with --dns-server IP (or dns_server in {PROJECT_CONFIG})")]
+    AllowDnsWithoutServer,
+    #[error("--allow-dns: the container's resolver must listen on port 53, not {0}")]
+    AllowDnsPort(SocketAddr),
+    #[error("--{flag} {value:?} is not HOST:PORT; use e.g. 192.0.2.10:443")]
+    BadHostPort { flag: &'static str, value: String },
 }
 
 /// Resource limits of a session container.
@@ -90,6 +155,7 @@ pub struct SessionConfig {
     pub codex_home: Option<PathBuf>,
     pub ca_certs: Vec<PathBuf>,
     pub limits: Limits,
+    pub egress: EgressSettings,
     pub env: Env,
 }
 
@@ -120,23 +186,55 @@ impl SessionConfig {
         for p in args.ca_cert.iter().chain(env.ca_certs.iter()) {
             ca_certs.push(existing_file("ca-cert", &Some(p.clone()))?.expect("some"));
         }
+        let project = ProjectConfig::load(&work_dir)?;
+        let memory = args.memory.clone().or(project.limits.memory.clone());
         let limits = Limits {
-            memory_bytes: match &args.memory {
+            memory_bytes: match &memory {
                 Some(m) => parse_size(m).ok_or_else(|| ConfigError::BadMemory(m.clone()))?,
                 None => DEFAULT_MEMORY,
             },
-            nano_cpus: match args.cpus {
+            nano_cpus: match args.cpus.or(project.limits.cpus) {
                 Some(c) if c > 0.0 && c.is_finite() => Some((c * 1e9) as i64),
                 Some(c) => return Err(ConfigError::BadCpus(c)),
                 None => None,
             },
-            pids: match args.pids_limit {
+            pids: match args.pids_limit.or(project.limits.pids) {
                 Some(p) if p >= 16 => p,
                 Some(p) => return Err(ConfigError::BadPids(p)),
                 None => DEFAULT_PIDS_LIMIT,
             },
         };
         let abs = |p: &Option<PathBuf>| p.as_ref().map(|p| absolute(cwd, p));
+        let dns_server = match &args.dns_server {
+            Some(d) => Some(crate::egress::config::parse_dns_server(d, "--dns-server")?),
+            None => project.egress.dns_server()?,
+        };
+        let allow_dns = args.allow_dns || project.egress.allow_dns;
+        match (allow_dns, dns_server) {
+            (true, None) => return Err(ConfigError::AllowDnsWithoutServer),
+            (true, Some(a)) if a.port() != 53 => return Err(ConfigError::AllowDnsPort(a)),
+            _ => {}
+        }
+        for (flag, v) in [("verify-blocked", &args.verify_blocked), ("verify-allowed", &args.verify_allowed)] {
+            if let Some(v) = v {
+                if !valid_host_port(v) {
+                    return Err(ConfigError::BadHostPort { flag, value: v.clone() });
+                }
+            }
+        }
+        let egress = EgressSettings {
+            open: args.egress == "open",
+            flags: args.allow_domain.clone(),
+            env: env.openai_allowed_domains.clone(),
+            config: project.egress.allow.clone(),
+            ports: project.egress.ports()?,
+            dns_server,
+            allow_dns,
+            strict: args.strict || project.egress.strict,
+            network: args.network.clone(),
+            verify_blocked: args.verify_blocked.clone(),
+            verify_allowed: args.verify_allowed.clone(),
+        };
         Ok(SessionConfig {
             work_dir,
             image: args.image.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
@@ -148,6 +246,7 @@ impl SessionConfig {
             codex_home: abs(&args.codex_home),
             ca_certs,
             limits,
+            egress,
             env,
         })
     }
@@ -181,6 +280,15 @@ pub fn resolve_work_dir(arg: Option<&Path>, root: Option<&Path>, cwd: &Path) -> 
     Ok(dir)
 }
 
+/// `host:port` with a plain host (name, IPv4) or `[v6]:port`, and a numeric port.
+pub fn valid_host_port(v: &str) -> bool {
+    let Some((host, port)) = v.rsplit_once(':') else { return false };
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    port.parse::<u16>().is_ok_and(|p| p > 0)
+        && !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+}
+
 /// Parses `512m`, `4g`, `1.5g`, `1024k` or a plain number of bytes.
 pub fn parse_size(s: &str) -> Option<i64> {
     let s = s.trim().to_ascii_lowercase();
@@ -210,6 +318,25 @@ mod tests {
         assert_eq!(parse_size("lots"), None);
         assert_eq!(parse_size("1k"), None, "below Docker's 6 MiB minimum");
         assert_eq!(parse_size(""), None);
+    }
+
+    #[test]
+    fn project_config_is_strict_and_named_in_errors() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join(".codex")).unwrap();
+        assert_eq!(ProjectConfig::load(t.path()).unwrap(), ProjectConfig::default());
+        std::fs::write(t.path().join(PROJECT_CONFIG), "[egress]\nallow = [\"github.com\"]\n[limits]\npids = 99\n").unwrap();
+        let c = ProjectConfig::load(t.path()).unwrap();
+        assert_eq!((c.egress.allow.clone(), c.limits.pids), (vec!["github.com".to_string()], Some(99)));
+        std::fs::write(t.path().join(PROJECT_CONFIG), "[egress]\nalow = []\n").unwrap();
+        let e = ProjectConfig::load(t.path()).unwrap_err().to_string();
+        assert!(e.contains("codex-box.toml") && e.contains("alow"), "{e}");
+    }
+
+    #[test]
+    fn host_ports() {
+        assert!(valid_host_port("192.0.2.1:80") && valid_host_port("[2001:db8::1]:443") && valid_host_port("h.test:9"));
+        assert!(!valid_host_port("192.0.2.1") && !valid_host_port("a;b:1") && !valid_host_port("h:0") && !valid_host_port(":80"));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum Command {
     Image(ImageCommand),
     /// Remove containers left behind by a codex-box that was killed.
     Gc(GcArgs),
+    /// Show the egress allowlist, what each name resolves to, and the firewall rules a session gets.
+    Egress(EgressArgs),
 }
 
 #[derive(Debug, Args)]
@@ -97,6 +99,41 @@ pub struct SessionArgs {
     #[arg(long = "trust")]
     pub trust: bool,
 
+    /// Allow egress to this name, IP address or CIDR (repeatable; also OPENAI_ALLOWED_DOMAINS and
+    /// `allow` in .codex/codex-box.toml).
+    #[arg(long = "allow-domain", value_name = "NAME")]
+    pub allow_domain: Vec<String>,
+
+    /// DNS server (IP[:port]) used on the host to resolve the allowlist (default: the system resolver).
+    #[arg(long = "dns-server", value_name = "ADDR")]
+    pub dns_server: Option<String>,
+
+    /// Let the session reach the --dns-server resolver on port 53 (and no other). Off by default:
+    /// DNS is an exfiltration channel; allowlisted names are pinned in /etc/hosts instead.
+    #[arg(long = "allow-dns")]
+    pub allow_dns: bool,
+
+    /// An allowlisted name that does not resolve is an error (default: a warning).
+    #[arg(long = "strict")]
+    pub strict: bool,
+
+    /// Egress mode: `allowlist` (default-deny firewall) or `open` (no firewall at all).
+    #[arg(long = "egress", value_name = "MODE", default_value = "allowlist", value_parser = ["allowlist", "open"])]
+    pub egress: String,
+
+    /// Docker network the session joins (default: the engine's default bridge).
+    #[arg(long = "network", value_name = "NAME")]
+    pub network: Option<String>,
+
+    /// HOST:PORT that must be unreachable once the firewall is up, checked before the agent starts
+    /// (default: port 9 of the network's gateway, i.e. this host).
+    #[arg(long = "verify-blocked", value_name = "HOST:PORT")]
+    pub verify_blocked: Option<String>,
+
+    /// HOST:PORT of an allowlisted service that must be reachable before the agent starts.
+    #[arg(long = "verify-allowed", value_name = "HOST:PORT")]
+    pub verify_allowed: Option<String>,
+
     /// Let the agent write .git/hooks and .git/config (by default they are read-only, because git on
     /// the host would run what the agent plants there).
     #[arg(long = "allow-git-write")]
@@ -155,6 +192,18 @@ pub struct ImportRootfsArgs {
     /// Tag of the imported image.
     #[arg(long = "tag", value_name = "T")]
     pub tag: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EgressArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Print the rule texts (ipset, iptables, ip6tables) too.
+    #[arg(long = "rules")]
+    pub rules: bool,
+    /// Machine-readable output.
+    #[arg(long = "json")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 
 pub mod context;
 pub mod engine;
+pub mod firewall;
 pub mod gc;
 pub mod image;
 pub mod session;

@@ -40,6 +40,12 @@ pub struct Plan {
     pub allow_git_write: bool,
     pub labels: HashMap<String, String>,
     pub extra_env: Vec<(String, String)>,
+    /// Docker network to join (None: the engine's default).
+    pub network: Option<String>,
+    /// `name:ip` lines for /etc/hosts (allowlisted names pinned from the host's resolution).
+    pub extra_hosts: Vec<String>,
+    /// The container's resolvers (only when DNS is allowed).
+    pub dns: Vec<String>,
 }
 
 /// A path inside the container for a host path: `/app` + the absolute host path.
@@ -188,6 +194,9 @@ pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
         memory_swap: Some(plan.limits.memory_bytes),
         nano_cpus: plan.limits.nano_cpus,
         auto_remove: Some(false),
+        network_mode: plan.network.clone(),
+        extra_hosts: (!plan.extra_hosts.is_empty()).then(|| plan.extra_hosts.clone()),
+        dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
         ..Default::default()
     };
     let body = ContainerCreateBody {
@@ -239,6 +248,9 @@ mod tests {
             allow_git_write: false,
             labels: HashMap::new(),
             extra_env: vec![],
+            network: None,
+            extra_hosts: vec![],
+            dns: vec![],
         }
     }
 
