@@ -1,4 +1,4 @@
-//! Session start: `codex-box run -- true` with a warm image beside a bare create/start/wait/remove of
+//! Session start: `codex-box run -- true` with the egress firewall (10 allowlisted names) and a warm image beside a bare create/start/wait/remove of
 //! the same image through the Engine API (and `docker run --rm IMAGE true` when the docker CLI is
 //! there), in one run. Prints medians and ratios. Target: codex-box ≤ 1.3 × the bare API run.
 //!
@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::RemoveContainerOptions;
 use futures_util::StreamExt;
+
+/// Ten allowlisted names (registry hosts that resolve on CI machines; elsewhere they warn).
+const NAMES: [&str; 10] = [
+    "deb.debian.org", "security.debian.org", "registry.npmjs.org", "pypi.org", "files.pythonhosted.org",
+    "crates.io", "static.crates.io", "index.crates.io", "repo.maven.apache.org", "github.com",
+];
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -36,9 +42,12 @@ fn main() {
     let run_box = || {
         let t = Instant::now();
         let st = Command::new(bin)
-            .args(["run", "--work_dir", wd.path().to_str().unwrap(), "--", "true"])
+            .args(["run", "--work_dir", wd.path().to_str().unwrap()])
+            .args(NAMES.iter().flat_map(|n| ["--allow-domain", n]))
+            .args(["--", "true"])
             .env("CODEX_DOCKER_IMAGE", &image)
             .stdin(Stdio::null())
+            .stderr(Stdio::null())
             .status()
             .unwrap();
         assert!(st.success(), "codex-box run failed");
@@ -61,7 +70,7 @@ fn main() {
         })
     };
     let image_cli = image.clone();
-    let cli = which("docker").then(|| {
+    let cli = which("docker").then_some({
         move || {
             let t = Instant::now();
             let st = Command::new("docker").args(["run", "--rm", &image_cli, "true"]).stdout(Stdio::null()).status().unwrap();
@@ -82,7 +91,8 @@ fn main() {
     }
     let (ma, mb) = (median(a), median(b));
     println!("session start, {n} runs each, image {image}");
-    println!("  codex-box run -- true           median {:8.1} ms", ms(ma));
+    println!("  codex-box run (firewall, 10 allowlisted names + built-ins) -- true");
+    println!("                                  median {:8.1} ms", ms(ma));
     println!("  bare API create/start/wait/rm   median {:8.1} ms", ms(mb));
     if !c.is_empty() {
         let mc = median(c);

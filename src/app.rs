@@ -201,15 +201,26 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         labels: Default::default(),
         extra_env,
         network: cfg.egress.network.clone(),
-        extra_hosts: fw.as_ref().map(|f| f.extra_hosts.clone()).unwrap_or_default(),
+        pinned_hosts: fw.is_some(),
         dns: fw.as_ref().map(|f| f.dns.clone()).unwrap_or_default(),
     };
+    let refresh = fw.as_ref().map(|f| session::Refresh {
+        allow: f.allow.clone(),
+        egress: cfg.egress.clone(),
+        initial: f.resolution.clone(),
+    });
     let files = session::SessionFiles {
         init_hook: home.init_hook.clone(),
         ca_pem: certs.iter().flat_map(|(_, d)| d.iter().copied().chain(std::iter::once(b'\n'))).collect(),
-        extra: fw.map(|f| f.files).unwrap_or_default(),
+        extra: fw
+            .map(|f| {
+                let mut files = f.files;
+                files.push(("hosts".to_string(), f.hosts.into_bytes()));
+                files
+            })
+            .unwrap_or_default(),
     };
-    let outcome = session::run(&docker, plan, &files).await?;
+    let outcome = session::run(&docker, plan, &files, refresh).await?;
     if outcome.oom_killed {
         eprintln!(
             "codex-box: the session ran out of memory (limit {} MiB) and was killed; raise it with --memory, e.g. --memory 8g",

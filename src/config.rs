@@ -58,6 +58,8 @@ pub struct EgressSettings {
     pub network: Option<String>,
     pub verify_blocked: Option<String>,
     pub verify_allowed: Option<String>,
+    /// Shortest re-resolution interval.
+    pub refresh_min: std::time::Duration,
 }
 
 /// Default image name.
@@ -234,6 +236,7 @@ impl SessionConfig {
             network: args.network.clone(),
             verify_blocked: args.verify_blocked.clone(),
             verify_allowed: args.verify_allowed.clone(),
+            refresh_min: std::time::Duration::from_secs(args.refresh_min.max(1)),
         };
         Ok(SessionConfig {
             work_dir,

@@ -250,3 +250,57 @@ fn bad_names_cidrs_and_an_unreachable_dns_server_fail_clearly_and_leave_nothing(
     assert!(t.elapsed() < Duration::from_secs(20));
     assert!(containers_for(&p.wd).is_empty());
 }
+
+#[test]
+fn the_live_refresh_lets_a_moved_name_through_within_its_interval() {
+    if !docker_ready("egress refresh") {
+        return;
+    }
+    let net = TestNet::new("refresh", "198.18.78", "2001:db8:79");
+    let dns = TestDns::start(Zone::new(1).addr("allowed.test", "198.18.78.10"));
+    let p = Project::new();
+    let dns_addr = dns.addr.to_string();
+    let script = r#"
+        probe() { if curl -sS -o /dev/null --max-time 2 "$1" 2>/dev/null; then echo "OPEN $1"; else echo "CLOSED $1"; fi; }
+        probe http://allowed.test/
+        probe http://198.18.78.12/
+        touch phase1
+        for i in $(seq 1 40); do
+            curl -sS -o /dev/null --max-time 1 http://198.18.78.12/ 2>/dev/null && break
+            sleep 0.5
+        done
+        probe http://198.18.78.12/
+        for i in $(seq 1 20); do getent hosts allowed.test | grep -q 198.18.78.12 && break; sleep 0.25; done
+        getent hosts allowed.test | awk '{print "HOSTS " $1}'
+        probe http://198.18.78.11/
+    "#;
+    let wd = p.wd.to_str().unwrap().to_string();
+    let child = p
+        .cmd(&["run", "--work_dir", &wd, "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test", "--refresh-min", "1", "--", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !p.wd.join("phase1").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "session did not reach phase 1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The name moves to a third host.
+    dns.set_zone(Zone::new(1).addr("allowed.test", "198.18.78.12"));
+    let out = child.wait_with_output().unwrap();
+    let s = text(&out.stdout);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "OPEN http://allowed.test/",
+            "CLOSED http://198.18.78.12/",
+            "OPEN http://198.18.78.12/",
+            "HOSTS 198.18.78.12",
+            "CLOSED http://198.18.78.11/",
+        ],
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -125,6 +125,11 @@ pub struct SessionArgs {
     #[arg(long = "network", value_name = "NAME")]
     pub network: Option<String>,
 
+    /// Shortest interval, in seconds, between re-resolutions of the allowlist during a session
+    /// (TTLs are followed above it).
+    #[arg(long = "refresh-min", value_name = "SECS", default_value_t = 30)]
+    pub refresh_min: u64,
+
     /// HOST:PORT that must be unreachable once the firewall is up, checked before the agent starts
     /// (default: port 9 of the network's gateway, i.e. this host).
     #[arg(long = "verify-blocked", value_name = "HOST:PORT")]

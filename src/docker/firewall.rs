@@ -15,12 +15,15 @@ use crate::config::EgressSettings;
 use crate::egress::{self, Allowlist, Inputs, Resolution, ResolverSettings};
 
 /// What a session needs from the firewall.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SessionFirewall {
+    /// The allowlist and its first resolution, for the live refresh.
+    pub allow: Allowlist,
+    pub resolution: Resolution,
     /// `firewall.ipset`, `firewall.v4`, `firewall.v6` for the session directory.
     pub files: Vec<(String, Vec<u8>)>,
-    /// `name:ip` pins for the container's /etc/hosts.
-    pub extra_hosts: Vec<String>,
+    /// The container's /etc/hosts: allowlisted names pinned to the host's resolution.
+    pub hosts: String,
     /// The container's resolver, when DNS is allowed.
     pub dns: Vec<String>,
     /// Environment for the entrypoint's verification.
@@ -65,11 +68,7 @@ pub fn assemble(
         ("firewall.v4".to_string(), texts.v4.into_bytes()),
         ("firewall.v6".to_string(), texts.v6.into_bytes()),
     ];
-    let extra_hosts = res
-        .names
-        .iter()
-        .flat_map(|n| n.addrs.iter().map(move |ip| format!("{}:{ip}", n.name)))
-        .collect();
+    let hosts = hosts_file(res);
     let mut env = Vec::new();
     let blocked = settings.verify_blocked.clone().or_else(|| gateway.map(|g| host_port(g, 9)));
     if let Some(b) = blocked {
@@ -78,7 +77,15 @@ pub fn assemble(
     if let Some(a) = &settings.verify_allowed {
         env.push(("CODEX_BOX_VERIFY_ALLOWED".to_string(), a.clone()));
     }
-    SessionFirewall { files, extra_hosts, dns: dns.map(|d| vec![d.ip().to_string()]).unwrap_or_default(), env }
+    SessionFirewall { allow: allow.clone(), resolution: res.clone(), files, hosts, dns: dns.map(|d| vec![d.ip().to_string()]).unwrap_or_default(), env }
+}
+
+/// The whole /etc/hosts of a session (mounted read-only from the session directory; codex-box
+/// rewrites it in place on refresh).
+pub fn hosts_file(res: &Resolution) -> String {
+    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tcodex-box\n");
+    out.push_str(&egress::hosts_entries(res));
+    out
 }
 
 fn host_port(ip: IpAddr, port: u16) -> String {
@@ -112,6 +119,7 @@ mod tests {
             network: None,
             verify_blocked: None,
             verify_allowed: None,
+            refresh_min: std::time::Duration::from_secs(30),
         }
     }
 
@@ -142,7 +150,8 @@ mod tests {
             resolver: String::new(),
         };
         let fw = assemble(&a, &res, &s, Some("172.17.0.1".parse().unwrap()));
-        assert_eq!(fw.extra_hosts, vec!["allowed.test:203.0.113.10", "allowed.test:2001:db8::10"]);
+        assert!(fw.hosts.contains("203.0.113.10\tallowed.test\n2001:db8::10\tallowed.test\n"), "{}", fw.hosts);
+        assert!(fw.hosts.starts_with("127.0.0.1\tlocalhost\n"));
         let v4 = String::from_utf8(fw.files[1].1.clone()).unwrap();
         assert!(v4.contains(":OUTPUT DROP"), "{v4}");
         assert!(v4.contains("172.17.0.1"), "gateway closed: {v4}");

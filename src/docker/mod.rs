@@ -8,6 +8,7 @@ pub mod context;
 pub mod engine;
 pub mod firewall;
 pub mod gc;
+pub mod refresh;
 pub mod image;
 pub mod session;
 pub mod spec;

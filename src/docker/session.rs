@@ -101,8 +101,15 @@ pub struct Outcome {
     pub container: String,
 }
 
+/// Work to start beside the session once its container runs: the firewall's live refresh.
+pub struct Refresh {
+    pub allow: crate::egress::Allowlist,
+    pub egress: crate::config::EgressSettings,
+    pub initial: crate::egress::Resolution,
+}
+
 /// Runs a session to its end and removes everything it made. Returns the command's exit code.
-pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles) -> Result<Outcome, SessionError> {
+pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles, refresh: Option<Refresh>) -> Result<Outcome, SessionError> {
     let session_dir = write_session_dir(files)?;
     plan.session_dir = session_dir.path().to_path_buf();
     plan.labels = labels(&plan.work_dir, session_dir.path());
@@ -117,7 +124,7 @@ pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles) -> Resul
     let name_slot: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let result = tokio::select! {
-        r = drive(docker, &plan, body, name_slot.clone(), started.clone(), hits.clone()) => r,
+        r = drive(docker, &plan, body, name_slot.clone(), started.clone(), hits.clone(), refresh) => r,
         _ = cancel_rx.wait_for(|c| *c) => Err(SessionError::Interrupted),
     };
     signals.abort();
@@ -150,6 +157,7 @@ async fn drive(
     name_slot: Arc<Mutex<Option<String>>>,
     started: Arc<Mutex<Option<String>>>,
     pids_hits: Arc<std::sync::atomic::AtomicU64>,
+    refresh: Option<Refresh>,
 ) -> Result<i32, SessionError> {
     let mut n = 1;
     let (name, id) = loop {
@@ -187,6 +195,11 @@ async fn drive(
             pids_hits.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
+    });
+    let refresher = refresh.map(|r| {
+        let settings = crate::egress::RefreshSettings { min_delay: r.egress.refresh_min, ..Default::default() };
+        let hosts = plan.session_dir.join("hosts");
+        tokio::spawn(super::refresh::run(docker.clone(), name.clone(), hosts, r.allow, r.egress, r.initial, settings))
     });
     if plan.tty {
         if let Some((rows, cols)) = tty::size() {
@@ -233,6 +246,9 @@ async fn drive(
     }
     stdin_task.abort();
     watcher.abort();
+    if let Some(r) = refresher {
+        r.abort();
+    }
     drop(raw);
 
     let mut wait = docker.wait_container(&name, None);

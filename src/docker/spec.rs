@@ -42,8 +42,8 @@ pub struct Plan {
     pub extra_env: Vec<(String, String)>,
     /// Docker network to join (None: the engine's default).
     pub network: Option<String>,
-    /// `name:ip` lines for /etc/hosts (allowlisted names pinned from the host's resolution).
-    pub extra_hosts: Vec<String>,
+    /// Whether the session directory holds a `hosts` file to mount at /etc/hosts.
+    pub pinned_hosts: bool,
     /// The container's resolvers (only when DNS is allowed).
     pub dns: Vec<String>,
 }
@@ -170,6 +170,9 @@ pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
         mounts.push(bind(auth, "/codex_home/auth.json".into(), true));
     }
     mounts.push(bind(&plan.session_dir, RUN_DIR.into(), true));
+    if plan.pinned_hosts {
+        mounts.push(bind(&plan.session_dir.join("hosts"), "/etc/hosts".into(), true));
+    }
 
     let tmpfs: HashMap<String, String> = [
         ("/tmp".to_string(), "rw,nosuid,nodev,size=2g,mode=1777".to_string()),
@@ -195,7 +198,6 @@ pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
         nano_cpus: plan.limits.nano_cpus,
         auto_remove: Some(false),
         network_mode: plan.network.clone(),
-        extra_hosts: (!plan.extra_hosts.is_empty()).then(|| plan.extra_hosts.clone()),
         dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
         ..Default::default()
     };
@@ -249,7 +251,7 @@ mod tests {
             labels: HashMap::new(),
             extra_env: vec![],
             network: None,
-            extra_hosts: vec![],
+            pinned_hosts: true,
             dns: vec![],
         }
     }
@@ -313,6 +315,7 @@ mod tests {
         assert_eq!(find(&mounts, "/codex_home").read_only, Some(false));
         assert_eq!(find(&mounts, "/app/home/u/.m2").read_only, Some(true));
         assert_eq!(find(&mounts, RUN_DIR).read_only, Some(true));
+        assert_eq!(find(&mounts, "/etc/hosts").source.as_deref(), Some("/tmp/s/hosts"));
         // Protections come after the workdir mount, so they lie over it.
         let pos = |t: &str| mounts.iter().position(|m| m.target.as_deref() == Some(t)).unwrap();
         assert!(pos(&app) < pos(&format!("{app}/.codex")));

@@ -60,6 +60,7 @@ pub struct TestDns {
     pub addr: SocketAddr,
     pub queries: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
+    zone: Arc<std::sync::RwLock<Arc<Zone>>>,
 }
 
 impl Drop for TestDns {
@@ -77,8 +78,8 @@ impl TestDns {
         let addr = socket.local_addr().expect("local addr");
         let queries = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let zone = Arc::new(zone);
-        let (q, s) = (queries.clone(), stop.clone());
+        let shared = Arc::new(std::sync::RwLock::new(Arc::new(zone)));
+        let (q, s, z) = (queries.clone(), stop.clone(), shared.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while !s.load(Ordering::SeqCst) {
@@ -87,7 +88,8 @@ impl TestDns {
                 };
                 q.fetch_add(1, Ordering::SeqCst);
                 let query = buf[..n].to_vec();
-                let (zone, socket) = (zone.clone(), socket.try_clone().expect("clone socket"));
+                let zone = z.read().expect("zone lock").clone();
+                let socket = socket.try_clone().expect("clone socket");
                 std::thread::spawn(move || {
                     std::thread::sleep(zone.delay);
                     if let Some(reply) = answer(&zone, &query) {
@@ -100,7 +102,13 @@ impl TestDns {
             addr,
             queries,
             stop,
+            zone: shared,
         }
+    }
+
+    /// Replaces the records served from now on.
+    pub fn set_zone(&self, zone: Zone) {
+        *self.zone.write().expect("zone lock") = Arc::new(zone);
     }
 }
 
