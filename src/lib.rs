@@ -8,4 +8,5 @@ pub mod config;
 pub mod docker;
 pub mod egress;
 pub mod policy;
+pub mod proxy;
 pub mod trust;

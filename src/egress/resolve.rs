@@ -208,6 +208,12 @@ fn builder(
     Ok(builder)
 }
 
+/// A resolver with these settings, for callers that look names up one at a time and benefit from
+/// its cache (the egress proxy).
+pub fn resolver(settings: &ResolverSettings) -> Result<TokioResolver, ResolveError> {
+    builder(settings)?.build().map_err(|source| ResolveError::SystemConfig { source })
+}
+
 /// Resolves every name concurrently; see the module doc. Errors only when no resolver can be
 /// built; per-name failures are in the [`Resolution`].
 pub async fn resolve_all(

@@ -1,0 +1,196 @@
+//! The proxy's record of every request: one line per decision in a per-session log file, counters
+//! for the end-of-session summary, and, when asked, each denial on stderr.
+//!
+//! Line format (tab-separated): time (UTC, RFC 3339), `allow`/`deny`, `host:port`, method, and the
+//! rule or reason. The file lives in the user's state directory (never in the workdir, which the
+//! agent can write). What it does not record: request paths, headers or bodies.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// One decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub time: SystemTime,
+    pub allowed: bool,
+    /// `host:port` as requested (`[v6]:port` for IPv6).
+    pub target: String,
+    /// The bare host, for the top-denied summary.
+    pub host: String,
+    /// `CONNECT`, `GET`, …, or `-` when the request could not be parsed.
+    pub method: String,
+    /// The allow rule, or why it was refused.
+    pub reason: String,
+}
+
+impl Event {
+    /// The log line, without its newline.
+    pub fn line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}",
+            rfc3339(self.time),
+            if self.allowed { "allow" } else { "deny" },
+            self.target,
+            self.method,
+            self.reason.replace(['\t', '\n', '\r'], " ")
+        )
+    }
+}
+
+/// Counts for the end-of-session line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub allowed: u64,
+    pub denied: u64,
+    /// Denied hosts, most denied first (ties by name), at most five.
+    pub top_denied: Vec<(String, u64)>,
+    pub path: Option<PathBuf>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "proxy: {} allowed, {} denied", self.allowed, self.denied)?;
+        if !self.top_denied.is_empty() {
+            let top: Vec<String> = self.top_denied.iter().map(|(h, n)| format!("{h} ({n})")).collect();
+            write!(f, "; denied most: {}", top.join(", "))?;
+        }
+        if let Some(p) = &self.path {
+            write!(f, "; log: {}", p.display())?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    allowed: u64,
+    denied: u64,
+    denied_hosts: BTreeMap<String, u64>,
+}
+
+/// Where decisions go. Shared by every connection of one proxy.
+pub struct Log {
+    file: Option<Mutex<std::fs::File>>,
+    path: Option<PathBuf>,
+    counts: Mutex<Counts>,
+    print_denials: bool,
+}
+
+/// The log file cannot be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create the proxy log {path}: {source}; check that the state directory is writable (XDG_STATE_HOME)")]
+pub struct LogError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+impl Log {
+    /// A log that only counts (and prints denials when asked).
+    pub fn memory(print_denials: bool) -> Log {
+        Log { file: None, path: None, counts: Mutex::default(), print_denials }
+    }
+
+    /// A log appending to `path` (its directory is created, mode 0700).
+    pub fn file(path: &Path, print_denials: bool) -> Result<Log, LogError> {
+        let err = |source| LogError { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
+        Ok(Log { file: Some(Mutex::new(file)), path: Some(path.to_path_buf()), counts: Mutex::default(), print_denials })
+    }
+
+    pub fn record(&self, event: &Event) {
+        {
+            let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+            if event.allowed {
+                c.allowed += 1;
+            } else {
+                c.denied += 1;
+                *c.denied_hosts.entry(event.host.clone()).or_default() += 1;
+            }
+        }
+        if let Some(f) = &self.file {
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(f, "{}", event.line());
+        }
+        if self.print_denials && !event.allowed {
+            eprint!("codex-box: proxy denied {} {}: {}\r\n", event.method, event.target, event.reason);
+        }
+    }
+
+    pub fn summary(&self) -> Summary {
+        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut top: Vec<(String, u64)> = c.denied_hosts.iter().map(|(h, n)| (h.clone(), *n)).collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(5);
+        Summary { allowed: c.allowed, denied: c.denied, top_denied: top, path: self.path.clone() }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for a time after 1970.
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ev(host: &str, allowed: bool) -> Event {
+        Event {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_651_200),
+            allowed,
+            target: format!("{host}:443"),
+            host: host.into(),
+            method: "CONNECT".into(),
+            reason: if allowed { "allow a.test".into() } else { "not in the allowlist".into() },
+        }
+    }
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_651_200 + 3661)), "2026-11-26T01:01:01Z");
+    }
+
+    #[test]
+    fn every_decision_is_a_line_and_counted() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("proxy/codex_x.log");
+        let log = Log::file(&path, false).unwrap();
+        log.record(&ev("a.test", true));
+        for h in ["b.test", "c.test", "b.test"] {
+            log.record(&ev(h, false));
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "2026-11-26T00:00:00Z\tallow\ta.test:443\tCONNECT\tallow a.test");
+        assert_eq!(lines[1], "2026-11-26T00:00:00Z\tdeny\tb.test:443\tCONNECT\tnot in the allowlist");
+        assert_eq!(lines.len(), 4);
+        let s = log.summary();
+        assert_eq!((s.allowed, s.denied), (1, 3));
+        assert_eq!(s.to_string(), format!("proxy: 1 allowed, 3 denied; denied most: b.test (2), c.test (1); log: {}", path.display()));
+        assert_eq!(Log::memory(false).summary().to_string(), "proxy: 0 allowed, 0 denied");
+    }
+}
