@@ -284,7 +284,7 @@ fn malformed_and_oversized_requests_are_refused_without_harming_a_tunnel() {
         (b"GET /relative HTTP/1.1\r\nHost: allowed.test\r\n\r\n".to_vec(), "400 Bad Request"),
         (b"CONNECT allowed.test HTTP/1.1\r\n\r\n".to_vec(), "400 Bad Request"),
         (format!("GET http://allowed.test/ HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(4096)).into_bytes(), "431 Request Header Fields Too Large"),
-        ("GET http://allowed.test/ HTTP/1.1\r\n".repeat(1).into_bytes().into_iter().chain("A: b\r\n".repeat(20).into_bytes()).chain(b"\r\n".to_vec()).collect(), "431 Request Header Fields Too Large"),
+        (format!("GET http://allowed.test/ HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(20)).into_bytes(), "431 Request Header Fields Too Large"),
         (b"POST http://allowed.test/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), "411 Length Required"),
     ];
     for (req, status) in cases {
