@@ -53,6 +53,7 @@ pub fn firewall_spec(
         dns,
         closed,
         log: LogMode::Off,
+        only: Vec::new(),
     }
 }
 

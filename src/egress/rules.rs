@@ -69,6 +69,9 @@ pub struct FirewallSpec {
     /// More ranges to close: the Docker gateway, the host's addresses.
     pub closed: Vec<IpNet>,
     pub log: LogMode,
+    /// Proxy mode (`--egress proxy`): when not empty, TCP goes only to these addresses and ports
+    /// (the egress proxy on the host); the sets, explicit entries and ports above are not used.
+    pub only: Vec<SocketAddr>,
 }
 
 impl Default for FirewallSpec {
@@ -80,7 +83,16 @@ impl Default for FirewallSpec {
             dns: None,
             closed: Vec::new(),
             log: LogMode::Off,
+            only: Vec::new(),
         }
+    }
+}
+
+impl FirewallSpec {
+    /// The firewall of a proxy-mode session: nothing but TCP to `proxy` (plus loopback), DNS
+    /// closed like in allowlist mode.
+    pub fn proxy_only(proxy: SocketAddr) -> FirewallSpec {
+        FirewallSpec { ports: Vec::new(), only: vec![proxy], ..FirewallSpec::default() }
     }
 }
 
@@ -214,7 +226,14 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
         add(format!("-A OUTPUT -d {docker_dns}/32 -m comment --comment \"codex-box docker-dns\" -j {REJECT_CHAIN}"));
     }
     add("-A OUTPUT -o lo -j ACCEPT".into());
-    let ports = port_lists(&spec.ports);
+    for target in spec.only.iter().filter(|t| family.has(&IpNet::from(t.ip()))) {
+        add(format!(
+            "-A OUTPUT -d {} -p tcp -m tcp --dport {} -m comment --comment \"codex-box proxy\" -j ACCEPT",
+            IpNet::from(target.ip()),
+            target.port()
+        ));
+    }
+    let ports = if spec.only.is_empty() { port_lists(&spec.ports) } else { Vec::new() };
     for net in spec
         .explicit
         .iter()
@@ -227,7 +246,7 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
             ));
         }
     }
-    for net in &closed {
+    for net in closed.iter().filter(|_| spec.only.is_empty()) {
         add(format!(
             "-A OUTPUT -d {net} -m comment --comment \"codex-box closed-range\" -j {REJECT_CHAIN}"
         ));
@@ -400,5 +419,34 @@ COMMIT
         assert!(
             nf.contains("-A CODEX_REJECT -j NFLOG --nflog-group 5 --nflog-prefix \"codex-box\"\n")
         );
+    }
+
+    #[test]
+    fn proxy_only_opens_the_proxy_port_and_nothing_else() {
+        let spec = FirewallSpec { explicit: vec!["203.0.113.0/24".parse().unwrap()], closed: vec!["172.17.0.1/32".parse().unwrap()], ..FirewallSpec::proxy_only("172.17.0.1:41234".parse().unwrap()) };
+        let t = render(&spec);
+        let expected = r#"*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT DROP [0:0]
+:CODEX_REJECT - [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A OUTPUT -p udp -m udp --dport 53 -m comment --comment "codex-box dns" -j CODEX_REJECT
+-A OUTPUT -p tcp -m tcp --dport 53 -m comment --comment "codex-box dns" -j CODEX_REJECT
+-A OUTPUT -d 127.0.0.11/32 -m comment --comment "codex-box docker-dns" -j CODEX_REJECT
+-A OUTPUT -o lo -j ACCEPT
+-A OUTPUT -d 172.17.0.1/32 -p tcp -m tcp --dport 41234 -m comment --comment "codex-box proxy" -j ACCEPT
+-A OUTPUT -m comment --comment "codex-box other" -j CODEX_REJECT
+-A CODEX_REJECT -p tcp -j REJECT --reject-with tcp-reset
+-A CODEX_REJECT -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+"#;
+        assert_eq!(t.v4, expected);
+        assert!(!t.v6.contains("codex-box proxy") && !t.v6.contains("codex-box allow") && t.v6.contains("codex-box other"), "{}", t.v6);
+        assert!(!t.ipset.contains("add "), "the sets stay empty: {}", t.ipset);
+        let v6 = render(&FirewallSpec::proxy_only("[fd00::1]:3128".parse().unwrap())).v6;
+        assert!(v6.contains("-A OUTPUT -d fd00::1/128 -p tcp -m tcp --dport 3128 -m comment --comment \"codex-box proxy\" -j ACCEPT\n"), "{v6}");
     }
 }
