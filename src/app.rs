@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::{Cli, Command, GcArgs, ImageCommand, SessionArgs};
 use crate::codex_home;
 use crate::config::{Env, SessionConfig};
-use crate::docker::{context, engine, firewall, gc, image, session, spec, tty};
+use crate::docker::{context, engine, firewall, gc, image, proxy, session, spec, tty};
 
 /// Runs the parsed command line; returns the process exit code.
 pub async fn main(cli: Cli) -> Result<i32> {
@@ -125,7 +125,8 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     }
     confirm_outside(&cfg.work_dir, &outside)?;
 
-    let allow = if cfg.egress.open { None } else { Some(firewall::allowlist(&cfg.egress)?) };
+    let allow = if cfg.egress.open || cfg.egress.proxy { None } else { Some(firewall::allowlist(&cfg.egress)?) };
+    let mut proxy_rules = if cfg.egress.proxy { Some(proxy::rules(&cfg.egress)?) } else { None };
 
     let docker = engine::connect().await?;
     let home = codex_home::prepare(&cfg)?;
@@ -145,7 +146,14 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     }
     image::ensure(&docker, &cfg.image, &cfg.ca_certs).await?;
 
+    let mut session_proxy = None;
     let fw = match &allow {
+        None if proxy_rules.is_some() => {
+            let rules = proxy_rules.take().unwrap_or_default();
+            let (fw, p) = start_proxy(&docker, &cfg, rules).await?;
+            session_proxy = Some(p);
+            Some(fw)
+        }
         None => {
             eprintln!("codex-box: warning: --egress open: the session has unrestricted network access");
             None
@@ -204,7 +212,7 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         pinned_hosts: fw.is_some(),
         dns: fw.as_ref().map(|f| f.dns.clone()).unwrap_or_default(),
     };
-    let refresh = fw.as_ref().map(|f| session::Refresh {
+    let refresh = fw.as_ref().filter(|_| session_proxy.is_none()).map(|f| session::Refresh {
         allow: f.allow.clone(),
         egress: cfg.egress.clone(),
         initial: f.resolution.clone(),
@@ -220,7 +228,11 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
             })
             .unwrap_or_default(),
     };
-    let outcome = session::run(&docker, plan, &files, refresh).await?;
+    let outcome = session::run(&docker, plan, &files, refresh).await;
+    if let Some(p) = session_proxy {
+        eprintln!("codex-box: {}", p.shutdown().await);
+    }
+    let outcome = outcome?;
     if outcome.oom_killed {
         eprintln!(
             "codex-box: the session ran out of memory (limit {} MiB) and was killed; raise it with --memory, e.g. --memory 8g",
@@ -238,6 +250,21 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     Ok(outcome.exit_code)
 }
 
+/// `--egress proxy`: starts the session's proxy on the network's gateway and returns the
+/// firewall that opens only it. The proxy lives until the caller shuts it down after the session.
+async fn start_proxy(docker: &bollard::Docker, cfg: &SessionConfig, rules: crate::proxy::Rules) -> Result<(firewall::SessionFirewall, crate::proxy::Proxy)> {
+    let Some(gateway) = firewall::gateway(docker, cfg.egress.network.as_deref()).await else {
+        bail!("--egress proxy: cannot find the gateway of the session's network (the host as seen from the container); the proxy needs a bridge network of a local engine");
+    };
+    let container = spec::container_name(&cfg.work_dir, 1);
+    let log = match &cfg.env.state_dir {
+        Some(state) => crate::proxy::Log::file(&proxy::log_path(state, &container), cfg.egress.log_denials)?,
+        None => crate::proxy::Log::memory(cfg.egress.log_denials),
+    };
+    let p = proxy::start(rules, &cfg.egress, gateway, log).await?;
+    Ok((proxy::assemble(p.addr(), &cfg.egress, gateway), p))
+}
+
 /// `codex-box egress`: the allowlist with its sources, the resolution, and optionally the rules.
 async fn show_egress(e: &crate::cli::EgressArgs) -> Result<i32> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -245,6 +272,9 @@ async fn show_egress(e: &crate::cli::EgressArgs) -> Result<i32> {
     if cfg.egress.open {
         println!("egress: open (no firewall)");
         return Ok(0);
+    }
+    if cfg.egress.proxy {
+        return show_proxy_rules(&cfg);
     }
     let allow = firewall::allowlist(&cfg.egress)?;
     let (res, warnings) = firewall::resolve(&allow, &cfg.egress).await?;
@@ -287,6 +317,22 @@ async fn show_egress(e: &crate::cli::EgressArgs) -> Result<i32> {
         for (name, data) in &fw.files {
             println!("--- {name}\n{}", String::from_utf8_lossy(data));
         }
+    }
+    Ok(0)
+}
+
+/// `codex-box egress --egress proxy`: the proxy's allow and deny patterns (names are resolved by
+/// the proxy at each request, so there is no resolution to show).
+fn show_proxy_rules(cfg: &SessionConfig) -> Result<i32> {
+    let rules = proxy::rules(&cfg.egress)?;
+    println!("egress: proxy (decided by name at each request; ports {:?})", cfg.egress.ports);
+    println!("allow:");
+    for p in &rules.allow {
+        println!("  {p}");
+    }
+    println!("deny:");
+    for p in &rules.deny {
+        println!("  {p}");
     }
     Ok(0)
 }

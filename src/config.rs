@@ -48,6 +48,13 @@ impl ProjectConfig {
 pub struct EgressSettings {
     /// No firewall at all (`--egress open`).
     pub open: bool,
+    /// Only through the allowlisting proxy (`--egress proxy`).
+    pub proxy: bool,
+    /// Deny entries of the proxy: `--deny-domain` values, and `deny` of the `[egress]` table.
+    pub deny: Vec<String>,
+    pub deny_config: Vec<String>,
+    /// Print each proxy denial on stderr (`--log-denials`).
+    pub log_denials: bool,
     pub flags: Vec<String>,
     pub env: Option<String>,
     pub config: Vec<String>,
@@ -122,7 +129,7 @@ pub enum ConfigError {
     BadCpus(f64),
     #[error("--pids-limit {0} must be at least 16")]
     BadPids(i64),
-    #[error("{path}: {message}Fix the file (keys: [egress] allow, ports, dns_server, allow_dns, strict; [limits] memory, cpus, pids)")]
+    #[error("{path}: {message}Fix the file (keys: [egress] allow, deny, ports, dns_server, allow_dns, strict; [limits] memory, cpus, pids)")]
     Toml { path: PathBuf, message: String },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
@@ -226,6 +233,10 @@ impl SessionConfig {
         }
         let egress = EgressSettings {
             open: args.egress == "open",
+            proxy: args.egress == "proxy",
+            deny: args.deny_domain.clone(),
+            deny_config: project.egress.deny.clone(),
+            log_denials: args.log_denials,
             flags: args.allow_domain.clone(),
             env: env.openai_allowed_domains.clone(),
             config: project.egress.allow.clone(),

@@ -117,9 +117,19 @@ pub struct SessionArgs {
     #[arg(long = "strict")]
     pub strict: bool,
 
-    /// Egress mode: `allowlist` (default-deny firewall) or `open` (no firewall at all).
-    #[arg(long = "egress", value_name = "MODE", default_value = "allowlist", value_parser = ["allowlist", "open"])]
+    /// Egress mode: `allowlist` (default-deny IP firewall), `proxy` (only through codex-box's
+    /// allowlisting proxy, decided by name; wildcards allowed) or `open` (no firewall at all).
+    #[arg(long = "egress", value_name = "MODE", default_value = "allowlist", value_parser = ["allowlist", "proxy", "open"])]
     pub egress: String,
+
+    /// With --egress proxy: refuse this name, `*.domain`, `**.domain`, IP or CIDR even when an
+    /// allow entry matches (repeatable; also `deny` in .codex/codex-box.toml).
+    #[arg(long = "deny-domain", value_name = "NAME")]
+    pub deny_domain: Vec<String>,
+
+    /// With --egress proxy: print each request the proxy denies on stderr as it happens.
+    #[arg(long = "log-denials")]
+    pub log_denials: bool,
 
     /// Docker network the session joins (default: the engine's default bridge).
     #[arg(long = "network", value_name = "NAME")]
@@ -240,6 +250,14 @@ mod tests {
             Some(Command::Run(r)) => assert_eq!(r.command, vec!["sh", "-c", "exit 3"]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn proxy_mode_flags() {
+        let c = parse(&["run", "--egress", "proxy", "--allow-domain", "*.example.com", "--deny-domain", "bad.example.com", "--log-denials", "--", "true"]);
+        let Some(Command::Run(r)) = c.command else { panic!() };
+        assert_eq!((r.session.egress.as_str(), r.session.deny_domain.len(), r.session.log_denials), ("proxy", 1, true));
+        assert!(Cli::try_parse_from(["codex-box", "--egress", "socks"]).is_err());
     }
 
     #[test]

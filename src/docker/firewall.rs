@@ -109,6 +109,10 @@ mod tests {
     fn settings() -> EgressSettings {
         EgressSettings {
             open: false,
+            proxy: false,
+            deny: vec![],
+            deny_config: vec![],
+            log_denials: false,
             flags: vec!["allowed.test".into(), "198.51.100.0/28".into()],
             env: Some("github.com, repo.maven.apache.org".into()),
             config: vec![],

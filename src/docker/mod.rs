@@ -1,7 +1,7 @@
 //! Container sessions through the Docker Engine API (bollard; the docker CLI is never run).
 //!
 //! `engine` connects, `context` and `image` make the image, `spec` declares the container as a pure
-//! value, `session` runs it and removes it, `gc` removes what a killed codex-box left, `tty` handles
+//! value, `session` runs it and removes it, `gc` removes what a killed codex-box left, `firewall` and `proxy` set up egress, `tty` handles
 //! the local terminal.
 
 pub mod context;
@@ -10,6 +10,7 @@ pub mod firewall;
 pub mod gc;
 pub mod refresh;
 pub mod image;
+pub mod proxy;
 pub mod session;
 pub mod spec;
 pub mod tty;

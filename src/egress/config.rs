@@ -39,6 +39,8 @@ pub fn parse_dns_server(input: &str, origin: &'static str) -> Result<SocketAddr,
 pub struct EgressConfig {
     /// Extra names, IP addresses and CIDRs.
     pub allow: Vec<String>,
+    /// Names (wildcards allowed), IPs and CIDRs the egress proxy refuses even when allowed.
+    pub deny: Vec<String>,
     /// TCP ports open to allowlisted addresses.
     pub ports: Vec<u16>,
     /// Resolver used on the host, and the only one reachable from the container with `allow_dns`.
@@ -53,6 +55,7 @@ impl Default for EgressConfig {
     fn default() -> Self {
         EgressConfig {
             allow: Vec::new(),
+            deny: Vec::new(),
             ports: DEFAULT_PORTS.to_vec(),
             dns_server: None,
             allow_dns: false,

@@ -1,0 +1,224 @@
+//! `--egress proxy` with real containers — packets only to hosts this test creates: its own Docker
+//! network with one test host serving HTTP (a page, an npm packument, a dumb-HTTP git repository)
+//! and a raw TCP port 443, and its own DNS server on loopback that maps TWO names, allowed.test and
+//! other.test, to that ONE address. Only the proxy's name check tells them apart.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig};
+use bollard::query_parameters::RemoveContainerOptions;
+use support::dns_server::{TestDns, Zone};
+use support::*;
+
+/// The test host's content and servers (run as root in the test host).
+const HOST_SETUP: &str = r#"
+set -e
+export HOME=/tmp
+mkdir -p /srv
+echo "hello from the test host" > /srv/index.html
+python3 - <<'PY'
+import json
+open('/srv/demo', 'w').write(json.dumps({"name": "demo", "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {"name": "demo", "version": "1.0.0", "dist": {"tarball": "http://allowed.test/demo-1.0.0.tgz"}}}}))
+PY
+git init -q -b main /tmp/work
+git -C /tmp/work -c user.name=t -c user.email=t@t.test commit -q --allow-empty -m first
+git clone -q --bare /tmp/work /srv/repo.git
+git --git-dir=/srv/repo.git update-server-info
+cd /srv
+exec python3 -c "
+import socket, threading, http.server
+def tls():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 443)); s.listen(16)
+    while True:
+        c, _ = s.accept(); c.settimeout(5)
+        try:
+            if c.recv(16384)[:1] == b'\x16': c.sendall(b'GOT-HELLO')
+        except OSError: pass
+        c.close()
+threading.Thread(target=tls, daemon=True).start()
+http.server.ThreadingHTTPServer(('0.0.0.0', 80), http.server.SimpleHTTPRequestHandler).serve_forever()
+"
+"#;
+
+/// A Docker network with the test host at .10; removed on drop.
+struct TestNet {
+    name: String,
+    host: String,
+    rt: tokio::runtime::Runtime,
+}
+
+impl TestNet {
+    fn new(tag: &str, v4: &str) -> TestNet {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let name = format!("cbx-proxy-{tag}-{}", std::process::id());
+        let host = format!("{name}-h10");
+        rt.block_on(async {
+            let d = codex_box::docker::engine::connect().await.unwrap();
+            let _ = d.remove_container(&host, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+            let _ = d.remove_network(&name).await;
+            d.create_network(NetworkCreateRequest {
+                name: name.clone(),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig { subnet: Some(format!("{v4}.0/24")), gateway: Some(format!("{v4}.1")), ..Default::default() }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            let endpoint = EndpointSettings {
+                ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(format!("{v4}.10")), ..Default::default() }),
+                ..Default::default()
+            };
+            let body = ContainerCreateBody {
+                image: Some(image()),
+                entrypoint: Some(vec!["sh".into(), "-c".into(), HOST_SETUP.into()]),
+                user: Some("0".into()),
+                working_dir: Some("/tmp".into()),
+                host_config: Some(HostConfig { network_mode: Some(name.clone()), ..Default::default() }),
+                networking_config: Some(NetworkingConfig { endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])) }),
+                ..Default::default()
+            };
+            let opts = bollard::query_parameters::CreateContainerOptions { name: Some(host.clone()), ..Default::default() };
+            d.create_container(Some(opts), body).await.unwrap();
+            d.start_container(&host, None).await.unwrap();
+        });
+        let net = TestNet { name, host, rt };
+        for port in [80, 443] {
+            let addr: std::net::SocketAddr = format!("{v4}.10:{port}").parse().unwrap();
+            let start = std::time::Instant::now();
+            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                assert!(start.elapsed() < Duration::from_secs(30), "test host {addr} did not come up");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        net
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        self.rt.block_on(async {
+            let d = codex_box::docker::engine::connect().await.unwrap();
+            let _ = d.remove_container(&self.host, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+            let _ = d.remove_network(&self.name).await;
+        });
+    }
+}
+
+/// Runs in the session: probes by name through the proxy, a direct bypass, TLS tunnels with a
+/// matching and a lying SNI, and git, npm and Java with only the environment codex-box sets (the
+/// image has no pip module; pip honours the same HTTP(S)_PROXY variables as curl).
+const SESSION: &str = r#"
+probe() { if curl -fsS -o /dev/null --max-time 5 "$@" 2>/dev/null; then echo "OPEN $*"; else echo "CLOSED $*"; fi; }
+probe http://allowed.test/
+probe http://www.allowed.test/
+probe http://other.test/
+probe --noproxy '*' http://TESTHOST/
+probe --noproxy '*' http://GATEWAY:9/
+curl -sS -o /dev/null --max-time 5 https://other.test/ 2>&1 | grep -o 'response 403' | sed 's/^/HTTPS other.test: /'
+python3 - <<'PY'
+import os, socket, ssl
+h, p = os.environ['HTTPS_PROXY'].split('//')[1].rsplit(':', 1)
+def hello(n):
+    i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+    s = ssl.create_default_context().wrap_bio(i, o, server_hostname=n)
+    try: s.do_handshake()
+    except ssl.SSLWantReadError: pass
+    return o.read()
+def tunnel(host, sni):
+    s = socket.create_connection((h, int(p)), timeout=5)
+    s.sendall(f'CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n'.encode())
+    head = b''
+    while not head.endswith(b'\r\n\r\n'):
+        c = s.recv(1)
+        if not c: break
+        head += c
+    if not head.startswith(b'HTTP/1.1 200'):
+        return 'REFUSED ' + head.split(b'\r\n')[0].decode()
+    s.sendall(hello(sni))
+    try: data = s.recv(100)
+    except OSError: data = b''
+    return 'REPLY ' + data.decode() if data else 'CLOSED'
+print('TLS allowed.test/allowed.test', tunnel('allowed.test', 'allowed.test'))
+print('TLS allowed.test/other.test', tunnel('allowed.test', 'other.test'))
+print('TLS other.test/other.test', tunnel('other.test', 'other.test'))
+PY
+git ls-remote http://allowed.test/repo.git 2>/dev/null | awk '{print "GIT " $2}'
+git ls-remote http://other.test/repo.git >/dev/null 2>&1 || echo "GIT other.test refused"
+echo "NPM $(npm view demo version --registry http://allowed.test/ 2>/dev/null)"
+cat > /tmp/Fetch.java <<'JAVA'
+public class Fetch { public static void main(String[] a) throws Exception {
+  var c = (java.net.HttpURLConnection) new java.net.URI(a[0]).toURL().openConnection();
+  System.out.println("JAVA " + c.getResponseCode()); } }
+JAVA
+java /tmp/Fetch.java http://allowed.test/ 2>/dev/null || echo "JAVA failed"
+"#;
+
+#[test]
+fn only_the_proxy_is_reachable_and_it_tells_names_on_one_address_apart() {
+    if !docker_ready("egress proxy") {
+        return;
+    }
+    let v4 = "198.18.91";
+    let net = TestNet::new("main", v4);
+    let dns = TestDns::start(
+        Zone::new(60).addr("allowed.test", &format!("{v4}.10")).addr("www.allowed.test", &format!("{v4}.10")).addr("other.test", &format!("{v4}.10")),
+    );
+    let p = Project::new();
+    let dns_addr = dns.addr.to_string();
+    let script = SESSION.replace("TESTHOST", &format!("{v4}.10")).replace("GATEWAY", &format!("{v4}.1"));
+    let out = p.run_sh(&["--network", &net.name, "--egress", "proxy", "--dns-server", &dns_addr, "--allow-domain", "**.allowed.test", "--log-denials"], &script);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let expect = [
+        "OPEN http://allowed.test/",
+        "OPEN http://www.allowed.test/",
+        "CLOSED http://other.test/",
+        &format!("CLOSED --noproxy * http://{v4}.10/"),
+        &format!("CLOSED --noproxy * http://{v4}.1:9/"),
+        "HTTPS other.test: response 403",
+        "TLS allowed.test/allowed.test REPLY GOT-HELLO",
+        "TLS allowed.test/other.test CLOSED",
+        "TLS other.test/other.test REFUSED HTTP/1.1 403 Forbidden",
+        "GIT HEAD",
+        "GIT refs/heads/main",
+        "GIT other.test refused",
+        "NPM 1.0.0",
+        "JAVA 200",
+    ];
+    assert_eq!(lines, expect, "stderr: {stderr}");
+
+    // The per-session log, in the state dir (not the workdir), and the end-of-session summary.
+    let dir = p.state.join("codex-box/proxy");
+    let logs: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(logs.len(), 1, "{dir:?}");
+    let log = std::fs::read_to_string(logs[0].path()).unwrap();
+    assert!(log.contains("\tallow\tallowed.test:80\tGET\tallow **.allowed.test\n"), "{log}");
+    assert!(log.contains("\tdeny\tother.test:80\tGET\tnot in the allowlist\n"), "{log}");
+    assert!(log.contains("\tdeny\tallowed.test:443\tCONNECT\tTLS server name other.test does not match the CONNECT host allowed.test\n"), "{log}");
+    assert!(stderr.contains("codex-box: proxy denied GET other.test:80: not in the allowlist"), "--log-denials: {stderr}");
+    let summary = stderr.lines().find(|l| l.starts_with("codex-box: proxy: ")).unwrap_or_else(|| panic!("no summary: {stderr}"));
+    assert!(summary.contains(" denied; denied most: other.test ("), "{summary}");
+    assert!(containers_for(&p.wd).is_empty());
+    drop(dns);
+}
+
+#[test]
+fn wildcards_are_refused_in_ip_mode_and_accepted_in_proxy_mode() {
+    let p = Project::new();
+    let out = p.cmd(&["egress", "--work_dir", p.wd.to_str().unwrap(), "--allow-domain", "*.example.test"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("wildcards cannot be enforced by an IP firewall"), "{}", text(&out.stderr));
+    let out = p
+        .cmd(&["egress", "--work_dir", p.wd.to_str().unwrap(), "--egress", "proxy", "--allow-domain", "*.example.test", "--deny-domain", "bad.example.test"])
+        .output()
+        .unwrap();
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(s.contains("allow:\n  api.openai.com\n") && s.contains("  *.example.test\ndeny:\n  bad.example.test\n"), "{s}");
+}
