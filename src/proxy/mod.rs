@@ -19,6 +19,7 @@
 pub(crate) mod fuzz;
 pub mod http;
 pub mod log;
+mod pipe;
 pub mod rules;
 pub mod server;
 pub mod sni;

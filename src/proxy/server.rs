@@ -15,19 +15,18 @@
 //! encrypted stream (domain fronting) reaches whatever that server routes it to.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use hickory_resolver::TokioResolver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{self, HeadError, HeadLimits, Parsed, Request};
 use super::log::{Event, Log, Summary};
+use super::pipe::{forward, tunnel};
 use super::rules::{Decision, Host, Rules};
 use super::sni::{self, Hello};
 use crate::egress::{ResolveError, ResolverSettings};
@@ -338,91 +337,6 @@ async fn reply_refused(client: &mut TcpStream, shared: &Shared, request: Option<
     record(shared, request, false, r.reason);
     let _ = client.write_all(&http::response(r.status, &shown)).await;
     let _ = client.shutdown().await;
-}
-
-/// Last activity, in milliseconds since `start`, shared by both directions of a connection.
-struct Activity {
-    start: Instant,
-    last: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity { start: Instant::now(), last: AtomicU64::new(0) }
-    }
-
-    fn touch(&self) {
-        self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Resolves once nothing moved for `idle`.
-    async fn idle(&self, idle: Duration) {
-        let tick = (idle / 4).max(Duration::from_millis(20));
-        loop {
-            tokio::time::sleep(tick).await;
-            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
-            if self.start.elapsed().saturating_sub(last) >= idle {
-                return;
-            }
-        }
-    }
-}
-
-const BUF: usize = 256 * 1024;
-
-async fn copy_half(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, activity: &Activity, limit: Option<u64>) -> std::io::Result<()> {
-    let mut buf = vec![0u8; BUF];
-    let mut left = limit.unwrap_or(u64::MAX);
-    while left > 0 {
-        let want = BUF.min(usize::try_from(left).unwrap_or(BUF));
-        let n = from.read(&mut buf[..want]).await?;
-        if n == 0 {
-            break;
-        }
-        activity.touch();
-        to.write_all(&buf[..n]).await?;
-        left -= n as u64;
-    }
-    if limit.is_none() {
-        to.shutdown().await?;
-    }
-    Ok(())
-}
-
-/// Both directions until both ends close, an error, or `idle` without traffic.
-async fn tunnel(client: TcpStream, mut upstream: TcpStream, first: &[u8], idle: Duration) {
-    if upstream.write_all(first).await.is_err() {
-        return;
-    }
-    let activity = Activity::new();
-    let (cr, cw) = client.into_split();
-    let (ur, uw) = upstream.into_split();
-    let both = async { tokio::try_join!(copy_half(cr, uw, &activity, None), copy_half(ur, cw, &activity, None)) };
-    tokio::select! {
-        _ = both => {}
-        _ = activity.idle(idle) => {}
-    }
-}
-
-/// One plain HTTP request: the rewritten head, exactly `content_length` body bytes, then the
-/// response until the upstream closes (it was sent `Connection: close`).
-async fn forward(client: TcpStream, mut upstream: TcpStream, head: &[u8], mut early: Vec<u8>, content_length: u64, idle: Duration) {
-    early.truncate(usize::try_from(content_length).unwrap_or(usize::MAX));
-    if upstream.write_all(head).await.is_err() || upstream.write_all(&early).await.is_err() {
-        return;
-    }
-    let remaining = content_length - early.len() as u64;
-    let activity = Activity::new();
-    let (cr, cw) = client.into_split();
-    let (ur, uw) = upstream.into_split();
-    let body = copy_half(cr, uw, &activity, Some(remaining));
-    let response = copy_half(ur, cw, &activity, None);
-    // The response ends the exchange; the request body runs beside it (a server may answer early).
-    tokio::select! {
-        _ = async { let _ = body.await; std::future::pending::<()>().await } => {}
-        _ = response => {}
-        _ = activity.idle(idle) => {}
-    }
 }
 
 #[cfg(test)]
