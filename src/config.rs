@@ -139,6 +139,8 @@ pub enum ConfigError {
     AllowDnsWithoutServer,
     #[error("--allow-dns: the container's resolver must listen on port 53, not {0}")]
     AllowDnsPort(SocketAddr),
+    #[error("--deny-domain only applies with --egress proxy (the IP firewall allows listed names only, so there is nothing to deny); add --egress proxy or drop --deny-domain")]
+    DenyWithoutProxy,
     #[error("--{flag} {value:?} is not HOST:PORT; use e.g. 192.0.2.10:443")]
     BadHostPort { flag: &'static str, value: String },
 }
@@ -230,6 +232,9 @@ impl SessionConfig {
                     return Err(ConfigError::BadHostPort { flag, value: v.clone() });
                 }
             }
+        }
+        if !args.deny_domain.is_empty() && args.egress != "proxy" {
+            return Err(ConfigError::DenyWithoutProxy);
         }
         let egress = EgressSettings {
             open: args.egress == "open",

@@ -221,4 +221,7 @@ fn wildcards_are_refused_in_ip_mode_and_accepted_in_proxy_mode() {
     let s = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(s.contains("allow:\n  api.openai.com\n") && s.contains("  *.example.test\ndeny:\n  bad.example.test\n"), "{s}");
+    let out = p.cmd(&["egress", "--work_dir", p.wd.to_str().unwrap(), "--deny-domain", "bad.example.test"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("--deny-domain only applies with --egress proxy"), "{}", text(&out.stderr));
 }
