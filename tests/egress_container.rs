@@ -180,6 +180,13 @@ except OSError: print('CLOSED dns')"
     ];
     assert_eq!(lines, expect, "stderr: {}", text(&out.stderr));
     assert!(!s.contains("CHANGED"), "{s}");
+    // The session-end summary names what was blocked, from the kernel's per-destination record.
+    let err = text(&out.stderr);
+    let summary = err.lines().find(|l| l.starts_with("codex-box: egress blocked")).unwrap_or_else(|| panic!("no summary: {err}"));
+    for dest in ["198.51.100.11 tcp:80", "198.51.100.12 tcp:80", "198.51.100.1 tcp:80", "198.51.100.10 tcp:8443", "198.51.100.10 udp:53", "2001:db8:77::11 tcp:80"] {
+        assert!(summary.contains(dest), "{dest} missing from {summary}");
+    }
+    assert!(!summary.contains("198.51.100.10 tcp:80"), "allowed traffic is not reported: {summary}");
     drop(dns);
 }
 
