@@ -263,3 +263,45 @@ fn shipped_init_hooks_work() {
     assert!(s.contains(&format!("-Dmaven.repo.local.tail=/app{}/repository", m2.display())), "{s}");
     assert!(s.contains("<localRepository>/home/codex/.m2/repository</localRepository>"), "{s}");
 }
+
+#[test]
+fn an_unreachable_engine_and_a_forbidden_socket_are_explained() {
+    let p = Project::new();
+    let out = p.cmd(&["run", "--", "true"]).env("DOCKER_HOST", "unix:///nonexistent/docker.sock").output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    assert!(err.contains("no Docker engine answers at unix:///nonexistent/docker.sock") && err.contains("DOCKER_HOST"), "{err}");
+    assert!(!p.wd.join(".codex").exists(), "nothing written when the engine is missing");
+    if !docker_ready("socket permission") {
+        return;
+    }
+    // A user outside the docker group (uid AGENT_UID, no groups) on the real socket.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", &AGENT_UID.to_string(), "--regid", &AGENT_UID.to_string(), "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_codex-box"))
+        .args(["run", "--work_dir", p.wd.to_str().unwrap(), "--", "true"])
+        .env("HOME", &p.home)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("permission denied on the Docker socket") && err.contains("docker group"), "{err}");
+}
+
+#[test]
+fn bad_image_build_inputs_are_refused_before_the_engine_builds() {
+    let p = Project::new();
+    let out = p.cmd(&["image", "build", "--node", "19"]).output().unwrap();
+    if text(&out.stderr).contains("no Docker engine") {
+        assert!(docker_ready("image build inputs"), "unreachable");
+        return;
+    }
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("--node 19"), "{}", text(&out.stderr));
+    let der = p.root.path().join("corp.der");
+    std::fs::write(&der, [0x30u8, 0x82, 0x01, 0x0a]).unwrap();
+    let out = p.cmd(&["image", "build", "--ca-cert", der.to_str().unwrap()]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("corp.der") && text(&out.stderr).contains("PEM"), "{}", text(&out.stderr));
+}
