@@ -305,3 +305,41 @@ fn bad_image_build_inputs_are_refused_before_the_engine_builds() {
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("corp.der") && text(&out.stderr).contains("PEM"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_writable_mount_outside_the_workdir_needs_a_terminal_confirmation() {
+    let p = Project::new();
+    let outside = p.root.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    for flag in ["--sessions-path", "--codex-home"] {
+        let out = p.cmd(&["run", flag, outside.to_str().unwrap(), "--", "true"]).output().unwrap();
+        assert_ne!(out.status.code(), Some(0));
+        let err = text(&out.stderr);
+        assert!(err.contains(flag) && err.contains("outside the work dir") && err.contains("terminal"), "{err}");
+    }
+    assert!(!p.wd.join(".codex").exists());
+    // Control: inside the workdir no confirmation is needed.
+    if docker_ready("sessions path inside") {
+        let inside = p.wd.join("my-sessions");
+        let out = p.run_sh(&["--sessions-path", inside.to_str().unwrap()], "echo s > /codex_home/sessions/x");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(inside.join("x").is_file());
+    }
+}
+
+#[test]
+fn two_sessions_on_one_workdir_get_distinct_containers() {
+    need_docker!();
+    let p = Project::new();
+    let wd = p.wd.to_str().unwrap();
+    let first = p.cmd(&["run", "--work_dir", wd, "--", "sleep", "8"]).spawn().unwrap();
+    assert!(wait_running(&p.wd, 30));
+    let out = p.run_sh(&[], "hostname >/dev/null; echo second-ran");
+    assert_eq!(text(&out.stdout), "second-ran\n", "{}", text(&out.stderr));
+    let names = containers_for(&p.wd);
+    assert_eq!(names.len(), 1, "only the first remains while it runs: {names:?}");
+    let mut first = first;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(first.wait().unwrap().code(), Some(143), "SIGTERM reaches the command: 128+15");
+    assert!(containers_for(&p.wd).is_empty());
+}

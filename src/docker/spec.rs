@@ -243,6 +243,7 @@ mod tests {
                 init_hook: Some(wd.join(".codex/.environment/init.sh")),
                 config_toml: None,
                 from_user: vec![],
+                made_sessions_dir: false,
             },
             read_only: vec!["/home/u/.m2".into()],
             session_dir: "/tmp/s".into(),
