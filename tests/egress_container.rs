@@ -26,7 +26,19 @@ impl TestNet {
         let name = format!("cbx-egress-{tag}-{}", std::process::id());
         let hosts = rt.block_on(async {
             let d = codex_box::docker::engine::connect().await.unwrap();
-            let _ = d.remove_network(&name).await;
+            // Leftovers of an earlier, killed run (another pid) would hold the subnet.
+            let prefix = format!("cbx-egress-{tag}-");
+            let filters = HashMap::from([("name".to_string(), vec![prefix.clone()])]);
+            let nets = d.list_networks(Some(bollard::query_parameters::ListNetworksOptions { filters: Some(filters) })).await.unwrap();
+            for n in nets.into_iter().filter(|n| n.name.as_deref().is_some_and(|x| x.starts_with(&prefix))) {
+                let old = n.name.unwrap();
+                if let Ok(info) = d.inspect_network(&old, None).await {
+                    for c in info.containers.unwrap_or_default().into_values().filter_map(|c| c.name) {
+                        let _ = d.remove_container(&c, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                    }
+                }
+                let _ = d.remove_network(&old).await;
+            }
             d.create_network(NetworkCreateRequest {
                 name: name.clone(),
                 enable_ipv6: Some(true),
