@@ -1,18 +1,11 @@
 //! Container sessions against the real engine and the real codex-sandbox image.
 
+#[macro_use]
 mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use support::*;
-
-macro_rules! need_docker {
-    () => {
-        if !docker_ready(module_path!()) {
-            return;
-        }
-    };
-}
 
 #[test]
 fn command_runs_as_non_root_in_app_workdir_and_its_exit_code_comes_back() {

@@ -1,19 +1,12 @@
 //! Session integrity and hardening against real containers: nothing the agent writes is trusted by the
 //! next session or by the host, and a runaway process cannot hurt the host.
 
+#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
 
 use support::*;
-
-macro_rules! need_docker {
-    () => {
-        if !docker_ready(module_path!()) {
-            return;
-        }
-    };
-}
 
 #[test]
 fn trusted_inputs_are_read_only_through_every_mount_and_the_next_session_runs_what_was_approved() {
