@@ -139,8 +139,8 @@ pub struct SessionArgs {
     #[arg(long = "verify-allowed", value_name = "HOST:PORT")]
     pub verify_allowed: Option<String>,
 
-    /// Let the agent write .git/hooks and .git/config (by default they are read-only, because git on
-    /// the host would run what the agent plants there).
+    /// Let the agent write .git (commit). By default .git is read-only, because git on the host would
+    /// run what an agent plants there (hooks, config, commondir).
     #[arg(long = "allow-git-write")]
     pub allow_git_write: bool,
 }
