@@ -1,0 +1,232 @@
+//! The Linux backend: translates a [`Policy`] into namespaces, mounts, Landlock and seccomp, runs the
+//! command as a child and reports what was enforced.
+//!
+//! Enforced with full kernel support: writes only inside the writable roots (Landlock, every right of
+//! the running ABI); .git/.codex/.agents and protected paths read-only inside them; credential stores
+//! hidden; private /tmp; no ptrace/process_vm/io_uring/TIOCSTI; PID, IPC and (network off) network
+//! namespaces; no capabilities, no_new_privs. Not enforced: reads outside the hidden paths, CPU/memory
+//! limits, unix sockets reachable by path, an egress allowlist (refused: use the container mode).
+
+mod landlock;
+mod mounts;
+mod namespaces;
+mod notify;
+mod seccomp;
+mod spawn;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::native::{env, Enforcement, Feature, Options, Outcome, Support};
+use crate::policy::{NetPolicy, Policy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinuxError {
+    #[error(transparent)]
+    Landlock(#[from] landlock::LandlockError),
+    #[error(transparent)]
+    Spawn(#[from] spawn::SpawnError),
+    #[error("seccomp is not available in this kernel (CONFIG_SECCOMP_FILTER); use a kernel with it or pass --allow-degraded")]
+    NoSeccomp,
+    #[error("user namespaces are not available: {0}; or pass --allow-degraded to run without them")]
+    NoUserNs(String),
+    #[error("--log-denials needs seccomp user notification (Linux 5.0+), which this kernel lacks; drop --log-denials")]
+    NoUserNotif,
+    #[error("the native sandbox cannot enforce an egress allowlist; use network_access = true/false, or the container mode")]
+    Allowlist,
+    #[error("command not found: `{0}` (searched PATH)")]
+    NotFound(String),
+    #[error("cannot create the placeholder {path} that keeps it read-only: {error}")]
+    Placeholder { path: PathBuf, error: std::io::Error },
+    #[error("sandbox setup failed: cannot {step}: {error}{advice}")]
+    Setup { step: String, error: std::io::Error, advice: String },
+    #[error("cannot determine the current directory: {0}")]
+    Cwd(std::io::Error),
+}
+
+fn pretend() -> Vec<Feature> {
+    let v = std::env::var("CODEX_BOX_SANDBOX_PRETEND_MISSING").unwrap_or_default();
+    v.split(',').filter_map(|s| Feature::parse(s.trim())).collect()
+}
+
+/// What the running kernel offers (honouring `CODEX_BOX_SANDBOX_PRETEND_MISSING`, for tests).
+pub fn probe() -> Support {
+    let fake = pretend();
+    let landlock_abi = if fake.contains(&Feature::Landlock) { None } else { landlock::abi().ok() };
+    // SAFETY: integer prctl query.
+    let seccomp = !fake.contains(&Feature::Seccomp) && unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } >= 0;
+    let user_notif = seccomp
+        && std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").is_ok_and(|s| s.contains("user_notif"));
+    let userns = !fake.contains(&Feature::UserNs)
+        && std::fs::read_to_string("/proc/sys/user/max_user_namespaces").map_or(true, |s| s.trim() != "0");
+    Support { landlock_abi, seccomp, user_notif, userns }
+}
+
+fn find_exe(cmd: &str, path: Option<&str>) -> Option<PathBuf> {
+    if cmd.contains('/') {
+        return Some(PathBuf::from(cmd));
+    }
+    path.unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+        })
+}
+
+fn cstr(s: &[u8]) -> CString {
+    CString::new(s.iter().copied().filter(|b| *b != 0).collect::<Vec<u8>>()).unwrap_or_default()
+}
+
+/// Runs `argv` under `policy`.
+pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, LinuxError> {
+    if matches!(policy.net, NetPolicy::Allowlist(_)) {
+        return Err(LinuxError::Allowlist);
+    }
+    let network_off = policy.net == NetPolicy::None;
+    let support = probe();
+    let mut missing: Vec<String> = Vec::new();
+    let boundary = !policy.full_access;
+
+    let landlock_abi = match (boundary, support.landlock_abi) {
+        (false, _) => None,
+        (true, Some(abi)) => Some(abi),
+        (true, None) if opts.allow_degraded => {
+            missing.push("Landlock: writes anywhere the user may write are NOT prevented".into());
+            None
+        }
+        (true, None) => return Err(landlock::LandlockError::Unsupported(libc::ENOSYS).into()),
+    };
+    let use_seccomp = boundary && (support.seccomp || !opts.allow_degraded);
+    if boundary && !support.seccomp {
+        if !opts.allow_degraded {
+            return Err(LinuxError::NoSeccomp);
+        }
+        missing.push("seccomp: ptrace, io_uring, TIOCSTI and non-unix sockets are NOT refused".into());
+    }
+    if opts.log_denials && use_seccomp && !support.user_notif {
+        return Err(LinuxError::NoUserNotif);
+    }
+    let use_ns = boundary && support.userns;
+    if boundary && !support.userns {
+        if !opts.allow_degraded {
+            return Err(LinuxError::NoUserNs(namespaces::userns_advice()));
+        }
+        missing.push("user namespaces: .git/.codex/.agents and protected paths are NOT read-only, credential stores NOT hidden, /tmp NOT private, no PID or network namespace".into());
+    }
+
+    let (vars, _removed) = env::scrub(
+        std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())),
+        &policy.env,
+    );
+    let path_var = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+    let exe = find_exe(&argv[0], path_var).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
+    let cwd = std::env::current_dir().map_err(LinuxError::Cwd)?;
+
+    let mut placeholders = Vec::new();
+    let mut steps = Vec::new();
+    if use_ns {
+        for p in mounts::placeholders(&policy.fs, &mounts::host_kind) {
+            std::fs::create_dir(&p).map_err(|error| LinuxError::Placeholder { path: p.clone(), error })?;
+            placeholders.push(p);
+        }
+        steps = mounts::prepare(&mounts::plan(&policy.fs, &cwd, true, &mounts::host_kind));
+    }
+    let landlock_fd = match landlock_abi {
+        Some(abi) => Some(landlock::prepare(&landlock::plan(&policy.fs, network_off, abi))?),
+        None => None,
+    };
+    let rules = seccomp::rules(network_off);
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let launch = spawn::Launch {
+        exe: cstr(exe.as_os_str().as_bytes()),
+        argv: argv.iter().map(|a| cstr(a.as_bytes())).collect(),
+        envp: vars.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect(),
+        cwd: cstr(cwd.as_os_str().as_bytes()),
+        namespaces: use_ns.then(|| (namespaces::clone_flags(network_off), namespaces::id_map(uid), namespaces::id_map(gid))),
+        mounts: steps,
+        landlock: landlock_fd,
+        seccomp: use_seccomp.then(|| seccomp::compile(&rules, opts.log_denials)),
+        notify: opts.log_denials && use_seccomp,
+        cap_last: std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(63),
+    };
+    if !missing.is_empty() {
+        eprintln!("codex-box: degraded sandbox (--allow-degraded); NOT enforced:");
+        for m in &missing {
+            eprintln!("  - {m}");
+        }
+    }
+    let gaps: Vec<String> = landlock_abi.map(landlock::gaps).unwrap_or_default().into_iter().map(String::from).collect();
+    if opts.verbose {
+        for g in &gaps {
+            eprintln!("codex-box: sandbox: {g}");
+        }
+        eprintln!(
+            "codex-box: sandbox: {}; seccomp {}; namespaces {}; {} writable root(s), {} protected, {} hidden, /tmp {}",
+            landlock_abi.map_or("no Landlock".into(), |a| format!("Landlock ABI {a}")),
+            if use_seccomp { format!("{} rules", rules.len()) } else { "off".into() },
+            if use_ns { if network_off { "user+mount+pid+ipc+net" } else { "user+mount+pid+ipc" } } else { "none" },
+            policy.fs.write_roots.len(),
+            policy.fs.protected.len(),
+            policy.fs.deny_read.len(),
+            if policy.fs.shared_tmp || !use_ns { "shared" } else { "private" },
+        );
+    }
+    let result = run_tree(&launch, &rules, opts);
+    for p in placeholders.iter().rev() {
+        let _ = std::fs::remove_dir(p);
+    }
+    let code = result?;
+    missing.extend(gaps);
+    let enforcement = if missing.is_empty() || !boundary { Enforcement::Full } else { Enforcement::Partial(missing) };
+    Ok(Outcome { code, enforcement })
+}
+
+fn run_tree(launch: &spawn::Launch, rules: &[seccomp::Rule], opts: &Options) -> Result<i32, LinuxError> {
+    let running = match spawn::start(launch)? {
+        Ok(r) => r,
+        Err((failure, pid)) => {
+            spawn::wait(pid);
+            return Err(explain(failure, launch));
+        }
+    };
+    let logger = match running.listener {
+        Some(l) => Some(notify::start(l).map_err(|error| spawn::SpawnError::Os { what: "start the denial logger", error })?),
+        None => None,
+    };
+    let code = spawn::wait(running.pid);
+    if let Some(logger) = logger {
+        let denials = logger.finish();
+        if opts.log_denials {
+            eprintln!("codex-box: the sandbox refused {} system call(s)", denials.len());
+            for d in &denials {
+                eprintln!("  denied: {} by pid {} ({})", seccomp::describe(rules, d.nr, &d.args), d.pid, d.comm);
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
+    let error = std::io::Error::from_raw_os_error(f.errno);
+    let step = match f.stage {
+        spawn::Stage::IdMap => "write the uid/gid map of the user namespace".to_string(),
+        spawn::Stage::Mount => l.mounts.get(f.detail as usize).map_or("mount".into(), |m| m.describe()),
+        spawn::Stage::Chdir => format!("enter the working directory {}", l.cwd.to_string_lossy()),
+        spawn::Stage::Fork => "start the command inside the namespaces".into(),
+        spawn::Stage::Caps => "drop capabilities".into(),
+        spawn::Stage::NoNewPrivs => "set no_new_privs".into(),
+        spawn::Stage::Landlock => "enforce the Landlock ruleset".into(),
+        spawn::Stage::Seccomp => "install the seccomp filter".into(),
+        spawn::Stage::SendListener => "hand the seccomp listener to the supervisor".into(),
+        spawn::Stage::Exec => format!("execute {}", l.exe.to_string_lossy()),
+    };
+    let advice = match (f.stage, f.errno) {
+        (spawn::Stage::IdMap | spawn::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),
+        _ => String::new(),
+    };
+    LinuxError::Setup { step, error, advice }
+}

@@ -1,0 +1,437 @@
+//! The process tree: codex-box (supervisor) → init (PID 1 of the new namespaces) → the command.
+//!
+//! Order in the children: clone with namespaces → uid/gid maps → mounts → chdir → fork the command →
+//! drop capabilities → no_new_privs → Landlock → seccomp → exec. Everything the children need is
+//! built by the supervisor first, so they only make system calls (no allocation after clone). Setup
+//! failures come back through a close-on-exec pipe as (stage, errno). The supervisor forwards
+//! SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to it (not those the terminal already sent to the whole group),
+//! and returns the command's exit code, or 128+N for a signal. Init dies with the supervisor
+//! (PR_SET_PDEATHSIG) and takes the whole PID namespace with it.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use super::{mounts, seccomp};
+
+/// Setup stages reported by the children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Stage {
+    IdMap = 1,
+    Mount = 2,
+    Chdir = 3,
+    Fork = 4,
+    Caps = 5,
+    NoNewPrivs = 6,
+    Landlock = 7,
+    Seccomp = 8,
+    SendListener = 9,
+    Exec = 10,
+}
+
+impl Stage {
+    fn from_u32(v: u32) -> Option<Stage> {
+        use Stage::*;
+        [IdMap, Mount, Chdir, Fork, Caps, NoNewPrivs, Landlock, Seccomp, SendListener, Exec].into_iter().find(|s| *s as u32 == v)
+    }
+}
+
+/// Everything the children need, prepared by the supervisor.
+pub struct Launch {
+    pub exe: CString,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub cwd: CString,
+    /// `Some((clone flags, uid_map, gid_map))` to create namespaces.
+    pub namespaces: Option<(libc::c_int, String, String)>,
+    pub mounts: Vec<mounts::Prepared>,
+    pub landlock: Option<OwnedFd>,
+    pub seccomp: Option<Vec<libc::sock_filter>>,
+    pub notify: bool,
+    pub cap_last: u32,
+}
+
+/// A setup failure in a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildFailure {
+    pub stage: Stage,
+    pub detail: u32,
+    pub errno: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot {what}: {error}")]
+    Os { what: &'static str, error: std::io::Error },
+    #[error("cannot start the sandbox: clone with namespaces failed: {error}; {advice}")]
+    Namespaces { error: std::io::Error, advice: String },
+}
+
+pub struct Running {
+    pub pid: libc::pid_t,
+    pub listener: Option<OwnedFd>,
+}
+
+const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo with SA_SIGINFO.
+    if !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL {
+        return; // from the terminal: the command's process group got it too
+    }
+    let pid = CHILD.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+extern "C" fn noop(_sig: libc::c_int) {}
+
+fn os(what: &'static str) -> SpawnError {
+    SpawnError::Os { what, error: std::io::Error::last_os_error() }
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+fn sigset(sigs: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data, initialised by sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for s in sigs {
+            libc::sigaddset(&mut set, *s);
+        }
+    }
+    set
+}
+
+fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
+    v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+}
+
+fn raw_fork(flags: libc::c_int) -> libc::pid_t {
+    // SAFETY: clone without CLONE_VM and a NULL stack behaves like fork: the child gets a copy of
+    // this stack. The caller only runs async-signal-safe code in the child.
+    unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) as libc::pid_t }
+}
+
+fn report(pipe: RawFd, stage: Stage, detail: u32, err: i32) -> ! {
+    let mut rec = [0u8; 12];
+    rec[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
+    rec[4..8].copy_from_slice(&detail.to_ne_bytes());
+    rec[8..].copy_from_slice(&err.to_ne_bytes());
+    // SAFETY: writing a stack buffer to our pipe, then leaving without running destructors.
+    unsafe {
+        libc::write(pipe, rec.as_ptr().cast(), rec.len());
+        libc::_exit(125)
+    }
+}
+
+fn status_code(st: libc::c_int) -> i32 {
+    if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else if libc::WIFSIGNALED(st) {
+        128 + libc::WTERMSIG(st)
+    } else {
+        125
+    }
+}
+
+/// Starts the tree. Returns once the command is exec'd (or a child reported a failure).
+pub fn start(l: &Launch) -> Result<Result<Running, (ChildFailure, libc::pid_t)>, SpawnError> {
+    let argv = null_terminated(&l.argv);
+    let envp = null_terminated(&l.envp);
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(os("create the status pipe"));
+    }
+    // SAFETY: pipe2 returned two fresh fds.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut pair = [-1; 2];
+    // SAFETY: `pair` has room for two descriptors.
+    if l.notify && unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } < 0 {
+        return Err(os("create the notification socket"));
+    }
+
+    // SAFETY: installing a handler that only calls async-signal-safe functions.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = forward as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        for s in FORWARDED {
+            libc::sigaction(s, &sa, std::ptr::null_mut());
+        }
+    }
+    let mut blocked = FORWARDED.to_vec();
+    blocked.push(libc::SIGCHLD);
+    let block = sigset(&blocked);
+    // SAFETY: sigset_t is plain data filled by sigprocmask.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old) };
+
+    let pid = raw_fork(l.namespaces.as_ref().map_or(0, |n| n.0));
+    if pid == 0 {
+        child(l, &argv, &envp, wr.as_raw_fd(), pair[1], &block, &old);
+    }
+    let clone_err = std::io::Error::last_os_error();
+    CHILD.store(pid.max(0), Ordering::SeqCst);
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(wr);
+    if pair[1] >= 0 {
+        // SAFETY: closing the child's end, which we own.
+        unsafe { libc::close(pair[1]) };
+    }
+    // SAFETY: pair[0] is ours if created.
+    let ours = (pair[0] >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pair[0]) });
+    if pid < 0 {
+        restore_signals();
+        return Err(SpawnError::Namespaces { error: clone_err, advice: super::namespaces::userns_advice() });
+    }
+    let mut rec = [0u8; 12];
+    let n = loop {
+        // SAFETY: reading into a stack buffer from our pipe end.
+        let n = unsafe { libc::read(rd.as_raw_fd(), rec.as_mut_ptr().cast(), rec.len()) };
+        if n >= 0 || errno() != libc::EINTR {
+            break n;
+        }
+    };
+    if n == 12 {
+        let f = ChildFailure {
+            stage: Stage::from_u32(u32::from_ne_bytes(rec[..4].try_into().unwrap_or_default())).unwrap_or(Stage::Exec),
+            detail: u32::from_ne_bytes(rec[4..8].try_into().unwrap_or_default()),
+            errno: i32::from_ne_bytes(rec[8..].try_into().unwrap_or_default()),
+        };
+        return Ok(Err((f, pid)));
+    }
+    let listener = ours.and_then(|s| recv_fd(s.as_raw_fd()));
+    Ok(Ok(Running { pid, listener }))
+}
+
+/// Waits for the tree; returns the exit code (128+N for a signal).
+pub fn wait(pid: libc::pid_t) -> i32 {
+    let mut st = 0;
+    loop {
+        // SAFETY: waiting on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+        if r == pid {
+            break;
+        }
+        if r < 0 && errno() != libc::EINTR {
+            st = 125 << 8;
+            break;
+        }
+    }
+    CHILD.store(0, Ordering::SeqCst);
+    restore_signals();
+    status_code(st)
+}
+
+fn restore_signals() {
+    for s in FORWARDED {
+        // SAFETY: back to the default disposition.
+        unsafe { libc::signal(s, libc::SIG_DFL) };
+    }
+}
+
+fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain data; the pointers set below stay valid for the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
+    // SAFETY: `msg` describes valid buffers; the received fd is taken over below.
+    unsafe {
+        if libc::recvmsg(sock, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) < 0 {
+            return None;
+        }
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+            return None;
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
+        Some(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), i32> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: as in recv_fd; CMSG macros stay inside `cbuf`, sized for one fd.
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(4) as _;
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
+        if libc::sendmsg(sock, &msg, 0) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+/// The first child: init of the namespaces (or, without namespaces, the command itself).
+fn child(
+    l: &Launch,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    pipe: RawFd,
+    sock: RawFd,
+    block: &libc::sigset_t,
+    old: &libc::sigset_t,
+) -> ! {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let Some((_, uid_map, gid_map)) = &l.namespaces else {
+        command(l, argv, envp, pipe, sock, old)
+    };
+    if let Err(e) = super::namespaces::write_file(c"/proc/self/setgroups", b"deny")
+        .and_then(|_| super::namespaces::write_file(c"/proc/self/uid_map", uid_map.as_bytes()))
+        .and_then(|_| super::namespaces::write_file(c"/proc/self/gid_map", gid_map.as_bytes()))
+    {
+        report(pipe, Stage::IdMap, 0, e);
+    }
+    if let Err((i, e)) = mounts::apply(&l.mounts) {
+        report(pipe, Stage::Mount, i as u32, e);
+    }
+    // SAFETY: `cwd` is a valid C string.
+    if unsafe { libc::chdir(l.cwd.as_ptr()) } < 0 {
+        report(pipe, Stage::Chdir, 0, errno());
+    }
+    // PID 1 only receives signals it has a handler for.
+    for s in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
+        // SAFETY: installing a no-op handler; the signals stay blocked and are taken by sigwaitinfo.
+        unsafe { libc::signal(*s, noop as *const () as libc::sighandler_t) };
+    }
+    let w = raw_fork(0);
+    if w == 0 {
+        command(l, argv, envp, pipe, sock, old);
+    }
+    if w < 0 {
+        report(pipe, Stage::Fork, 0, errno());
+    }
+    // SAFETY: closing our copies; the command keeps its own until exec.
+    unsafe {
+        libc::close(pipe);
+        if sock >= 0 {
+            libc::close(sock);
+        }
+    }
+    loop {
+        // SAFETY: siginfo_t is plain data filled by sigwaitinfo.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid set and out-pointer.
+        let sig = unsafe { libc::sigwaitinfo(block, &mut info) };
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut st = 0;
+                // SAFETY: reaping any child of init (orphans are re-parented to it).
+                let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+                if pid <= 0 {
+                    break;
+                }
+                if pid == w {
+                    // SAFETY: leaving; the kernel kills the rest of the PID namespace.
+                    unsafe { libc::_exit(status_code(st)) };
+                }
+            }
+        } else if sig > 0 && info.si_code != libc::SI_KERNEL {
+            // SAFETY: forwarding to the command.
+            unsafe { libc::kill(w, sig) };
+        }
+    }
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// The command's process: capabilities, no_new_privs, Landlock, seccomp, exec.
+fn command(
+    l: &Launch,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    pipe: RawFd,
+    sock: RawFd,
+    old: &libc::sigset_t,
+) -> ! {
+    // SAFETY: integer prctls, default dispositions and the caller's signal mask, then
+    // close-on-exec for every inherited descriptor above stderr (the kernel checks the range).
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        for s in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
+            libc::signal(*s, libc::SIG_DFL);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+    }
+    for cap in 0..=l.cap_last {
+        // SAFETY: integer prctl; EINVAL for unknown capabilities is fine, and EPERM too outside a
+        // user namespace (an unprivileged caller has nothing to drop).
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } < 0 && errno() == libc::EPERM && l.namespaces.is_some() {
+            report(pipe, Stage::Caps, cap, libc::EPERM);
+        }
+    }
+    let hdr = CapHeader { version: 0x2008_0522, pid: 0 };
+    let data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: clearing ambient capabilities, then capset with a v3 header and two data words.
+    unsafe {
+        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        if libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) < 0 {
+            report(pipe, Stage::Caps, 99, errno());
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+            report(pipe, Stage::NoNewPrivs, 0, errno());
+        }
+    }
+    if let Some(rs) = &l.landlock {
+        if let Err(e) = super::landlock::restrict_self(rs.as_raw_fd()) {
+            report(pipe, Stage::Landlock, 0, e);
+        }
+    }
+    if let Some(prog) = &l.seccomp {
+        match seccomp::install(prog, l.notify) {
+            Err(e) => report(pipe, Stage::Seccomp, 0, e),
+            Ok(Some(listener)) => {
+                if let Err(e) = send_fd(sock, listener.as_raw_fd()) {
+                    report(pipe, Stage::SendListener, 0, e);
+                }
+                // SAFETY: our copy of the listener must not reach the command.
+                unsafe { libc::close(std::os::fd::IntoRawFd::into_raw_fd(listener)) };
+            }
+            Ok(None) => {}
+        }
+    }
+    // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
+    unsafe { libc::execve(l.exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    report(pipe, Stage::Exec, 0, errno())
+}
