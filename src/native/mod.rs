@@ -126,5 +126,13 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
         .map_err(NativeError::from)?;
     let opts = Options { allow_degraded: args.allow_degraded, log_denials: args.log_denials, verbose: args.verbose };
     // The backend has already said, before the command ran, what it could not enforce.
-    Ok(apply(&policy, &args.command, &opts)?.code)
+    match apply(&policy, &args.command, &opts) {
+        Ok(outcome) => Ok(outcome.code),
+        #[cfg(target_os = "linux")]
+        Err(NativeError::Linux(e)) if e.exit_code().is_some() => {
+            eprintln!("codex-box: {e}");
+            Ok(e.exit_code().unwrap_or(1))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

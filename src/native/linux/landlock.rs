@@ -7,9 +7,9 @@
 //! namespace's job), nor mediate `connect()` on unix socket paths, nor anything for danger-full-access.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::policy::FsPolicy;
 
@@ -106,10 +106,6 @@ pub enum LandlockError {
     Unsupported(i32),
     #[error("cannot create the Landlock ruleset: {0}")]
     Create(std::io::Error),
-    #[error("cannot open {path} for a Landlock rule: {error}")]
-    Open { path: PathBuf, error: std::io::Error },
-    #[error("cannot add the Landlock rule for {path}: {error}")]
-    AddRule { path: PathBuf, error: std::io::Error },
 }
 
 /// The running kernel's Landlock ABI version.
@@ -137,8 +133,8 @@ struct PathBeneathAttr {
     parent_fd: i32,
 }
 
-/// Creates the ruleset (close-on-exec) and adds the rules. Missing paths are skipped.
-pub fn prepare(plan: &Plan) -> Result<OwnedFd, LandlockError> {
+/// Creates the (empty) ruleset in the supervisor; close-on-exec.
+pub fn create(plan: &Plan) -> Result<OwnedFd, LandlockError> {
     let attr = RulesetAttr { handled_access_fs: plan.handled_fs, handled_access_net: plan.handled_net, scoped: plan.scoped };
     // Older kernels know a shorter struct; the size must not cover fields they do not know.
     let size = match plan.abi {
@@ -152,46 +148,51 @@ pub fn prepare(plan: &Plan) -> Result<OwnedFd, LandlockError> {
         return Err(LandlockError::Create(std::io::Error::last_os_error()));
     }
     // SAFETY: the kernel returned a new fd owned by nothing else.
-    let ruleset = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    for (path, access) in &plan.rules {
-        let Some(target) = open_path(path)? else { continue };
-        let mut st: libc::stat = unsafe_zeroed_stat();
-        // SAFETY: fstat writes into `st`, a properly sized stat buffer.
-        let is_dir = unsafe { libc::fstat(target.as_raw_fd(), &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        let allowed = if is_dir { *access } else { *access & FILE_RIGHTS } & plan.handled_fs;
-        let rule = PathBeneathAttr { allowed_access: allowed, parent_fd: target.as_raw_fd() };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// The rules as C strings, so the child can add them without allocating.
+pub fn prepare_rules(plan: &Plan) -> Vec<(CString, u64)> {
+    plan.rules
+        .iter()
+        .filter_map(|(p, a)| CString::new(p.as_os_str().as_bytes()).ok().map(|c| (c, a & plan.handled_fs)))
+        .collect()
+}
+
+/// Adds the rules, in the sandbox's own mount namespace: a rule on a directory that a mount covers
+/// (the private /tmp) would not apply to what is mounted over it. Missing paths are skipped.
+/// Async-signal-safe; on failure returns the rule's index and the errno.
+pub fn add_rules(ruleset: RawFd, rules: &[(CString, u64)]) -> Result<(), (usize, i32)> {
+    for (i, (path, access)) in rules.iter().enumerate() {
+        // SAFETY: `path` is a valid C string.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+        if fd < 0 {
+            match errno() {
+                libc::ENOENT | libc::ENOTDIR => continue,
+                e => return Err((i, e)),
+            }
+        }
+        // SAFETY: stat is plain old data; all-zero is valid and fstat fills it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `fd` is open and `st` a valid out-pointer.
+        let is_dir = unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let rule = PathBeneathAttr { allowed_access: if is_dir { *access } else { *access & FILE_RIGHTS }, parent_fd: fd };
         // SAFETY: `rule` is a valid packed landlock_path_beneath_attr; both fds are open.
         let rc = unsafe {
-            libc::syscall(libc::SYS_landlock_add_rule, ruleset.as_raw_fd(), RULE_PATH_BENEATH, &rule as *const PathBeneathAttr, 0u32)
+            libc::syscall(libc::SYS_landlock_add_rule, ruleset, RULE_PATH_BENEATH, &rule as *const PathBeneathAttr, 0u32)
         };
+        let e = errno();
+        // SAFETY: closing the fd opened above.
+        unsafe { libc::close(fd) };
         if rc < 0 {
-            return Err(LandlockError::AddRule { path: path.clone(), error: std::io::Error::last_os_error() });
+            return Err((i, e));
         }
     }
-    Ok(ruleset)
+    Ok(())
 }
 
-fn unsafe_zeroed_stat() -> libc::stat {
-    // SAFETY: `stat` is plain old data; all-zero is a valid value.
-    unsafe { std::mem::zeroed() }
-}
-
-fn open_path(path: &Path) -> Result<Option<OwnedFd>, LandlockError> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| LandlockError::Open {
-        path: path.to_path_buf(),
-        error: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-    })?;
-    // SAFETY: `c` is a valid NUL-terminated path.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOENT) | Some(libc::ENOTDIR) => Ok(None),
-            _ => Err(LandlockError::Open { path: path.to_path_buf(), error: e }),
-        };
-    }
-    // SAFETY: `open` returned a new fd owned by nothing else.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }))
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// Enforces the ruleset on the calling thread and its future children. Async-signal-safe.
@@ -240,7 +241,7 @@ mod tests {
     fn network_on_leaves_tcp_alone_and_devices_stay_usable() {
         let p = plan(&fs(), false, 7);
         assert_eq!(p.handled_net, 0);
-        let null = p.rules.iter().find(|(p, _)| p == Path::new("/dev/null")).unwrap();
+        let null = p.rules.iter().find(|(p, _)| p == std::path::Path::new("/dev/null")).unwrap();
         assert_ne!(null.1 & WRITE_FILE, 0);
         assert_ne!(null.1 & TRUNCATE, 0);
     }

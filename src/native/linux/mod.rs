@@ -45,6 +45,19 @@ pub enum LinuxError {
     Cwd(std::io::Error),
 }
 
+impl LinuxError {
+    /// The shell's exit code for a command that could not be run (127 not found, 126 not executable).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            LinuxError::NotFound(_) => Some(127),
+            LinuxError::Setup { step, error, .. } if step.starts_with("execute ") => {
+                Some(if error.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
+            }
+            _ => None,
+        }
+    }
+}
+
 fn pretend() -> Vec<Feature> {
     let v = std::env::var("CODEX_BOX_SANDBOX_PRETEND_MISSING").unwrap_or_default();
     v.split(',').filter_map(|s| Feature::parse(s.trim())).collect()
@@ -134,8 +147,11 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         }
         steps = mounts::prepare(&mounts::plan(&policy.fs, &cwd, true, &mounts::host_kind));
     }
-    let landlock_fd = match landlock_abi {
-        Some(abi) => Some(landlock::prepare(&landlock::plan(&policy.fs, network_off, abi))?),
+    let landlock = match landlock_abi {
+        Some(abi) => {
+            let plan = landlock::plan(&policy.fs, network_off, abi);
+            Some((landlock::create(&plan)?, landlock::prepare_rules(&plan)))
+        }
         None => None,
     };
     let rules = seccomp::rules(network_off);
@@ -148,7 +164,8 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         cwd: cstr(cwd.as_os_str().as_bytes()),
         namespaces: use_ns.then(|| (namespaces::clone_flags(network_off), namespaces::id_map(uid), namespaces::id_map(gid))),
         mounts: steps,
-        landlock: landlock_fd,
+        landlock,
+        harden: boundary,
         seccomp: use_seccomp.then(|| seccomp::compile(&rules, opts.log_denials)),
         notify: opts.log_denials && use_seccomp,
         cap_last: std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(63),
@@ -220,6 +237,10 @@ fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
         spawn::Stage::Caps => "drop capabilities".into(),
         spawn::Stage::NoNewPrivs => "set no_new_privs".into(),
         spawn::Stage::Landlock => "enforce the Landlock ruleset".into(),
+        spawn::Stage::LandlockRule => l.landlock.as_ref().and_then(|(_, r)| r.get(f.detail as usize)).map_or(
+            "add a Landlock rule".into(),
+            |(p, _)| format!("add the Landlock rule for {}", p.to_string_lossy()),
+        ),
         spawn::Stage::Seccomp => "install the seccomp filter".into(),
         spawn::Stage::SendListener => "hand the seccomp listener to the supervisor".into(),
         spawn::Stage::Exec => format!("execute {}", l.exe.to_string_lossy()),

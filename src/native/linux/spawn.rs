@@ -28,12 +28,13 @@ pub enum Stage {
     Seccomp = 8,
     SendListener = 9,
     Exec = 10,
+    LandlockRule = 11,
 }
 
 impl Stage {
     fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        [IdMap, Mount, Chdir, Fork, Caps, NoNewPrivs, Landlock, Seccomp, SendListener, Exec].into_iter().find(|s| *s as u32 == v)
+        [IdMap, Mount, Chdir, Fork, Caps, NoNewPrivs, Landlock, Seccomp, SendListener, Exec, LandlockRule].into_iter().find(|s| *s as u32 == v)
     }
 }
 
@@ -46,7 +47,10 @@ pub struct Launch {
     /// `Some((clone flags, uid_map, gid_map))` to create namespaces.
     pub namespaces: Option<(libc::c_int, String, String)>,
     pub mounts: Vec<mounts::Prepared>,
-    pub landlock: Option<OwnedFd>,
+    /// The ruleset and its rules, added in the command's process after the mounts.
+    pub landlock: Option<(OwnedFd, Vec<(CString, u64)>)>,
+    /// Drop capabilities and set no_new_privs (not for danger-full-access).
+    pub harden: bool,
     pub seccomp: Option<Vec<libc::sock_filter>>,
     pub notify: bool,
     pub cap_last: u32,
@@ -394,6 +398,11 @@ fn command(
         libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
     }
+    if !l.harden {
+        // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
+        unsafe { libc::execve(l.exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        report(pipe, Stage::Exec, 0, errno())
+    }
     for cap in 0..=l.cap_last {
         // SAFETY: integer prctl; EINVAL for unknown capabilities is fine, and EPERM too outside a
         // user namespace (an unprivileged caller has nothing to drop).
@@ -413,7 +422,10 @@ fn command(
             report(pipe, Stage::NoNewPrivs, 0, errno());
         }
     }
-    if let Some(rs) = &l.landlock {
+    if let Some((rs, rules)) = &l.landlock {
+        if let Err((i, e)) = super::landlock::add_rules(rs.as_raw_fd(), rules) {
+            report(pipe, Stage::LandlockRule, i as u32, e);
+        }
         if let Err(e) = super::landlock::restrict_self(rs.as_raw_fd()) {
             report(pipe, Stage::Landlock, 0, e);
         }
