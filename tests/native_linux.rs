@@ -397,6 +397,8 @@ fn exit_codes_signals_and_stdin_pass_through() {
     c.stdin.take().unwrap().write_all(b"through stdin").unwrap();
     assert_eq!(output(c.wait_with_output().unwrap()).out, "through stdin");
     assert_eq!(output(cmd(&fx, &[], &["no-such-command-xyz"]).output().unwrap()).code, 127);
+    let r = sh(&fx, &[], "yes | head -n1");
+    assert_eq!((r.out.as_str(), r.err.as_str()), ("y\n", ""), "SIGPIPE has its default action");
 
     for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130), (libc::SIGHUP, 129)] {
         let mut child = cmd(&fx, &[], &["sleep", "30"]).spawn().unwrap();
@@ -465,4 +467,25 @@ fn bad_config_and_flags_are_explained() {
     assert!(r.err.contains("/does/not/exist") && r.err.contains("create it"), "{}", r.err);
     let r = sh(&fx, &["--config", "/does/not/exist.toml"], "true");
     assert!(r.err.contains("cannot read config file /does/not/exist.toml"), "{}", r.err);
+}
+
+#[test]
+fn service_sockets_and_configured_paths_are_hidden() {
+    if !sandbox_works() || !python() {
+        return;
+    }
+    let fx = fx();
+    let sock = fx.outside.join("svc.sock");
+    let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let p = sock.to_str().unwrap();
+    // Control (and the documented gap): a socket file the user can reach by path is reachable.
+    assert_eq!(connect(&fx, &[], "unix", p).out.trim(), "connected");
+    let cfg = fx.home.join("cfg.toml");
+    std::fs::write(&cfg, format!("[permissions.p]\ndeny_read = [\"{p}\"]\n")).unwrap();
+    let r = connect(&fx, &["--config", cfg.to_str().unwrap(), "-P", "p"], "unix", p);
+    assert_eq!(r.out.trim(), "refused errno 111", "{}{}", r.out, r.err);
+    if Path::new("/var/run/docker.sock").exists() {
+        let r = sh(&fx, &[], "test -S /var/run/docker.sock && echo socket || echo hidden");
+        assert_eq!(r.out.trim(), "hidden", "the Docker socket is a way out of any sandbox");
+    }
 }

@@ -24,6 +24,12 @@ pub const CREDENTIAL_PATHS: &[&str] = &[
     ".config/containers/auth.json", ".gem/credentials",
 ];
 
+/// Host service sockets hidden by default: reaching one is a way out of any sandbox.
+pub const HOST_SOCKETS: &[&str] = &[
+    "/var/run/docker.sock", "/run/docker.sock", "/run/podman/podman.sock", "/run/containerd/containerd.sock",
+    "/run/crio/crio.sock", "/run/libvirt/libvirt-sock", "/run/snapd.socket",
+];
+
 /// Names that stay read-only at the top of every writable root, existing or not.
 pub const PROTECTED_NAMES: &[&str] = &[".git", ".codex", ".agents"];
 
@@ -138,6 +144,8 @@ pub struct Host {
     pub cwd: PathBuf,
     pub home: Option<PathBuf>,
     pub tmpdir: Option<PathBuf>,
+    /// `$XDG_RUNTIME_DIR` (session bus, agents, rootless container sockets).
+    pub runtime_dir: Option<PathBuf>,
 }
 
 impl Host {
@@ -146,6 +154,7 @@ impl Host {
             cwd: std::env::current_dir().map_err(ProfileError::Cwd)?,
             home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             tmpdir: std::env::var_os("TMPDIR").filter(|t| !t.is_empty()).map(PathBuf::from),
+            runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").filter(|t| !t.is_empty()).map(PathBuf::from),
         })
     }
 }
@@ -304,6 +313,12 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
             for rel in CREDENTIAL_PATHS {
                 push_unique(&mut fs.deny_read, home.join(rel));
             }
+        }
+        for sock in HOST_SOCKETS {
+            push_unique(&mut fs.deny_read, PathBuf::from(sock));
+        }
+        if let Some(dir) = &host.runtime_dir {
+            push_unique(&mut fs.deny_read, dir.clone());
         }
     }
     for (raw, origin) in &s.deny_read {

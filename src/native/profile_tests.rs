@@ -5,7 +5,7 @@ fn args() -> SandboxArgs {
 }
 
 fn host(dir: &Path) -> Host {
-    Host { cwd: dir.to_path_buf(), home: Some(dir.join("home")), tmpdir: None }
+    Host { cwd: dir.to_path_buf(), home: Some(dir.join("home")), tmpdir: None, runtime_dir: Some("/run/user/1000".into()) }
 }
 
 const CODEX_TOML: &str = r#"
@@ -34,6 +34,10 @@ fn default_is_read_only_without_network() {
     assert_eq!(p.net, NetPolicy::None);
     assert!(!p.full_access);
     assert!(p.fs.deny_read.contains(&dir.path().join("home/.ssh")));
+    assert!(p.fs.deny_read.contains(&PathBuf::from("/var/run/docker.sock")));
+    assert!(p.fs.deny_read.contains(&PathBuf::from("/run/user/1000")));
+    let s = Settings { hide_credentials: false, ..Settings::default() };
+    assert!(build_policy(&s, &host(dir.path())).unwrap().fs.deny_read.is_empty());
 }
 
 #[test]

@@ -22,8 +22,6 @@ pub enum Kind {
 /// One mount-namespace step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// Stop mount events propagating back to the host.
-    PrivateRoot,
     /// Open (O_PATH) a host path below /tmp, slot `slot`, before the private /tmp hides it.
     Hold { slot: usize, path: PathBuf },
     /// The private, empty /tmp.
@@ -69,7 +67,9 @@ pub fn placeholders(fs: &FsPolicy, kind: &dyn Fn(&Path) -> Option<Kind>) -> Vec<
 /// Translates the filesystem policy into mount steps (pure; `kind` says what exists).
 pub fn plan(fs: &FsPolicy, cwd: &Path, pid_ns: bool, kind: &dyn Fn(&Path) -> Option<Kind>) -> Plan {
     let tmp = Path::new("/tmp");
-    let mut plan = Plan { ops: vec![Op::PrivateRoot] };
+    // No MS_PRIVATE pass over the tree: a mount namespace owned by a new user namespace gets
+    // shared mounts as slaves, so nothing propagates back to the host.
+    let mut plan = Plan { ops: Vec::new() };
     let mut visible_in_tmp: Vec<PathBuf> = Vec::new();
     if !fs.shared_tmp {
         let mut binds = Vec::new();
@@ -144,7 +144,6 @@ pub fn prepare(plan: &Plan) -> Vec<Prepared> {
         .iter()
         .map(|op| {
             let target = match op {
-                Op::PrivateRoot => c"/".into(),
                 Op::PrivateTmp => c"/tmp".into(),
                 Op::Proc => c"/proc".into(),
                 Op::Hold { path, .. } | Op::BindHost { target: path, .. } => cstring(path),
@@ -180,7 +179,6 @@ impl Prepared {
     /// Human name of the step, for errors.
     pub fn describe(&self) -> String {
         match &self.op {
-            Op::PrivateRoot => "make / private".into(),
             Op::PrivateTmp => "mount the private /tmp".into(),
             Op::Hold { path, .. } => format!("open {} before hiding /tmp", path.display()),
             Op::MkDir(p) | Op::MkFile(p) => format!("create mount point {} in the private /tmp", p.display()),
@@ -233,7 +231,6 @@ pub fn apply(steps: &[Prepared]) -> Result<(), (usize, i32)> {
     for (i, s) in steps.iter().enumerate() {
         let t = s.target.as_c_str();
         let r = match &s.op {
-            Op::PrivateRoot => mount(None, t, None, libc::MS_REC | libc::MS_PRIVATE, None),
             Op::Hold { slot, .. } => {
                 // SAFETY: `t` is a valid C string; the fd is closed when the process execs or exits.
                 let fd = unsafe { libc::open(t.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
@@ -305,7 +302,6 @@ mod tests {
         assert_eq!(
             p.ops,
             vec![
-                Op::PrivateRoot,
                 Op::ReadOnly("/w/.git".into()),
                 Op::HideDir("/h/.ssh".into()),
                 Op::HideFile("/h/.netrc".into()),
@@ -329,7 +325,6 @@ mod tests {
         assert_eq!(
             p.ops,
             vec![
-                Op::PrivateRoot,
                 Op::Hold { slot: 0, path: "/tmp/a/work".into() },
                 Op::PrivateTmp,
                 Op::MkDir("/tmp/a".into()),

@@ -392,7 +392,8 @@ fn command(
     // close-on-exec for every inherited descriptor above stderr (the kernel checks the range).
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        for s in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
+        // SIGPIPE too: the Rust runtime ignores it, and an ignored signal survives exec.
+        for s in FORWARDED.iter().chain([libc::SIGCHLD, libc::SIGPIPE].iter()) {
             libc::signal(*s, libc::SIG_DFL);
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
