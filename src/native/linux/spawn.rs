@@ -216,7 +216,7 @@ pub fn start(l: &Launch) -> Result<Result<Running, (ChildFailure, libc::pid_t)>,
         };
         return Ok(Err((f, pid)));
     }
-    let listener = ours.and_then(|s| recv_fd(s.as_raw_fd()));
+    let listener = ours.and_then(|s| super::notify::recv_fd(s.as_raw_fd()));
     Ok(Ok(Running { pid, listener }))
 }
 
@@ -244,53 +244,6 @@ fn restore_signals() {
         // SAFETY: back to the default disposition.
         unsafe { libc::signal(s, libc::SIG_DFL) };
     }
-}
-
-fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    let mut cbuf = [0u64; 8];
-    // SAFETY: msghdr is plain data; the pointers set below stay valid for the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf) as _;
-    // SAFETY: `msg` describes valid buffers; the received fd is taken over below.
-    unsafe {
-        if libc::recvmsg(sock, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) < 0 {
-            return None;
-        }
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
-            return None;
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const RawFd);
-        Some(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), i32> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-    let mut cbuf = [0u64; 8];
-    // SAFETY: as in recv_fd; CMSG macros stay inside `cbuf`, sized for one fd.
-    unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = libc::CMSG_SPACE(4) as _;
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(4) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
-        if libc::sendmsg(sock, &msg, 0) < 0 {
-            return Err(errno());
-        }
-    }
-    Ok(())
 }
 
 /// The first child: init of the namespaces (or, without namespaces, the command itself).
@@ -435,7 +388,7 @@ fn command(
         match seccomp::install(prog, l.notify) {
             Err(e) => report(pipe, Stage::Seccomp, 0, e),
             Ok(Some(listener)) => {
-                if let Err(e) = send_fd(sock, listener.as_raw_fd()) {
+                if let Err(e) = super::notify::send_fd(sock, listener.as_raw_fd()) {
                     report(pipe, Stage::SendListener, 0, e);
                 }
                 // SAFETY: our copy of the listener must not reach the command.

@@ -1,0 +1,33 @@
+//! Degradation and configuration errors.
+
+use crate::*;
+
+#[test]
+fn missing_kernel_features_stop_the_run_unless_degraded_is_allowed() {
+    let fx = fx();
+    for (feature, word) in [("landlock", "Landlock"), ("seccomp", "seccomp"), ("userns", "user namespaces")] {
+        let r = output(cmd(&fx, &[], &["sh", "-c", "echo ran"]).env("CODEX_BOX_SANDBOX_PRETEND_MISSING", feature).output().unwrap());
+        assert_ne!(r.code, 0);
+        assert!(!r.out.contains("ran"), "never a silent run without the boundary");
+        assert!(r.err.contains(word) && r.err.contains("--allow-degraded"), "{}", r.err);
+        let r = output(cmd(&fx, &["--allow-degraded"], &["sh", "-c", "echo ran"]).env("CODEX_BOX_SANDBOX_PRETEND_MISSING", feature).output().unwrap());
+        assert!(r.out.contains("ran"), "{}", r.err);
+        assert!(r.err.contains("NOT enforced") && r.err.contains(word), "{}", r.err);
+    }
+}
+
+#[test]
+fn bad_config_and_flags_are_explained() {
+    let fx = fx();
+    let cfg = fx.home.join("bad.toml");
+    std::fs::write(&cfg, "sandbox_mode = \"yolo\"\n").unwrap();
+    let r = sh(&fx, &["--config", cfg.to_str().unwrap()], "true");
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("unknown sandbox mode `yolo`") && r.err.contains("bad.toml"), "{}", r.err);
+    let r = sh(&fx, &["-P", "nope"], "true");
+    assert!(r.err.contains("pass --config FILE"), "{}", r.err);
+    let r = sh(&fx, &["-w", "/does/not/exist"], "true");
+    assert!(r.err.contains("/does/not/exist") && r.err.contains("create it"), "{}", r.err);
+    let r = sh(&fx, &["--config", "/does/not/exist.toml"], "true");
+    assert!(r.err.contains("cannot read config file /does/not/exist.toml"), "{}", r.err);
+}
