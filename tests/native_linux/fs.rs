@@ -157,3 +157,29 @@ fn read_only_refuses_every_write_and_full_access_allows_them() {
     }
     assert!(fx.outside.join("o").exists());
 }
+
+#[test]
+fn devices_are_opt_in_and_dev_shm_is_private() {
+    if !sandbox_works() {
+        return;
+    }
+    let fx = fx();
+    let readable: Vec<&str> = ["/dev/kvm", "/dev/fuse", "/dev/loop0", "/dev/video0", "/dev/snd/timer", "/dev/dri/card0"]
+        .into_iter()
+        .filter(|d| std::fs::File::open(d).is_ok())
+        .collect();
+    let host_shm = format!("/dev/shm/codex-box-test-{}", std::process::id());
+    std::fs::write(&host_shm, "host").unwrap();
+    let r = sh(&fx, &[], &format!(
+        "head -c4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok; cat {host_shm}; echo shm=$?; \
+         echo s > /dev/shm/mine && echo shm-write-ok; for d in {}; do head -c1 $d >/dev/null; echo dev=$?; done",
+        readable.join(" ")
+    ));
+    std::fs::remove_file(&host_shm).unwrap();
+    assert!(r.out.starts_with("4\nnull-ok"), "controls: {}{}", r.out, r.err);
+    assert!(failed(&r.out, "shm") && r.out.contains("shm-write-ok"), "{}", r.out);
+    assert!(!Path::new("/dev/shm/mine").exists());
+    if require(!readable.is_empty(), "no device readable on this host to try") {
+        assert_eq!(r.out.matches("dev=1").count(), readable.len(), "{readable:?}: {}{}", r.out, r.err);
+    }
+}

@@ -49,8 +49,11 @@ pub fn fs_rights(abi: u32) -> u64 {
     r
 }
 
-/// Character devices that stay writable (and usable as terminals) in every mode.
+/// Character devices that stay writable (and usable as terminals) in every mode. Other devices
+/// (camera, sound, input, GPU, kvm, fuse, tun, disks) are not even readable.
 const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx", "/dev/pts"];
+/// Readable devices.
+const READ_DEVICES: &[&str] = &["/dev/random", "/dev/urandom"];
 
 /// What to hand the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,14 +65,29 @@ pub struct Plan {
     pub rules: Vec<(PathBuf, u64)>,
 }
 
-/// Translates the filesystem policy for a kernel ABI (pure).
-pub fn plan(fs: &FsPolicy, network_off: bool, abi: u32) -> Plan {
+/// Translates the filesystem policy for a kernel ABI (pure). A read root `/` becomes read rights on
+/// each entry of `top_level` except `/dev` (plus listing everywhere), so that devices are opt-in.
+/// `private_shm`: /dev/shm is the sandbox's own tmpfs and is writable.
+pub fn plan(fs: &FsPolicy, network_off: bool, abi: u32, top_level: &[PathBuf], private_shm: bool) -> Plan {
     let abi = abi.min(KNOWN_ABI);
     let all = fs_rights(abi);
-    let mut rules: Vec<(PathBuf, u64)> = fs.read_roots.iter().map(|p| (p.clone(), READ_RIGHTS & all)).collect();
+    let read = READ_RIGHTS & all;
+    let mut rules: Vec<(PathBuf, u64)> = Vec::new();
+    for root in &fs.read_roots {
+        if root.as_os_str() == "/" {
+            rules.push((root.clone(), READ_DIR));
+            rules.extend(top_level.iter().filter(|p| p.as_os_str() != "/dev").map(|p| (p.clone(), read)));
+        } else {
+            rules.push((root.clone(), read));
+        }
+    }
     rules.extend(fs.write_roots.iter().map(|p| (p.clone(), all)));
     let dev = READ_FILE | WRITE_FILE | TRUNCATE | IOCTL_DEV | READ_DIR;
     rules.extend(DEVICES.iter().map(|d| (PathBuf::from(d), dev & all)));
+    rules.extend(READ_DEVICES.iter().map(|d| (PathBuf::from(d), READ_FILE)));
+    if private_shm {
+        rules.push((PathBuf::from("/dev/shm"), all));
+    }
     Plan {
         abi,
         handled_fs: all,
@@ -213,33 +231,42 @@ mod tests {
         FsPolicy { read_roots: vec!["/".into()], write_roots: vec!["/w".into()], ..FsPolicy::default() }
     }
 
+    fn top() -> Vec<PathBuf> {
+        vec!["/dev".into(), "/etc".into(), "/usr".into()]
+    }
+
     #[test]
     fn every_right_of_the_abi_is_handled() {
         assert_eq!(fs_rights(1).count_ones(), 13);
         assert_eq!(fs_rights(3), fs_rights(1) | REFER | TRUNCATE);
         assert_eq!(fs_rights(7).count_ones(), 16);
-        let p = plan(&fs(), true, 7);
+        let p = plan(&fs(), true, 7, &top(), false);
         assert_eq!(p.handled_fs, fs_rights(7));
-        assert_eq!(p.rules[0], ("/".into(), READ_RIGHTS));
-        assert_eq!(p.rules[1], ("/w".into(), fs_rights(7)));
+        assert_eq!(p.rules[0], ("/".into(), READ_DIR));
+        assert_eq!(p.rules[1], ("/etc".into(), READ_RIGHTS));
+        assert_eq!(p.rules[2], ("/usr".into(), READ_RIGHTS));
+        assert_eq!(p.rules[3], ("/w".into(), fs_rights(7)));
+        assert!(!p.rules.iter().any(|(p, _)| p == std::path::Path::new("/dev")), "devices are opt-in");
+        assert!(!p.rules.iter().any(|(p, _)| p == std::path::Path::new("/dev/shm")));
+        assert!(plan(&fs(), true, 7, &top(), true).rules.contains(&("/dev/shm".into(), fs_rights(7))));
         assert_eq!(p.scoped, SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL);
         assert_eq!(p.handled_net, NET_BIND_TCP | NET_CONNECT_TCP);
     }
 
     #[test]
     fn older_abis_get_what_they_know() {
-        let p = plan(&fs(), true, 3);
+        let p = plan(&fs(), true, 3, &top(), false);
         assert_eq!(p.handled_net, 0);
         assert_eq!(p.scoped, 0);
         assert_eq!(p.handled_fs & IOCTL_DEV, 0);
         assert_eq!(gaps(3).len(), 3);
         assert!(gaps(7).is_empty());
-        assert_eq!(plan(&fs(), true, 99).abi, KNOWN_ABI);
+        assert_eq!(plan(&fs(), true, 99, &top(), false).abi, KNOWN_ABI);
     }
 
     #[test]
     fn network_on_leaves_tcp_alone_and_devices_stay_usable() {
-        let p = plan(&fs(), false, 7);
+        let p = plan(&fs(), false, 7, &top(), false);
         assert_eq!(p.handled_net, 0);
         let null = p.rules.iter().find(|(p, _)| p == std::path::Path::new("/dev/null")).unwrap();
         assert_ne!(null.1 & WRITE_FILE, 0);

@@ -141,6 +141,14 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
     let mut placeholders = Vec::new();
     let mut steps = Vec::new();
     if use_ns {
+        for p in &policy.fs.protected {
+            if p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                eprintln!(
+                    "codex-box: warning: protected path {} is a symbolic link: its target is read-only, the link itself can be replaced",
+                    p.display()
+                );
+            }
+        }
         for p in mounts::placeholders(&policy.fs, &mounts::host_kind) {
             std::fs::create_dir(&p).map_err(|error| LinuxError::Placeholder { path: p.clone(), error })?;
             placeholders.push(p);
@@ -149,7 +157,10 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
     }
     let landlock = match landlock_abi {
         Some(abi) => {
-            let plan = landlock::plan(&policy.fs, network_off, abi);
+            let top: Vec<PathBuf> = std::fs::read_dir("/")
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            let plan = landlock::plan(&policy.fs, network_off, abi, &top, use_ns);
             Some((landlock::create(&plan)?, landlock::prepare_rules(&plan)))
         }
         None => None,

@@ -37,6 +37,8 @@ pub enum Op {
     HideDir(PathBuf),
     /// Hide a file under a read-only /dev/null.
     HideFile(PathBuf),
+    /// A private, empty /dev/shm.
+    PrivateShm,
     /// Mount a /proc that shows only the sandbox's PID namespace.
     Proc,
 }
@@ -117,6 +119,7 @@ pub fn plan(fs: &FsPolicy, cwd: &Path, pid_ns: bool, kind: &dyn Fn(&Path) -> Opt
         }
     }
     if pid_ns {
+        plan.ops.push(Op::PrivateShm);
         plan.ops.push(Op::Proc);
     }
     plan
@@ -146,6 +149,7 @@ pub fn prepare(plan: &Plan) -> Vec<Prepared> {
             let target = match op {
                 Op::PrivateTmp => c"/tmp".into(),
                 Op::Proc => c"/proc".into(),
+                Op::PrivateShm => c"/dev/shm".into(),
                 Op::Hold { path, .. } | Op::BindHost { target: path, .. } => cstring(path),
                 Op::MkDir(p) | Op::MkFile(p) | Op::ReadOnly(p) | Op::HideDir(p) | Op::HideFile(p) => cstring(p),
             };
@@ -186,6 +190,7 @@ impl Prepared {
             Op::ReadOnly(p) => format!("make {} read-only", p.display()),
             Op::HideDir(p) | Op::HideFile(p) => format!("hide {}", p.display()),
             Op::Proc => "mount /proc for the PID namespace".into(),
+            Op::PrivateShm => "mount the private /dev/shm".into(),
         }
     }
 }
@@ -270,6 +275,7 @@ pub fn apply(steps: &[Prepared]) -> Result<(), (usize, i32)> {
                 Some(c"mode=000,size=4k"),
             ),
             Op::HideFile(_) => mount(Some(c"/dev/null"), t, None, libc::MS_BIND, None).and_then(|_| remount_ro(t)),
+            Op::PrivateShm => mount(Some(c"tmpfs"), t, Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(c"mode=1777")),
             Op::Proc => mount(Some(c"proc"), t, Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None),
         };
         r.map_err(|e| (i, e))?;
@@ -305,6 +311,7 @@ mod tests {
                 Op::ReadOnly("/w/.git".into()),
                 Op::HideDir("/h/.ssh".into()),
                 Op::HideFile("/h/.netrc".into()),
+                Op::PrivateShm,
                 Op::Proc,
             ]
         );
