@@ -60,7 +60,7 @@ pub struct SandboxArgs {
     pub sandbox_mode: Option<String>,
 
     /// workspace-write without network (like `codex --full-auto`).
-    #[arg(long = "full-auto")]
+    #[arg(long = "full-auto", conflicts_with_all = ["sandbox_mode", "network"])]
     pub full_auto: bool,
 
     /// Extra writable directory (repeatable); turns read-only into workspace-write.

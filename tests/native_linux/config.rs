@@ -31,3 +31,17 @@ fn bad_config_and_flags_are_explained() {
     let r = sh(&fx, &["--config", "/does/not/exist.toml"], "true");
     assert!(r.err.contains("cannot read config file /does/not/exist.toml"), "{}", r.err);
 }
+
+#[test]
+fn the_platform_is_optional_and_checked() {
+    let fx = fx();
+    let run = |args: &[&str]| output(Command::new(BIN).args(args).current_dir(&fx.work).env("HOME", &fx.home).output().unwrap());
+    if sandbox_works() {
+        assert_eq!(run(&["sandbox", "linux", "--", "sh", "-c", "exit 3"]).code, 3);
+    }
+    let r = run(&["sandbox", "macos", "--", "true"]);
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("macos sandbox cannot run on this linux host"), "{}", r.err);
+    let r = run(&["sandbox", "--full-auto", "-s", "read-only", "--", "true"]);
+    assert_ne!(r.code, 0, "{}", r.err);
+}

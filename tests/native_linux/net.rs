@@ -48,16 +48,16 @@ fn network_is_off_for_tcp_udp_and_abstract_unix_sockets() {
         assert!(r.out.starts_with("refused"), "abstract {flags:?}: {}", r.out);
     }
     // Abstract sockets stay scoped by Landlock even when the network is on.
-    let r = connect(&fx, &["--full-auto", "--network"], "abstract", &name);
+    let r = connect(&fx, &["-s", "workspace-write", "--network"], "abstract", &name);
     assert!(r.out.starts_with("refused errno 1"), "{}{}", r.out, r.err);
 
     // Controls: the same listeners are reachable with the network on / without a sandbox.
-    assert_eq!(connect(&fx, &["--full-auto", "--network"], "tcp", &tcp_port).out.trim(), "connected");
+    assert_eq!(connect(&fx, &["-s", "workspace-write", "--network"], "tcp", &tcp_port).out.trim(), "connected");
     let mut s = tcp.accept().unwrap().0;
     let mut buf = [0u8; 2];
     s.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"hi");
-    assert_eq!(connect(&fx, &["--full-auto", "--network"], "udp", &udp_port).out.trim(), "connected");
+    assert_eq!(connect(&fx, &["-s", "workspace-write", "--network"], "udp", &udp_port).out.trim(), "connected");
     assert_eq!(udp.recv(&mut buf).unwrap(), 2);
     assert_eq!(connect(&fx, &["-s", "danger-full-access"], "abstract", &name).out.trim(), "connected");
     drop(abs);

@@ -136,3 +136,15 @@ fn secret_environment_variables_are_scrubbed() {
     let r = run(&["--keep-env", "MY_API_KEY"]);
     assert_eq!(r.out.trim(), "key=sk-secret tok= plain=hello");
 }
+
+#[test]
+fn the_terminal_is_inherited() {
+    if !sandbox_works() || !require(Path::new("/usr/bin/script").exists(), "no script(1) to make a pty") {
+        return;
+    }
+    let fx = fx();
+    let inner = format!("{BIN} sandbox -- sh -c 'test -t 0 && test -t 1 && tty && stty size >/dev/null && echo tty-ok'");
+    let r = output(Command::new("/usr/bin/script").args(["-qec", &inner, "/dev/null"]).current_dir(&fx.work)
+        .env("HOME", &fx.home).stdin(std::process::Stdio::null()).output().unwrap());
+    assert!(r.out.contains("/dev/pts/") && r.out.contains("tty-ok"), "{}{}", r.out, r.err);
+}

@@ -108,12 +108,19 @@ pub fn plan(fs: &FsPolicy, cwd: &Path, pid_ns: bool, kind: &dyn Fn(&Path) -> Opt
             plan.ops.push(Op::ReadOnly(p.clone()));
         }
     }
-    for p in &fs.deny_read {
-        if !visible(p) {
+    // Parents first; anything below a hidden directory is hidden with it (and has no mount point).
+    let mut deny: Vec<&PathBuf> = fs.deny_read.iter().filter(|p| visible(p)).collect();
+    deny.sort();
+    let mut hidden_dirs: Vec<&PathBuf> = Vec::new();
+    for p in deny {
+        if hidden_dirs.iter().any(|d| under(p, d)) {
             continue;
         }
         match kind(p) {
-            Some(Kind::Dir) => plan.ops.push(Op::HideDir(p.clone())),
+            Some(Kind::Dir) => {
+                hidden_dirs.push(p);
+                plan.ops.push(Op::HideDir(p.clone()));
+            }
             Some(Kind::File) => plan.ops.push(Op::HideFile(p.clone())),
             None => {}
         }
@@ -309,13 +316,24 @@ mod tests {
             p.ops,
             vec![
                 Op::ReadOnly("/w/.git".into()),
-                Op::HideDir("/h/.ssh".into()),
                 Op::HideFile("/h/.netrc".into()),
+                Op::HideDir("/h/.ssh".into()),
                 Op::PrivateShm,
                 Op::Proc,
             ]
         );
         assert_eq!(placeholders(&fs, &k), vec![PathBuf::from("/w/.codex")]);
+    }
+
+    #[test]
+    fn paths_below_a_hidden_directory_are_not_mounted_again() {
+        let fs = FsPolicy {
+            deny_read: vec!["/h/.config/gh".into(), "/h/.config".into(), "/h/.config/x.json".into()],
+            shared_tmp: true,
+            ..FsPolicy::default()
+        };
+        let k = kinds(&["/h/.config", "/h/.config/gh"], &["/h/.config/x.json"]);
+        assert_eq!(plan(&fs, Path::new("/w"), false, &k).ops, vec![Op::HideDir("/h/.config".into())]);
     }
 
     #[test]
