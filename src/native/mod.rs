@@ -19,15 +19,19 @@ pub enum Feature {
     Landlock,
     Seccomp,
     UserNs,
+    /// User namespaces that look available but are refused when the sandbox starts (tests only).
+    UserNsAtClone,
 }
 
 impl Feature {
-    /// Parses `landlock`, `seccomp` or `userns` (for `CODEX_BOX_SANDBOX_PRETEND_MISSING`).
+    /// Parses `landlock`, `seccomp`, `userns` or `userns-at-clone` (for
+    /// `CODEX_BOX_SANDBOX_PRETEND_MISSING`, which tests use instead of kernel mocks).
     pub fn parse(s: &str) -> Option<Feature> {
         match s {
             "landlock" => Some(Feature::Landlock),
             "seccomp" => Some(Feature::Seccomp),
             "userns" => Some(Feature::UserNs),
+            "userns-at-clone" => Some(Feature::UserNsAtClone),
             _ => None,
         }
     }

@@ -17,6 +17,19 @@ fn missing_kernel_features_stop_the_run_unless_degraded_is_allowed() {
 }
 
 #[test]
+fn a_user_namespace_refused_at_start_is_reported_or_degraded() {
+    let fx = fx();
+    let pretend = ("CODEX_BOX_SANDBOX_PRETEND_MISSING", "userns-at-clone");
+    let r = output(cmd(&fx, &["--full-auto"], &["sh", "-c", "echo ran"]).env(pretend.0, pretend.1).output().unwrap());
+    assert_ne!(r.code, 0);
+    assert!(!r.out.contains("ran") && r.err.contains("clone with namespaces failed"), "{}", r.err);
+    assert!(!fx.work.join(".git").exists(), "placeholders are not left behind");
+    let r = output(cmd(&fx, &["--full-auto", "--allow-degraded"], &["sh", "-c", "echo ran > f && cat f"]).env(pretend.0, pretend.1).output().unwrap());
+    assert_eq!(r.out, "ran\n", "{}", r.err);
+    assert!(r.err.contains("NOT enforced") && r.err.contains("refused by the kernel"), "{}", r.err);
+}
+
+#[test]
 fn bad_config_and_flags_are_explained() {
     let fx = fx();
     let cfg = fx.home.join("bad.toml");

@@ -46,6 +46,12 @@ pub enum LinuxError {
 }
 
 impl LinuxError {
+    /// Whether the kernel refused the user namespace (or its capabilities, as AppArmor does).
+    pub fn is_userns_refusal(&self) -> bool {
+        matches!(self, LinuxError::Spawn(spawn::SpawnError::Namespaces { .. }))
+            || matches!(self, LinuxError::Setup { advice, .. } if !advice.is_empty())
+    }
+
     /// The shell's exit code for a command that could not be run (127 not found, 126 not executable).
     pub fn exit_code(&self) -> Option<i32> {
         match self {
@@ -138,6 +144,48 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
     let exe = find_exe(&argv[0], path_var).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
     let cwd = std::env::current_dir().map_err(LinuxError::Cwd)?;
 
+    let ctx = Ctx { policy, argv, opts, vars: &vars, exe: &exe, cwd: &cwd, network_off, boundary, landlock_abi, use_seccomp };
+    if !missing.is_empty() {
+        eprintln!("codex-box: degraded sandbox (--allow-degraded); NOT enforced:");
+        for m in &missing {
+            eprintln!("  - {m}");
+        }
+    }
+    let code = match attempt(&ctx, use_ns) {
+        Err(e) if use_ns && opts.allow_degraded && e.is_userns_refusal() => {
+            let m = "user namespaces (refused by the kernel): .git/.codex/.agents and protected paths are NOT read-only, credential stores NOT hidden, /tmp NOT private, no PID or network namespace";
+            eprintln!("codex-box: {e}\ncodex-box: degraded sandbox (--allow-degraded); NOT enforced:\n  - {m}");
+            missing.push(m.into());
+            attempt(&ctx, false)?
+        }
+        r => r?,
+    };
+    missing.extend(landlock_abi.map(landlock::gaps).unwrap_or_default().into_iter().map(String::from));
+    let enforcement = if missing.is_empty() || !boundary { Enforcement::Full } else { Enforcement::Partial(missing) };
+    Ok(Outcome { code, enforcement })
+}
+
+/// What one attempt needs.
+struct Ctx<'a> {
+    policy: &'a Policy,
+    argv: &'a [String],
+    opts: &'a Options,
+    vars: &'a [(String, String)],
+    exe: &'a Path,
+    cwd: &'a Path,
+    network_off: bool,
+    boundary: bool,
+    landlock_abi: Option<u32>,
+    use_seccomp: bool,
+}
+
+/// Builds the launch (with or without namespaces), runs it, and removes the placeholders.
+fn attempt(c: &Ctx, use_ns: bool) -> Result<i32, LinuxError> {
+    let policy = c.policy;
+    if use_ns && pretend().contains(&Feature::UserNsAtClone) {
+        let error = std::io::Error::from_raw_os_error(libc::EPERM);
+        return Err(spawn::SpawnError::Namespaces { error, advice: namespaces::userns_advice() }.into());
+    }
     let mut placeholders = Vec::new();
     let mut steps = Vec::new();
     if use_ns {
@@ -150,12 +198,28 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
             }
         }
         for p in mounts::placeholders(&policy.fs, &mounts::host_kind) {
-            std::fs::create_dir(&p).map_err(|error| LinuxError::Placeholder { path: p.clone(), error })?;
+            if let Err(error) = std::fs::create_dir(&p) {
+                remove(&placeholders);
+                return Err(LinuxError::Placeholder { path: p.clone(), error });
+            }
             placeholders.push(p);
         }
-        steps = mounts::prepare(&mounts::plan(&policy.fs, &cwd, true, &mounts::host_kind));
+        steps = mounts::prepare(&mounts::plan(&policy.fs, c.cwd, true, &mounts::host_kind));
     }
-    let landlock = match landlock_abi {
+    let result = launch_and_wait(c, use_ns, steps);
+    remove(&placeholders);
+    result
+}
+
+fn remove(placeholders: &[PathBuf]) {
+    for p in placeholders.iter().rev() {
+        let _ = std::fs::remove_dir(p);
+    }
+}
+
+fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Result<i32, LinuxError> {
+    let (policy, opts, network_off) = (c.policy, c.opts, c.network_off);
+    let landlock = match c.landlock_abi {
         Some(abi) => {
             let top: Vec<PathBuf> = std::fs::read_dir("/")
                 .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -169,33 +233,26 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let launch = spawn::Launch {
-        exe: cstr(exe.as_os_str().as_bytes()),
-        argv: argv.iter().map(|a| cstr(a.as_bytes())).collect(),
-        envp: vars.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect(),
-        cwd: cstr(cwd.as_os_str().as_bytes()),
+        exe: cstr(c.exe.as_os_str().as_bytes()),
+        argv: c.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
+        envp: c.vars.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect(),
+        cwd: cstr(c.cwd.as_os_str().as_bytes()),
         namespaces: use_ns.then(|| (namespaces::clone_flags(network_off), namespaces::id_map(uid), namespaces::id_map(gid))),
         mounts: steps,
         landlock,
-        harden: boundary,
-        seccomp: use_seccomp.then(|| seccomp::compile(&rules, opts.log_denials)),
-        notify: opts.log_denials && use_seccomp,
+        harden: c.boundary,
+        seccomp: c.use_seccomp.then(|| seccomp::compile(&rules, opts.log_denials)),
+        notify: opts.log_denials && c.use_seccomp,
         cap_last: std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(63),
     };
-    if !missing.is_empty() {
-        eprintln!("codex-box: degraded sandbox (--allow-degraded); NOT enforced:");
-        for m in &missing {
-            eprintln!("  - {m}");
-        }
-    }
-    let gaps: Vec<String> = landlock_abi.map(landlock::gaps).unwrap_or_default().into_iter().map(String::from).collect();
     if opts.verbose {
-        for g in &gaps {
+        for g in c.landlock_abi.map(landlock::gaps).unwrap_or_default() {
             eprintln!("codex-box: sandbox: {g}");
         }
         eprintln!(
             "codex-box: sandbox: {}; seccomp {}; namespaces {}; {} writable root(s), {} protected, {} hidden, /tmp {}",
-            landlock_abi.map_or("no Landlock".into(), |a| format!("Landlock ABI {a}")),
-            if use_seccomp { format!("{} rules", rules.len()) } else { "off".into() },
+            c.landlock_abi.map_or("no Landlock".into(), |a| format!("Landlock ABI {a}")),
+            if c.use_seccomp { format!("{} rules", rules.len()) } else { "off".into() },
             if use_ns { if network_off { "user+mount+pid+ipc+net" } else { "user+mount+pid+ipc" } } else { "none" },
             policy.fs.write_roots.len(),
             policy.fs.protected.len(),
@@ -203,29 +260,20 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
             if policy.fs.shared_tmp || !use_ns { "shared" } else { "private" },
         );
     }
-    let result = run_tree(&launch, &rules, opts);
-    for p in placeholders.iter().rev() {
-        let _ = std::fs::remove_dir(p);
-    }
-    let code = result?;
-    missing.extend(gaps);
-    let enforcement = if missing.is_empty() || !boundary { Enforcement::Full } else { Enforcement::Partial(missing) };
-    Ok(Outcome { code, enforcement })
+    run_tree(&launch, &rules, opts)
 }
 
 fn run_tree(launch: &spawn::Launch, rules: &[seccomp::Rule], opts: &Options) -> Result<i32, LinuxError> {
-    let running = match spawn::start(launch)? {
-        Ok(r) => r,
-        Err((failure, pid)) => {
-            spawn::wait(pid);
-            return Err(explain(failure, launch));
-        }
-    };
-    let logger = match running.listener {
+    let mut started = spawn::start(launch)?;
+    if let Some(failure) = started.failure {
+        spawn::wait(&started);
+        return Err(explain(failure, launch));
+    }
+    let logger = match started.listener.take() {
         Some(l) => Some(notify::start(l).map_err(|error| spawn::SpawnError::Os { what: "start the denial logger", error })?),
         None => None,
     };
-    let code = spawn::wait(running.pid);
+    let code = spawn::wait(&started);
     if let Some(logger) = logger {
         let denials = logger.finish();
         if opts.log_denials {

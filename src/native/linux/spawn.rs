@@ -72,9 +72,12 @@ pub enum SpawnError {
     Namespaces { error: std::io::Error, advice: String },
 }
 
-pub struct Running {
+/// A started tree: its init (or command) pid, the seccomp listener, or the child's setup failure.
+pub struct Started {
     pub pid: libc::pid_t,
     pub listener: Option<OwnedFd>,
+    pub failure: Option<ChildFailure>,
+    saved: [libc::sigaction; 4],
 }
 
 const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
@@ -148,7 +151,7 @@ fn status_code(st: libc::c_int) -> i32 {
 }
 
 /// Starts the tree. Returns once the command is exec'd (or a child reported a failure).
-pub fn start(l: &Launch) -> Result<Result<Running, (ChildFailure, libc::pid_t)>, SpawnError> {
+pub fn start(l: &Launch) -> Result<Started, SpawnError> {
     let argv = null_terminated(&l.argv);
     let envp = null_terminated(&l.envp);
     let mut fds = [0; 2];
@@ -164,13 +167,16 @@ pub fn start(l: &Launch) -> Result<Result<Running, (ChildFailure, libc::pid_t)>,
         return Err(os("create the notification socket"));
     }
 
-    // SAFETY: installing a handler that only calls async-signal-safe functions.
+    // SAFETY: sigaction is plain data; all-zero is valid before sigaction fills it.
+    let mut saved: [libc::sigaction; 4] = unsafe { std::mem::zeroed() };
+    // SAFETY: installing a handler that only calls async-signal-safe functions; the caller's
+    // handlers are saved and put back by `wait`.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = forward as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        for s in FORWARDED {
-            libc::sigaction(s, &sa, std::ptr::null_mut());
+        for (s, old) in FORWARDED.iter().zip(saved.iter_mut()) {
+            libc::sigaction(*s, &sa, old);
         }
     }
     let mut blocked = FORWARDED.to_vec();
@@ -197,7 +203,7 @@ pub fn start(l: &Launch) -> Result<Result<Running, (ChildFailure, libc::pid_t)>,
     // SAFETY: pair[0] is ours if created.
     let ours = (pair[0] >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pair[0]) });
     if pid < 0 {
-        restore_signals();
+        restore_signals(&saved);
         return Err(SpawnError::Namespaces { error: clone_err, advice: super::namespaces::userns_advice() });
     }
     let mut rec = [0u8; 12];
@@ -214,14 +220,15 @@ pub fn start(l: &Launch) -> Result<Result<Running, (ChildFailure, libc::pid_t)>,
             detail: u32::from_ne_bytes(rec[4..8].try_into().unwrap_or_default()),
             errno: i32::from_ne_bytes(rec[8..].try_into().unwrap_or_default()),
         };
-        return Ok(Err((f, pid)));
+        return Ok(Started { pid, listener: None, failure: Some(f), saved });
     }
     let listener = ours.and_then(|s| super::notify::recv_fd(s.as_raw_fd()));
-    Ok(Ok(Running { pid, listener }))
+    Ok(Started { pid, listener, failure: None, saved })
 }
 
 /// Waits for the tree; returns the exit code (128+N for a signal).
-pub fn wait(pid: libc::pid_t) -> i32 {
+pub fn wait(started: &Started) -> i32 {
+    let pid = started.pid;
     let mut st = 0;
     loop {
         // SAFETY: waiting on our own child.
@@ -235,14 +242,14 @@ pub fn wait(pid: libc::pid_t) -> i32 {
         }
     }
     CHILD.store(0, Ordering::SeqCst);
-    restore_signals();
+    restore_signals(&started.saved);
     status_code(st)
 }
 
-fn restore_signals() {
-    for s in FORWARDED {
-        // SAFETY: back to the default disposition.
-        unsafe { libc::signal(s, libc::SIG_DFL) };
+fn restore_signals(saved: &[libc::sigaction; 4]) {
+    for (s, old) in FORWARDED.iter().zip(saved) {
+        // SAFETY: putting back the caller's disposition saved by `start`.
+        unsafe { libc::sigaction(*s, old, std::ptr::null_mut()) };
     }
 }
 
