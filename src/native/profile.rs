@@ -335,7 +335,8 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
 /// The config file to read: `--config`, else ~/.config/codex-box/config.toml when it exists.
 pub fn config_path(args: &SandboxArgs, host: &Host) -> Option<PathBuf> {
     if let Some(p) = &args.config {
-        return Some(p.clone());
+        // A Codex config directory (like `codex-box --config DIR`) means its config.toml.
+        return Some(if p.is_dir() { p.join("config.toml") } else { p.clone() });
     }
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
