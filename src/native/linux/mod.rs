@@ -204,7 +204,11 @@ fn attempt(c: &Ctx, use_ns: bool) -> Result<i32, LinuxError> {
             }
             placeholders.push(p);
         }
-        steps = mounts::prepare(&mounts::plan(&policy.fs, c.cwd, true, &mounts::host_kind));
+        // Hide what a path resolves to (e.g. /var/run/docker.sock is /run/docker.sock): one mount
+        // each, and a symlinked ~/.ssh is hidden where it really lives.
+        let mut fs = policy.fs.clone();
+        fs.deny_read = fs.deny_read.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect();
+        steps = mounts::prepare(&mounts::plan(&fs, c.cwd, true, &mounts::host_kind));
     }
     let result = launch_and_wait(c, use_ns, steps);
     remove(&placeholders);

@@ -111,6 +111,7 @@ pub fn plan(fs: &FsPolicy, cwd: &Path, pid_ns: bool, kind: &dyn Fn(&Path) -> Opt
     // Parents first; anything below a hidden directory is hidden with it (and has no mount point).
     let mut deny: Vec<&PathBuf> = fs.deny_read.iter().filter(|p| visible(p)).collect();
     deny.sort();
+    deny.dedup();
     let mut hidden_dirs: Vec<&PathBuf> = Vec::new();
     for p in deny {
         if hidden_dirs.iter().any(|d| under(p, d)) {
