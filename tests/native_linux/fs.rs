@@ -183,3 +183,24 @@ fn devices_are_opt_in_and_dev_shm_is_private() {
         assert_eq!(r.out.matches("dev=1").count(), readable.len(), "{readable:?}: {}{}", r.out, r.err);
     }
 }
+
+#[test]
+fn a_project_below_tmp_stays_usable_and_exclude_slash_tmp_holds() {
+    if !sandbox_works() {
+        return;
+    }
+    let fx = fx();
+    let dir = tempfile::tempdir_in("/tmp").unwrap();
+    let work = dir.path().canonicalize().unwrap();
+    std::fs::write(work.join("data.txt"), "in-tmp\n").unwrap();
+    let cfg = fx.home.join("cfg.toml");
+    std::fs::write(&cfg, "[sandbox_workspace_write]\nexclude_slash_tmp = true\n").unwrap();
+    let run = |flags: &[&str], script: &str| {
+        output(cmd(&fx, flags, &["sh", "-c", script]).current_dir(&work).output().unwrap())
+    };
+    let r = run(&[], "cat data.txt; echo x > data.txt; echo ro=$?");
+    assert!(r.out.starts_with("in-tmp\n") && failed(&r.out, "ro"), "read-only cwd below /tmp: {}{}", r.out, r.err);
+    let r = run(&["--config", cfg.to_str().unwrap(), "--full-auto"], "echo x > new && echo cwd-ok; echo x > /tmp/t; echo tmp=$?");
+    assert!(r.out.contains("cwd-ok") && failed(&r.out, "tmp"), "{}{}", r.out, r.err);
+    assert_eq!(std::fs::read_to_string(work.join("new")).unwrap(), "x\n");
+}
