@@ -78,6 +78,9 @@ pub struct Started {
     pub listener: Option<OwnedFd>,
     pub failure: Option<ChildFailure>,
     saved: [libc::sigaction; 4],
+    /// Init writes the command's exit code here once every process of the namespace is dead, so the
+    /// supervisor need not wait for the kernel to tear the namespaces down.
+    done: Option<OwnedFd>,
 }
 
 const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
@@ -161,6 +164,11 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
     }
     // SAFETY: pipe2 returned two fresh fds.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut done = [-1; 2];
+    // SAFETY: `done` has room for two descriptors.
+    if l.namespaces.is_some() && unsafe { libc::pipe2(done.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(os("create the exit pipe"));
+    }
     let mut pair = [-1; 2];
     // SAFETY: `pair` has room for two descriptors.
     if l.notify && unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } < 0 {
@@ -189,7 +197,7 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
 
     let pid = raw_fork(l.namespaces.as_ref().map_or(0, |n| n.0));
     if pid == 0 {
-        child(l, &argv, &envp, wr.as_raw_fd(), pair[1], &block, &old);
+        child(l, &argv, &envp, wr.as_raw_fd(), pair[1], done[1], &block, &old);
     }
     let clone_err = std::io::Error::last_os_error();
     CHILD.store(pid.max(0), Ordering::SeqCst);
@@ -200,8 +208,13 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
         // SAFETY: closing the child's end, which we own.
         unsafe { libc::close(pair[1]) };
     }
-    // SAFETY: pair[0] is ours if created.
+    // SAFETY: pair[0] and done[0] are ours if created; done[1] is init's.
     let ours = (pair[0] >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pair[0]) });
+    // SAFETY: as above.
+    let done_rd = (done[0] >= 0).then(|| unsafe {
+        libc::close(done[1]);
+        OwnedFd::from_raw_fd(done[0])
+    });
     if pid < 0 {
         restore_signals(&saved);
         return Err(SpawnError::Namespaces { error: clone_err, advice: super::namespaces::userns_advice() });
@@ -220,15 +233,28 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
             detail: u32::from_ne_bytes(rec[4..8].try_into().unwrap_or_default()),
             errno: i32::from_ne_bytes(rec[8..].try_into().unwrap_or_default()),
         };
-        return Ok(Started { pid, listener: None, failure: Some(f), saved });
+        return Ok(Started { pid, listener: None, failure: Some(f), saved, done: None });
     }
     let listener = ours.and_then(|s| super::notify::recv_fd(s.as_raw_fd()));
-    Ok(Started { pid, listener, failure: None, saved })
+    Ok(Started { pid, listener, failure: None, saved, done: done_rd })
 }
 
 /// Waits for the tree; returns the exit code (128+N for a signal).
 pub fn wait(started: &Started) -> i32 {
     let pid = started.pid;
+    if let Some(code) = started.done.as_ref().and_then(|d| read_code(d.as_raw_fd())) {
+        // Everything in the namespace is dead; init is only tearing the namespaces down.
+        // SAFETY: reaping our own child if it is already gone.
+        if unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0 {
+            // SAFETY: a detached thread reaps init when the kernel is done with it.
+            let _ = std::thread::Builder::new()
+                .name("codex-box-reap".into())
+                .spawn(move || unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) });
+        }
+        CHILD.store(0, Ordering::SeqCst);
+        restore_signals(&started.saved);
+        return code;
+    }
     let mut st = 0;
     loop {
         // SAFETY: waiting on our own child.
@@ -246,6 +272,21 @@ pub fn wait(started: &Started) -> i32 {
     status_code(st)
 }
 
+/// The exit code init reports, or None when it died without reporting.
+fn read_code(fd: RawFd) -> Option<i32> {
+    let mut b = [0u8; 4];
+    loop {
+        // SAFETY: reading into a stack buffer from our pipe end.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 4) };
+        if n == 4 {
+            return Some(i32::from_ne_bytes(b));
+        }
+        if n >= 0 || errno() != libc::EINTR {
+            return None;
+        }
+    }
+}
+
 fn restore_signals(saved: &[libc::sigaction; 4]) {
     for (s, old) in FORWARDED.iter().zip(saved) {
         // SAFETY: putting back the caller's disposition saved by `start`.
@@ -260,6 +301,7 @@ fn child(
     envp: &[*const libc::c_char],
     pipe: RawFd,
     sock: RawFd,
+    done: RawFd,
     block: &libc::sigset_t,
     old: &libc::sigset_t,
 ) -> ! {
@@ -314,14 +356,25 @@ fn child(
                     break;
                 }
                 if pid == w {
-                    // SAFETY: leaving; the kernel kills the rest of the PID namespace.
-                    unsafe { libc::_exit(status_code(st)) };
+                    finish(status_code(st), done);
                 }
             }
         } else if sig > 0 && info.si_code != libc::SI_KERNEL {
             // SAFETY: forwarding to the command.
             unsafe { libc::kill(w, sig) };
         }
+    }
+}
+
+/// Init's end: kill and reap everything left in the namespace, report the code, leave.
+fn finish(code: i32, done: RawFd) -> ! {
+    // SAFETY: as PID 1, kill(-1) reaches every other process of the namespace; then reap them all,
+    // write four bytes from the stack and leave without destructors.
+    unsafe {
+        libc::kill(-1, libc::SIGKILL);
+        while libc::waitpid(-1, std::ptr::null_mut(), 0) > 0 || errno() == libc::EINTR {}
+        libc::write(done, code.to_ne_bytes().as_ptr().cast(), 4);
+        libc::_exit(code)
     }
 }
 
