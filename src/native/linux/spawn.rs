@@ -197,7 +197,7 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
 
     let pid = raw_fork(l.namespaces.as_ref().map_or(0, |n| n.0));
     if pid == 0 {
-        child(l, &argv, &envp, wr.as_raw_fd(), pair[1], done[1], &block, &old);
+        child(l, &argv, &envp, Ends { pipe: wr.as_raw_fd(), sock: pair[1], done: done[1] }, &block, &old);
     }
     let clone_err = std::io::Error::last_os_error();
     CHILD.store(pid.max(0), Ordering::SeqCst);
@@ -294,21 +294,28 @@ fn restore_signals(saved: &[libc::sigaction; 4]) {
     }
 }
 
+/// The children's ends of the supervisor's pipes: setup status, seccomp listener socket, exit code.
+#[derive(Clone, Copy)]
+struct Ends {
+    pipe: RawFd,
+    sock: RawFd,
+    done: RawFd,
+}
+
 /// The first child: init of the namespaces (or, without namespaces, the command itself).
 fn child(
     l: &Launch,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
-    pipe: RawFd,
-    sock: RawFd,
-    done: RawFd,
+    ends: Ends,
     block: &libc::sigset_t,
     old: &libc::sigset_t,
 ) -> ! {
+    let Ends { pipe, sock, done } = ends;
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     let Some((_, uid_map, gid_map)) = &l.namespaces else {
-        command(l, argv, envp, pipe, sock, old)
+        command(l, argv, envp, ends, old)
     };
     if let Err(e) = super::namespaces::write_file(c"/proc/self/setgroups", b"deny")
         .and_then(|_| super::namespaces::write_file(c"/proc/self/uid_map", uid_map.as_bytes()))
@@ -330,7 +337,7 @@ fn child(
     }
     let w = raw_fork(0);
     if w == 0 {
-        command(l, argv, envp, pipe, sock, old);
+        command(l, argv, envp, ends, old);
     }
     if w < 0 {
         report(pipe, Stage::Fork, 0, errno());
@@ -397,10 +404,10 @@ fn command(
     l: &Launch,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
-    pipe: RawFd,
-    sock: RawFd,
+    ends: Ends,
     old: &libc::sigset_t,
 ) -> ! {
+    let Ends { pipe, sock, .. } = ends;
     // SAFETY: integer prctls, default dispositions and the caller's signal mask, then
     // close-on-exec for every inherited descriptor above stderr (the kernel checks the range).
     unsafe {
