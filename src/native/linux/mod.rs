@@ -7,6 +7,7 @@
 //! namespaces; no capabilities, no_new_privs. Not enforced: reads outside the hidden paths, CPU/memory
 //! limits, unix sockets reachable by path, an egress allowlist (refused: use the container mode).
 
+mod child;
 mod landlock;
 mod mounts;
 mod namespaces;
