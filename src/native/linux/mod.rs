@@ -3,8 +3,8 @@
 //!
 //! Enforced with full kernel support: writes only inside the writable roots (Landlock, every right of
 //! the running ABI); .git/.codex/.agents and protected paths read-only inside them; credential stores
-//! hidden; private /tmp; no ptrace/process_vm/io_uring/TIOCSTI; PID, IPC and (network off) network
-//! namespaces; no capabilities, no_new_privs. Not enforced: reads outside the hidden paths, CPU/memory
+//! hidden; private /tmp and /dev/shm; devices opt-in; no ptrace/process_vm/io_uring/TIOCSTI; PID, IPC
+//! and (network off) network namespaces; no capabilities, no_new_privs. Not enforced: reads outside the hidden paths, CPU/memory
 //! limits, unix sockets reachable by path, an egress allowlist (refused: use the container mode).
 
 mod child;
@@ -38,7 +38,7 @@ pub enum LinuxError {
     Allowlist,
     #[error("command not found: `{0}` (searched PATH)")]
     NotFound(String),
-    #[error("cannot create the placeholder {path} that keeps it read-only: {error}")]
+    #[error("cannot create the placeholder {path} that keeps it read-only: {error}; create it yourself or drop it from protected_paths")]
     Placeholder { path: PathBuf, error: std::io::Error },
     #[error("sandbox setup failed: cannot {step}: {error}{advice}")]
     Setup { step: String, error: std::io::Error, advice: String },
