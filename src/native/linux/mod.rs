@@ -311,6 +311,9 @@ fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
     };
     let advice = match (f.stage, f.errno) {
         (spawn::Stage::IdMap | spawn::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),
+        (spawn::Stage::Exec, libc::ENOENT) if l.exe.to_bytes().starts_with(b"/tmp/") => {
+            "; it lives below /tmp, which is private in the sandbox: move it, add its directory with -w, or set shared_tmp = true".into()
+        }
         _ => String::new(),
     };
     LinuxError::Setup { step, error, advice }
