@@ -7,5 +7,6 @@ pub mod codex_home;
 pub mod config;
 pub mod docker;
 pub mod egress;
+pub mod native;
 pub mod policy;
 pub mod trust;
