@@ -20,9 +20,15 @@ fail() {
 }
 
 if [ -s "$R/firewall.v4" ]; then
-    ipset restore -exist <"$R/firewall.ipset" || fail "could not load the egress address sets (ipset restore)"
-    iptables-restore <"$R/firewall.v4" || fail "could not install the IPv4 egress rules (iptables-restore)"
-    ip6tables-restore <"$R/firewall.v6" || fail "could not install the IPv6 egress rules (ip6tables-restore)"
+    for tool in ipset iptables-restore ip6tables-restore; do
+        command -v "$tool" >/dev/null 2>&1 ||
+            fail "the image has no $tool, which the egress firewall needs; use the codex-sandbox image (codex-box image build) or add iptables and ipset to yours; the agent was not started"
+    done
+    ipset restore -exist <"$R/firewall.ipset" ||
+        fail "could not load the egress address sets (ipset restore); the host kernel needs the ip_set and xt_set modules (modprobe ip_set xt_set); the agent was not started"
+    iptables-restore <"$R/firewall.v4" || fail "could not install the IPv4 egress rules (iptables-restore); the agent was not started"
+    ip6tables-restore <"$R/firewall.v6" ||
+        fail "could not install the IPv6 egress rules (ip6tables-restore); the host kernel needs ip6tables support; the agent was not started"
 fi
 
 if [ -n "${CODEX_BOX_VERIFY_BLOCKED:-}" ]; then

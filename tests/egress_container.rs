@@ -323,3 +323,29 @@ fn the_live_refresh_lets_a_moved_name_through_within_its_interval() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn an_image_without_the_firewall_tools_is_refused_not_run_open() {
+    if !docker_ready("image without iptables") {
+        return;
+    }
+    // The debootstrapped base that scripts/setup.sh imports has no iptables/ipset.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = "codex-box-base:bookworm";
+    let present = rt.block_on(async {
+        let d = codex_box::docker::engine::connect().await.unwrap();
+        codex_box::docker::image::exists(&d, base).await.unwrap()
+    });
+    if !present {
+        return skip(&format!("{base} is not present (scripts/setup.sh imports it)"));
+    }
+    let p = Project::new();
+    let out = p.run_sh(&["--image", base], "echo AGENT-STARTED");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(!text(&out.stdout).contains("AGENT-STARTED"));
+    assert!(text(&out.stderr).contains("the image has no ipset"), "{}", text(&out.stderr));
+    // Control: explicitly without a firewall the same image runs (and says so).
+    let out = p.run_sh(&["--image", base, "--egress", "open"], "echo AGENT-STARTED");
+    assert_eq!(text(&out.stdout), "AGENT-STARTED\n", "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--egress open"), "{}", text(&out.stderr));
+}
