@@ -204,6 +204,7 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         extra_env,
         network: cfg.egress.network.clone(),
         pinned_hosts: fw.is_some(),
+        applier: if args.firewall_applier == "sidecar" { spec::Applier::Sidecar } else { spec::Applier::Entrypoint },
         dns: fw.as_ref().map(|f| f.dns.clone()).unwrap_or_default(),
     };
     let refresh = fw.as_ref().map(|f| session::Refresh {

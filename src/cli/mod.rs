@@ -187,6 +187,12 @@ pub struct SessionArgs {
     #[arg(long = "egress", value_name = "MODE", default_value = "allowlist", value_parser = ["allowlist", "open"])]
     pub egress: String,
 
+    /// Where the firewall is applied: `entrypoint` (the session container's root entrypoint, before the
+    /// agent exists; fastest) or `sidecar` (a separate container owning the network namespace, so the
+    /// session container never holds NET_ADMIN — not even for `docker exec -u 0`).
+    #[arg(long = "firewall-applier", value_name = "WHERE", default_value = "entrypoint", value_parser = ["entrypoint", "sidecar"])]
+    pub firewall_applier: String,
+
     /// Docker network the session joins (default: the engine's default bridge).
     #[arg(long = "network", value_name = "NAME")]
     pub network: Option<String>,
