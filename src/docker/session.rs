@@ -225,7 +225,8 @@ async fn drive(
         match created {
             Ok(r) => break (name, r.id),
             Err(e) if conflict(&e) => {
-                if let Some(side) = sidecar_slot.lock().expect("not poisoned").take() {
+                let taken = sidecar_slot.lock().expect("not poisoned").take();
+                if let Some(side) = taken {
                     let _ = docker.remove_container(&side, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
                 }
                 n += 1;
