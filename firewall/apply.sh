@@ -16,7 +16,7 @@ apply_firewall() {
     done
     # One restore call per table: atomic, no moment with egress open.
     ipset restore -exist <"$R/firewall.ipset" ||
-        fail "could not load the egress address sets (ipset restore); the host kernel needs the ip_set and xt_set modules (modprobe ip_set xt_set); the agent was not started"
+        fail "could not load the egress address sets (ipset restore): the kernel needs the ip_set and xt_set modules (modprobe ip_set xt_set), and a sandboxing runtime such as gVisor needs --firewall-applier sidecar; the agent was not started"
     iptables-restore <"$R/firewall.v4" || fail "could not install the IPv4 egress rules (iptables-restore); the agent was not started"
     ip6tables-restore <"$R/firewall.v6" ||
         fail "could not install the IPv6 egress rules (ip6tables-restore); the host kernel needs ip6tables support; the agent was not started"

@@ -122,7 +122,7 @@ fn only_allowlisted_destinations_are_reachable_and_the_agent_cannot_change_the_r
     if !docker_ready("egress firewall") {
         return;
     }
-    allowlist_holds("entrypoint", "main", "198.51.100", "2001:db8:77");
+    allowlist_holds("entrypoint", "main", "198.51.100", "2001:db8:77", None);
 }
 
 #[test]
@@ -130,11 +130,45 @@ fn the_same_holds_with_the_firewall_in_a_sidecar() {
     if !docker_ready("egress firewall (sidecar)") {
         return;
     }
-    allowlist_holds("sidecar", "side", "198.18.80", "2001:db8:80");
+    allowlist_holds("sidecar", "side", "198.18.80", "2001:db8:80", None);
+}
+
+/// Whether the engine has the gVisor runtime (CI configures it; elsewhere an explicit skip).
+fn gvisor() -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let has = rt.block_on(async {
+        let d = codex_box::docker::engine::connect().await.unwrap();
+        d.info().await.ok().and_then(|i| i.runtimes).is_some_and(|r| r.contains_key("runsc"))
+    });
+    if !has {
+        skip("the engine has no runsc runtime (gVisor); .ci/run configures it");
+    }
+    has
+}
+
+#[test]
+fn the_same_holds_for_an_agent_under_gvisor() {
+    if !docker_ready("egress firewall (gVisor)") || !gvisor() {
+        return;
+    }
+    // --runtime runsc selects the sidecar applier: rules set inside gVisor would not apply.
+    allowlist_holds("auto", "gvisor", "198.18.82", "2001:db8:82", Some("runsc"));
+}
+
+#[test]
+fn under_gvisor_the_entrypoint_applier_fails_closed() {
+    if !docker_ready("gVisor entrypoint applier") || !gvisor() {
+        return;
+    }
+    let p = Project::new();
+    let out = p.run_sh(&["--runtime", "runsc", "--firewall-applier", "entrypoint"], "echo AGENT-STARTED");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(!text(&out.stdout).contains("AGENT-STARTED"));
+    assert!(text(&out.stderr).contains("--firewall-applier sidecar"), "{}", text(&out.stderr));
 }
 
 /// The allowlist scenario on a test network `v4.0/24` + `v6::/64` with the given applier.
-fn allowlist_holds(applier: &str, tag: &str, v4: &str, v6: &str) {
+fn allowlist_holds(applier: &str, tag: &str, v4: &str, v6: &str, runtime: Option<&str>) {
     let net = TestNet::new(tag, v4, v6);
     let dns = TestDns::start(
         Zone::new(60)
@@ -179,14 +213,18 @@ except OSError: print('CLOSED dns')"
         probe http://V4.11/
         probe http://allowed.test/
     "#.replace("V4", v4).replace("V6", v6);
-    let out = p.run_sh(
-        &[
-            "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test",
-            "--verify-blocked", &format!("{v4}.11:80"), "--verify-allowed", &format!("{v4}.10:80"),
-            "--firewall-applier", applier,
-        ],
-        &script,
-    );
+    let (blocked, allowed) = (format!("{v4}.11:80"), format!("{v4}.10:80"));
+    let mut args = vec![
+        "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test",
+        "--verify-blocked", &blocked, "--verify-allowed", &allowed,
+    ];
+    if applier != "auto" {
+        args.extend(["--firewall-applier", applier]);
+    }
+    if let Some(r) = runtime {
+        args.extend(["--runtime", r]);
+    }
+    let out = p.run_sh(&args, &script);
     let s = text(&out.stdout);
     assert!(out.status.success(), "{s}\n{}", text(&out.stderr));
     let lines: Vec<&str> = s.lines().collect();

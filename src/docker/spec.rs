@@ -48,6 +48,8 @@ pub struct Plan {
     pub dns: Vec<String>,
     /// Where the firewall is applied (when there is one).
     pub applier: Applier,
+    /// OCI runtime of the agent's container (None: the engine's default).
+    pub runtime: Option<String>,
 }
 
 /// Where the egress firewall is applied.
@@ -263,6 +265,7 @@ pub fn container_body(plan: &Plan, sidecar: Option<&str>) -> (ContainerCreateBod
         memory_swap: Some(plan.limits.memory_bytes),
         nano_cpus: plan.limits.nano_cpus,
         auto_remove: Some(false),
+        runtime: plan.runtime.clone(),
         network_mode: match sidecar {
             Some(s) => Some(format!("container:{s}")),
             None => plan.network.clone(),
@@ -330,6 +333,7 @@ mod tests {
             pinned_hosts: true,
             dns: vec![],
             applier: Applier::Entrypoint,
+            runtime: None,
         }
     }
 
