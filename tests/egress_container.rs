@@ -350,12 +350,12 @@ fn refresh_holds(applier: &str) {
         probe http://allowed.test/
         probe http://V4.12/
         touch phase1
-        for i in $(seq 1 40); do
+        for i in $(seq 1 60); do
             curl -sS -o /dev/null --max-time 1 http://V4.12/ 2>/dev/null && break
             sleep 0.5
         done
         probe http://V4.12/
-        for i in $(seq 1 20); do getent hosts allowed.test | grep -q V4.12 && break; sleep 0.25; done
+        for i in $(seq 1 40); do getent hosts allowed.test | grep -q V4.12 && break; sleep 0.25; done
         getent hosts allowed.test | awk '{print "HOSTS " $1}'
         probe http://V4.11/
     "#.replace("V4", v4);
@@ -383,7 +383,7 @@ fn refresh_holds(applier: &str) {
             "HOSTS V4.12",
             "CLOSED http://V4.11/",
         ].iter().map(|l| l.replace("V4", v4)).collect();
-    assert_eq!(lines, expect, "{applier}: {}", text(&out.stderr));
+    assert_eq!(lines, expect, "{applier}: stdout {s:?}, stderr {}", text(&out.stderr));
 }
 
 #[test]
