@@ -50,6 +50,8 @@ pub async fn main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Some(Command::Egress(e)) => show_egress(&e).await,
+        // Dispatched by main before the async runtime starts.
+        Some(Command::Sandbox(args)) => crate::native::run_cli(&args),
         Some(Command::Gc(GcArgs { all })) => {
             let docker = engine::connect().await?;
             let removed = gc::collect(&docker, all).await.context("listing codex-box containers")?;
@@ -147,11 +149,16 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     image::ensure(&docker, &cfg.image, &cfg.ca_certs).await?;
 
     let mut session_proxy = None;
+    // The default verification target: a listener of our own on the network's gateway (this host).
+    // Were the firewall not in force, a connection to it would succeed, so the check cannot pass by
+    // luck (a closed port would refuse either way). It lives until the session ends.
+    let mut verify_listener = None;
     let fw = match &allow {
         None if proxy_rules.is_some() => {
             let rules = proxy_rules.take().unwrap_or_default();
-            let (fw, p) = start_proxy(&docker, &cfg, rules).await?;
+            let (fw, p, l) = start_proxy(&docker, &cfg, rules).await?;
             session_proxy = Some(p);
+            verify_listener = l;
             Some(fw)
         }
         None => {
@@ -169,7 +176,14 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
                 );
             }
             let gw = firewall::gateway(&docker, cfg.egress.network.as_deref()).await;
-            Some(firewall::assemble(allow, &res, &cfg.egress, gw))
+            let mut egress = cfg.egress.clone();
+            if let (None, Some(ip)) = (&egress.verify_blocked, gw) {
+                if let Ok(l) = std::net::TcpListener::bind((ip, 0)) {
+                    egress.verify_blocked = l.local_addr().ok().map(|a| a.to_string());
+                    verify_listener = Some(l);
+                }
+            }
+            Some(firewall::assemble(allow, &res, &egress, gw))
         }
     };
 
@@ -210,6 +224,13 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         extra_env,
         network: cfg.egress.network.clone(),
         pinned_hosts: fw.is_some(),
+        applier: match (args.firewall_applier.as_deref(), args.runtime.as_deref()) {
+            (Some("sidecar"), _) => spec::Applier::Sidecar,
+            (Some(_), _) | (None, None | Some("runc")) => spec::Applier::Entrypoint,
+            // Rules set inside a sandboxing runtime (gVisor) need not reach the kernel's netfilter.
+            (None, Some(_)) => spec::Applier::Sidecar,
+        },
+        runtime: args.runtime.clone(),
         dns: fw.as_ref().map(|f| f.dns.clone()).unwrap_or_default(),
     };
     let refresh = fw.as_ref().filter(|_| session_proxy.is_none()).map(|f| session::Refresh {
@@ -232,6 +253,7 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     if let Some(p) = session_proxy {
         eprintln!("codex-box: {}", p.shutdown().await);
     }
+    drop(verify_listener);
     let outcome = outcome?;
     if outcome.oom_killed {
         eprintln!(
@@ -252,17 +274,31 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
 
 /// `--egress proxy`: starts the session's proxy on the network's gateway and returns the
 /// firewall that opens only it. The proxy lives until the caller shuts it down after the session.
-async fn start_proxy(docker: &bollard::Docker, cfg: &SessionConfig, rules: crate::proxy::Rules) -> Result<(firewall::SessionFirewall, crate::proxy::Proxy)> {
+/// Like the allowlist mode, the default verification target is a listener of codex-box's own on
+/// the gateway (returned, to live as long as the session).
+async fn start_proxy(
+    docker: &bollard::Docker,
+    cfg: &SessionConfig,
+    rules: crate::proxy::Rules,
+) -> Result<(firewall::SessionFirewall, crate::proxy::Proxy, Option<std::net::TcpListener>)> {
     let Some(gateway) = firewall::gateway(docker, cfg.egress.network.as_deref()).await else {
         bail!("--egress proxy: cannot find the gateway of the session's network (the host as seen from the container); the proxy needs a bridge network of a local engine");
     };
+    let mut egress = cfg.egress.clone();
+    let mut verify_listener = None;
+    if egress.verify_blocked.is_none() {
+        if let Ok(l) = std::net::TcpListener::bind((gateway, 0)) {
+            egress.verify_blocked = l.local_addr().ok().map(|a| a.to_string());
+            verify_listener = Some(l);
+        }
+    }
     let container = spec::container_name(&cfg.work_dir, 1);
     let log = match &cfg.env.state_dir {
         Some(state) => crate::proxy::Log::file(&proxy::log_path(state, &container), cfg.egress.log_denials)?,
         None => crate::proxy::Log::memory(cfg.egress.log_denials),
     };
-    let p = proxy::start(rules, &cfg.egress, gateway, log).await?;
-    Ok((proxy::assemble(p.addr(), &cfg.egress, gateway), p))
+    let p = proxy::start(rules, &egress, gateway, log).await?;
+    Ok((proxy::assemble(p.addr(), &egress, gateway), p, verify_listener))
 }
 
 /// `codex-box egress`: the allowlist with its sources, the resolution, and optionally the rules.

@@ -7,6 +7,7 @@ pub mod codex_home;
 pub mod config;
 pub mod docker;
 pub mod egress;
+pub mod native;
 pub mod policy;
 pub mod proxy;
 pub mod trust;

@@ -4,11 +4,46 @@
 use std::path::PathBuf;
 
 /// What a sandboxed process may touch.
+///
+/// `Default` is the most closed value: nothing readable or writable, no network, secrets scrubbed,
+/// private /tmp. Profiles ([`SandboxMode`]) and flags open it up; see `native::profile`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     pub fs: FsPolicy,
     pub net: NetPolicy,
     pub env: EnvPolicy,
+    /// `danger-full-access`: no boundary at all (the environment policy still applies).
+    pub full_access: bool,
+}
+
+/// The sandbox profiles, named as in Codex's `sandbox_mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SandboxMode {
+    /// Read everything (minus hidden credential stores), write nothing.
+    #[default]
+    ReadOnly,
+    /// Read everything, write the working directory and the writable roots (and /tmp, $TMPDIR).
+    WorkspaceWrite,
+    /// No sandbox.
+    DangerFullAccess,
+}
+
+impl SandboxMode {
+    /// The name used in TOML and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            SandboxMode::ReadOnly => "read-only",
+            SandboxMode::WorkspaceWrite => "workspace-write",
+            SandboxMode::DangerFullAccess => "danger-full-access",
+        }
+    }
+
+    /// Parses a profile name (`read-only`, `workspace-write`, `danger-full-access`).
+    pub fn parse(name: &str) -> Option<SandboxMode> {
+        [SandboxMode::ReadOnly, SandboxMode::WorkspaceWrite, SandboxMode::DangerFullAccess]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
 }
 
 /// Filesystem access.
@@ -22,6 +57,8 @@ pub struct FsPolicy {
     pub protected: Vec<PathBuf>,
     /// Paths that must not be readable at all.
     pub deny_read: Vec<PathBuf>,
+    /// Share the host's /tmp instead of giving the sandbox a private, empty one.
+    pub shared_tmp: bool,
 }
 
 /// Network access.
@@ -43,4 +80,6 @@ pub struct EnvPolicy {
     pub keep: Vec<String>,
     /// Variables set explicitly.
     pub set: Vec<(String, String)>,
+    /// Pass every variable through, secrets included (default: scrub what looks like a secret).
+    pub keep_all: bool,
 }

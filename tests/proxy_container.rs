@@ -225,3 +225,31 @@ fn wildcards_are_refused_in_ip_mode_and_accepted_in_proxy_mode() {
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("--deny-domain only applies with --egress proxy"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn proxy_mode_works_with_the_sidecar_applier_too() {
+    if !docker_ready("egress proxy with the sidecar applier") {
+        return;
+    }
+    let v4 = "198.18.92";
+    let net = TestNet::new("sidecar", v4);
+    let dns = TestDns::start(Zone::new(60).addr("allowed.test", &format!("{v4}.10")).addr("other.test", &format!("{v4}.10")));
+    let p = Project::new();
+    let dns_addr = dns.addr.to_string();
+    let script = format!(
+        "probe() {{ if curl -fsS -o /dev/null --max-time 5 \"$@\" 2>/dev/null; then echo \"OPEN $*\"; else echo \"CLOSED $*\"; fi; }}\n\
+         probe http://allowed.test/\nprobe http://other.test/\nprobe --noproxy '*' http://{v4}.10/\n"
+    );
+    let out = p.run_sh(
+        &["--network", &net.name, "--egress", "proxy", "--firewall-applier", "sidecar", "--dns-server", &dns_addr, "--allow-domain", "allowed.test"],
+        &script,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["OPEN http://allowed.test/", "CLOSED http://other.test/", &format!("CLOSED --noproxy * http://{v4}.10/")],
+        "{stderr}"
+    );
+    assert!(containers_for(&p.wd).is_empty());
+}

@@ -30,6 +30,72 @@ pub enum Command {
     Gc(GcArgs),
     /// Show the egress allowlist, what each name resolves to, and the firewall rules a session gets.
     Egress(EgressArgs),
+    /// Run a command in a native sandbox (Landlock + seccomp + namespaces on Linux), no container.
+    Sandbox(SandboxArgs),
+}
+
+/// Platform of a native sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Platform {
+    Linux,
+    Macos,
+    Windows,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct SandboxArgs {
+    /// Sandbox backend (default: this host's platform).
+    #[arg(value_enum, value_name = "PLATFORM")]
+    pub platform: Option<Platform>,
+
+    /// TOML file with `sandbox_mode`, `[sandbox_workspace_write]` and `[permissions.NAME]` profiles
+    /// (Codex's config.toml works; default: ~/.config/codex-box/config.toml if it exists).
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Named profile `[permissions.NAME]` from the config file.
+    #[arg(short = 'P', long = "permissions-profile", value_name = "NAME")]
+    pub permissions_profile: Option<String>,
+
+    /// read-only (default), workspace-write or danger-full-access.
+    #[arg(short = 's', long = "sandbox-mode", value_name = "MODE")]
+    pub sandbox_mode: Option<String>,
+
+    /// workspace-write without network (like `codex --full-auto`).
+    #[arg(long = "full-auto", conflicts_with_all = ["sandbox_mode", "network"])]
+    pub full_auto: bool,
+
+    /// Extra writable directory (repeatable); turns read-only into workspace-write.
+    #[arg(short = 'w', long = "writable-root", value_name = "DIR")]
+    pub writable_root: Vec<PathBuf>,
+
+    /// Let the command write .git inside the writable roots (commits, hooks!); default read-only.
+    #[arg(long = "allow-git-write")]
+    pub allow_git_write: bool,
+
+    /// Allow network access (workspace-write only; read-only never has network).
+    #[arg(long = "network")]
+    pub network: bool,
+
+    /// Keep this environment variable although it looks like a secret (repeatable).
+    #[arg(long = "keep-env", value_name = "NAME")]
+    pub keep_env: Vec<String>,
+
+    /// Run even when the kernel cannot enforce everything, printing what is not enforced.
+    #[arg(long = "allow-degraded")]
+    pub allow_degraded: bool,
+
+    /// After the command, list the system calls the sandbox refused (seccomp user notification).
+    #[arg(long = "log-denials")]
+    pub log_denials: bool,
+
+    /// Print the policy and what the kernel enforces before running.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +196,17 @@ pub struct SessionArgs {
     /// With --egress proxy: print each request the proxy denies on stderr as it happens.
     #[arg(long = "log-denials")]
     pub log_denials: bool,
+    /// Where the firewall is applied: `entrypoint` (the session container's root entrypoint, before the
+    /// agent exists; fastest; the default with runc) or `sidecar` (a separate container owning the
+    /// network namespace, so the session container never holds NET_ADMIN — not even for
+    /// `docker exec -u 0`; the default with --runtime).
+    #[arg(long = "firewall-applier", value_name = "WHERE", value_parser = ["entrypoint", "sidecar"])]
+    pub firewall_applier: Option<String>,
+
+    /// OCI runtime of the agent's container, e.g. `runsc` (gVisor: the agent's system calls go to a
+    /// user-space kernel). Must be configured in the engine; the firewall sidecar keeps runc.
+    #[arg(long = "runtime", value_name = "NAME")]
+    pub runtime: Option<String>,
 
     /// Docker network the session joins (default: the engine's default bridge).
     #[arg(long = "network", value_name = "NAME")]
@@ -149,8 +226,8 @@ pub struct SessionArgs {
     #[arg(long = "verify-allowed", value_name = "HOST:PORT")]
     pub verify_allowed: Option<String>,
 
-    /// Let the agent write .git/hooks and .git/config (by default they are read-only, because git on
-    /// the host would run what the agent plants there).
+    /// Let the agent write .git (commit). By default .git is read-only, because git on the host would
+    /// run what an agent plants there (hooks, config, commondir).
     #[arg(long = "allow-git-write")]
     pub allow_git_write: bool,
 }

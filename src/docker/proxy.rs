@@ -60,7 +60,10 @@ pub fn session_env(proxy: SocketAddr) -> Vec<(String, String)> {
 /// the gateway) is not and that the proxy is, before the agent starts. No name is pinned: the
 /// proxy resolves names itself.
 pub fn assemble(proxy: SocketAddr, settings: &EgressSettings, gateway: IpAddr) -> SessionFirewall {
-    let texts = egress::render(&egress::FirewallSpec::proxy_only(proxy));
+    // Direct attempts (a tool that ignores the proxy settings) are recorded and summarised at the
+    // end, like every rejected destination in allowlist mode.
+    let spec = egress::FirewallSpec { log: egress::LogMode::Record, ..egress::FirewallSpec::proxy_only(proxy) };
+    let texts = egress::render(&spec);
     let files = vec![
         ("firewall.ipset".to_string(), texts.ipset.into_bytes()),
         ("firewall.v4".to_string(), texts.v4.into_bytes()),

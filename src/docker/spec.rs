@@ -4,8 +4,8 @@
 //! the entrypoint needs to install the firewall and change user, and Docker's init needs to forward
 //! signals to the agent (KILL) — the agent itself ends up with none;
 //! `no-new-privileges`; Docker's default seccomp profile (never `unconfined`); Docker's init as PID 1;
-//! pids/memory/cpu limits; the workdir writable with `.codex`, `.agents`, `.git/hooks` and `.git/config`
-//! read-only over it; auth.json read-only; never the Docker socket.
+//! pids/memory/cpu limits; the workdir writable with `.codex`, `codex`, `.agents` and `.git` read-only
+//! over it (see [`protected_mounts`]); auth.json read-only; never the Docker socket.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +46,79 @@ pub struct Plan {
     pub pinned_hosts: bool,
     /// The container's resolvers (only when DNS is allowed).
     pub dns: Vec<String>,
+    /// Where the firewall is applied (when there is one).
+    pub applier: Applier,
+    /// OCI runtime of the agent's container (None: the engine's default).
+    pub runtime: Option<String>,
+}
+
+/// Where the egress firewall is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Applier {
+    /// By the agent container's root entrypoint, before the agent exists. Cheapest; NET_ADMIN stays
+    /// in the container's capability set (never in the agent's), so a host user with Docker access
+    /// could `docker exec -u 0` and change the rules.
+    #[default]
+    Entrypoint,
+    /// By a sidecar container that owns the network namespace; the agent's container joins it and has
+    /// no NET_ADMIN at all. Costs one more container per session.
+    Sidecar,
+}
+
+/// Capabilities of the agent's container: what the entrypoint needs to change user and empty the
+/// bounding set (SETUID, SETGID, SETPCAP), what Docker's init needs to signal the agent (KILL), and —
+/// only when the entrypoint applies the firewall itself — NET_ADMIN and NET_RAW.
+pub fn agent_caps(applier: Applier, firewall_here: bool) -> Vec<String> {
+    let mut caps = vec!["SETUID", "SETGID", "SETPCAP", "KILL"];
+    if firewall_here && applier == Applier::Entrypoint {
+        caps.extend(["NET_ADMIN", "NET_RAW"]);
+    }
+    caps.into_iter().map(String::from).collect()
+}
+
+/// Name of the firewall sidecar of a session container.
+pub fn sidecar_name(agent: &str) -> String {
+    format!("{agent}_fw")
+}
+
+fn is_verify_env(k: &str) -> bool {
+    k.starts_with("CODEX_BOX_VERIFY_")
+}
+
+/// The firewall sidecar: owns the network namespace, applies and verifies the rules from the session
+/// directory, then holds the namespace. Small, read-only, only NET_ADMIN and NET_RAW.
+pub fn sidecar_body(plan: &Plan) -> ContainerCreateBody {
+    let mut labels = plan.labels.clone();
+    labels.insert(format!("{LABEL}.role"), "firewall".into());
+    let env: Vec<String> =
+        plan.extra_env.iter().filter(|(k, _)| is_verify_env(k)).map(|(k, v)| format!("{k}={v}")).collect();
+    ContainerCreateBody {
+        image: Some(plan.image.clone()),
+        entrypoint: Some(vec!["/bin/sh".into(), format!("{RUN_DIR}/sidecar.sh")]),
+        cmd: Some(vec![]),
+        env: Some(env),
+        user: Some("0:0".into()),
+        hostname: Some("codex-box".into()),
+        labels: Some(labels),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        host_config: Some(HostConfig {
+            mounts: Some(vec![bind(&plan.session_dir, RUN_DIR.into(), true)]),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            init: Some(true),
+            pids_limit: Some(32),
+            memory: Some(64 << 20),
+            memory_swap: Some(64 << 20),
+            network_mode: plan.network.clone(),
+            dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
+            auto_remove: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// A path inside the container for a host path: `/app` + the absolute host path.
@@ -97,10 +170,21 @@ fn empty_ro(target: String) -> Mount {
 
 /// Paths inside the workdir that stay read-only, and host paths that may be created as mount points
 /// (and must be removed again after the session if they are still empty).
+///
+/// `.codex` and `codex` (Codex's config locations, searched for auth.json and prompts) and `.agents`
+/// are always read-only. `.git` is read-only as a whole unless `allow_git_write`: protecting only
+/// `hooks` and `config` is not enough, because git also follows files such as `.git/commondir` that an
+/// agent could write to point the host's git at hooks of its choosing. A path that does not exist gets
+/// an empty read-only tmpfs, so it cannot be created either; every protected path is a mount point, so
+/// it cannot be renamed away and replaced.
 pub fn protected_mounts(work_dir: &Path, allow_git_write: bool) -> (Vec<Mount>, Vec<PathBuf>) {
     let mut mounts = Vec::new();
     let mut created = Vec::new();
-    let mut protect = |rel: &str, mounts: &mut Vec<Mount>| {
+    let mut rels = vec![".codex", "codex", ".agents"];
+    if !allow_git_write {
+        rels.push(".git");
+    }
+    for rel in rels {
         let host = work_dir.join(rel);
         let target = container_path(&host);
         if std::fs::symlink_metadata(&host).is_ok() {
@@ -108,23 +192,6 @@ pub fn protected_mounts(work_dir: &Path, allow_git_write: bool) -> (Vec<Mount>, 
         } else {
             created.push(host);
             mounts.push(empty_ro(target));
-        }
-    };
-    protect(".codex", &mut mounts);
-    protect(".agents", &mut mounts);
-    if !allow_git_write {
-        let git = work_dir.join(".git");
-        match std::fs::symlink_metadata(&git) {
-            Ok(m) if m.is_dir() => {
-                protect(".git/hooks", &mut mounts);
-                if git.join("config").is_file() {
-                    mounts.push(bind(&git.join("config"), container_path(&git.join("config")), true));
-                }
-            }
-            // A .git file (worktree) points outside the workdir: keep the pointer itself read-only.
-            Ok(_) => mounts.push(bind(&git, container_path(&git), true)),
-            // No repository: the agent cannot create one whose hooks the host would run.
-            Err(_) => protect(".git", &mut mounts),
         }
     }
     (mounts, created)
@@ -156,8 +223,9 @@ pub fn env(plan: &Plan) -> Vec<String> {
     env
 }
 
-/// The full create body, and the host paths Docker may create as mount points.
-pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
+/// The full create body, and the host paths Docker may create as mount points. `sidecar` names the
+/// firewall sidecar whose network namespace the container joins (sidecar mode).
+pub fn container_body(plan: &Plan, sidecar: Option<&str>) -> (ContainerCreateBody, Vec<PathBuf>) {
     let mut mounts = vec![bind(&plan.work_dir, container_path(&plan.work_dir), false)];
     let (protected, created) = protected_mounts(&plan.work_dir, plan.allow_git_write);
     mounts.extend(protected);
@@ -189,7 +257,7 @@ pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
         tmpfs: Some(tmpfs),
         readonly_rootfs: Some(true),
         cap_drop: Some(vec!["ALL".into()]),
-        cap_add: Some(["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP", "KILL"].iter().map(|s| s.to_string()).collect()),
+        cap_add: Some(agent_caps(if sidecar.is_some() { Applier::Sidecar } else { Applier::Entrypoint }, plan.pinned_hosts)),
         security_opt: Some(vec!["no-new-privileges:true".into()]),
         init: Some(true),
         pids_limit: Some(plan.limits.pids),
@@ -197,18 +265,28 @@ pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
         memory_swap: Some(plan.limits.memory_bytes),
         nano_cpus: plan.limits.nano_cpus,
         auto_remove: Some(false),
-        network_mode: plan.network.clone(),
-        dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
+        runtime: plan.runtime.clone(),
+        network_mode: match sidecar {
+            Some(s) => Some(format!("container:{s}")),
+            None => plan.network.clone(),
+        },
+        dns: (sidecar.is_none() && !plan.dns.is_empty()).then(|| plan.dns.clone()),
         ..Default::default()
     };
+    let mut env = env(plan);
+    if sidecar.is_some() {
+        env.retain(|e| !is_verify_env(e));
+        env.push("CODEX_BOX_FIREWALL=sidecar".into());
+    }
     let body = ContainerCreateBody {
         image: Some(plan.image.clone()),
         entrypoint: Some(vec!["/bin/sh".into(), format!("{RUN_DIR}/entrypoint.sh")]),
         cmd: Some(plan.command.clone()),
-        env: Some(env(plan)),
+        env: Some(env),
         working_dir: Some(container_path(&plan.work_dir)),
         user: Some("0:0".into()),
-        hostname: Some("codex-box".into()),
+        // A container that joins another's network namespace takes its hostname.
+        hostname: sidecar.is_none().then(|| "codex-box".into()),
         tty: Some(plan.tty),
         open_stdin: Some(true),
         stdin_once: Some(true),
@@ -243,6 +321,7 @@ mod tests {
                 init_hook: Some(wd.join(".codex/.environment/init.sh")),
                 config_toml: None,
                 from_user: vec![],
+                made_sessions_dir: false,
             },
             read_only: vec!["/home/u/.m2".into()],
             session_dir: "/tmp/s".into(),
@@ -253,11 +332,41 @@ mod tests {
             network: None,
             pinned_hosts: true,
             dns: vec![],
+            applier: Applier::Entrypoint,
+            runtime: None,
         }
     }
 
     fn find<'a>(mounts: &'a [Mount], target: &str) -> &'a Mount {
         mounts.iter().find(|m| m.target.as_deref() == Some(target)).unwrap_or_else(|| panic!("no mount at {target}"))
+    }
+
+    #[test]
+    fn sidecar_mode_moves_net_admin_and_verification_to_the_sidecar() {
+        let t = tempfile::tempdir().unwrap();
+        let mut p = plan(t.path());
+        p.extra_env = vec![("CODEX_BOX_VERIFY_BLOCKED".into(), "198.51.100.11:80".into())];
+        p.network = Some("testnet".into());
+        p.dns = vec!["192.0.2.53".into()];
+        let (agent, _) = container_body(&p, Some("codex_x_fw"));
+        let h = agent.host_config.unwrap();
+        assert_eq!(h.network_mode.as_deref(), Some("container:codex_x_fw"));
+        let caps = h.cap_add.unwrap();
+        assert!(!caps.iter().any(|c| c.starts_with("NET_")), "{caps:?}");
+        assert!(agent.hostname.is_none() && h.dns.is_none());
+        let env = agent.env.unwrap();
+        assert!(env.contains(&"CODEX_BOX_FIREWALL=sidecar".to_string()));
+        assert!(!env.iter().any(|e| e.starts_with("CODEX_BOX_VERIFY_")));
+        let side = sidecar_body(&p);
+        let sh = side.host_config.unwrap();
+        assert_eq!(sh.cap_add, Some(vec!["NET_ADMIN".to_string(), "NET_RAW".to_string()]));
+        assert_eq!(sh.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(sh.network_mode.as_deref(), Some("testnet"));
+        assert_eq!(sh.readonly_rootfs, Some(true));
+        assert_eq!(side.env, Some(vec!["CODEX_BOX_VERIFY_BLOCKED=198.51.100.11:80".to_string()]));
+        // Entrypoint mode keeps NET_ADMIN in the container (never in the agent's set).
+        let (agent, _) = container_body(&p, None);
+        assert!(agent.host_config.unwrap().cap_add.unwrap().contains(&"NET_ADMIN".to_string()));
     }
 
     #[test]
@@ -271,7 +380,7 @@ mod tests {
     #[test]
     fn hardened_host_config() {
         let t = tempfile::tempdir().unwrap();
-        let (body, _) = container_body(&plan(t.path()));
+        let (body, _) = container_body(&plan(t.path()), None);
         let h = body.host_config.unwrap();
         assert_eq!(h.readonly_rootfs, Some(true));
         assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
@@ -299,12 +408,13 @@ mod tests {
         std::fs::create_dir_all(wd.join(".git/hooks")).unwrap();
         std::fs::write(wd.join(".git/config"), "").unwrap();
         std::fs::create_dir_all(wd.join(".codex")).unwrap();
-        let (body, created) = container_body(&plan(wd));
+        std::fs::create_dir_all(wd.join("codex")).unwrap();
+        let (body, created) = container_body(&plan(wd), None);
         let mounts = body.host_config.unwrap().mounts.unwrap();
         let app = container_path(wd);
         assert_eq!(find(&mounts, &app).read_only, Some(false));
         assert_eq!(body.working_dir.as_deref(), Some(app.as_str()));
-        for p in [".codex", ".git/hooks", ".git/config"] {
+        for p in [".codex", "codex", ".git"] {
             let m = find(&mounts, &format!("{app}/{p}"));
             assert_eq!((m.typ, m.read_only), (Some(MountType::BIND), Some(true)), "{p}");
         }
@@ -329,7 +439,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let wd = t.path();
         let (m, created) = protected_mounts(wd, false);
-        assert!(m.iter().any(|m| m.target.as_deref() == Some(&format!("{}/.git", container_path(wd)))));
+        let git = m.iter().find(|m| m.target.as_deref() == Some(&format!("{}/.git", container_path(wd)))).unwrap();
+        assert_eq!((git.typ, git.read_only), (Some(MountType::TMPFS), Some(true)), "no repository can be created");
         assert!(created.contains(&wd.join(".git")));
         std::fs::create_dir_all(wd.join(".git/hooks")).unwrap();
         let (m, _) = protected_mounts(wd, true);

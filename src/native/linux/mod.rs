@@ -1,0 +1,320 @@
+//! The Linux backend: translates a [`Policy`] into namespaces, mounts, Landlock and seccomp, runs the
+//! command as a child and reports what was enforced.
+//!
+//! Enforced with full kernel support: writes only inside the writable roots (Landlock, every right of
+//! the running ABI); .git/.codex/.agents and protected paths read-only inside them; credential stores
+//! hidden; private /tmp and /dev/shm; devices opt-in; no ptrace/process_vm/io_uring/TIOCSTI; PID, IPC
+//! and (network off) network namespaces; no capabilities, no_new_privs. Not enforced: reads outside the hidden paths, CPU/memory
+//! limits, unix sockets reachable by path, an egress allowlist (refused: use the container mode).
+
+mod child;
+mod landlock;
+mod mounts;
+mod namespaces;
+mod notify;
+mod seccomp;
+mod spawn;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::native::{env, Enforcement, Feature, Options, Outcome, Support};
+use crate::policy::{NetPolicy, Policy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinuxError {
+    #[error(transparent)]
+    Landlock(#[from] landlock::LandlockError),
+    #[error(transparent)]
+    Spawn(#[from] spawn::SpawnError),
+    #[error("seccomp is not available in this kernel (CONFIG_SECCOMP_FILTER); use a kernel with it or pass --allow-degraded")]
+    NoSeccomp,
+    #[error("user namespaces are not available: {0}; or pass --allow-degraded to run without them")]
+    NoUserNs(String),
+    #[error("--log-denials needs seccomp user notification (Linux 5.0+), which this kernel lacks; drop --log-denials")]
+    NoUserNotif,
+    #[error("the native sandbox cannot enforce an egress allowlist; use network_access = true/false, or the container mode")]
+    Allowlist,
+    #[error("command not found: `{0}` (searched PATH)")]
+    NotFound(String),
+    #[error("cannot create the placeholder {path} that keeps it read-only: {error}; create it yourself or drop it from protected_paths")]
+    Placeholder { path: PathBuf, error: std::io::Error },
+    #[error("sandbox setup failed: cannot {step}: {error}{advice}")]
+    Setup { step: String, error: std::io::Error, advice: String },
+    #[error("cannot determine the current directory: {0}")]
+    Cwd(std::io::Error),
+}
+
+impl LinuxError {
+    /// Whether the kernel refused the user namespace (or its capabilities, as AppArmor does).
+    pub fn is_userns_refusal(&self) -> bool {
+        matches!(self, LinuxError::Spawn(spawn::SpawnError::Namespaces { .. }))
+            || matches!(self, LinuxError::Setup { advice, .. } if !advice.is_empty())
+    }
+
+    /// The shell's exit code for a command that could not be run (127 not found, 126 not executable).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            LinuxError::NotFound(_) => Some(127),
+            LinuxError::Setup { step, error, .. } if step.starts_with("execute ") => {
+                Some(if error.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn pretend() -> Vec<Feature> {
+    let v = std::env::var("CODEX_BOX_SANDBOX_PRETEND_MISSING").unwrap_or_default();
+    v.split(',').filter_map(|s| Feature::parse(s.trim())).collect()
+}
+
+/// What the running kernel offers (honouring `CODEX_BOX_SANDBOX_PRETEND_MISSING`, for tests).
+pub fn probe() -> Support {
+    let fake = pretend();
+    let landlock_abi = if fake.contains(&Feature::Landlock) { None } else { landlock::abi().ok() };
+    // SAFETY: integer prctl query.
+    let seccomp = !fake.contains(&Feature::Seccomp) && unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } >= 0;
+    let user_notif = seccomp
+        && std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").is_ok_and(|s| s.contains("user_notif"));
+    let userns = !fake.contains(&Feature::UserNs)
+        && std::fs::read_to_string("/proc/sys/user/max_user_namespaces").map_or(true, |s| s.trim() != "0");
+    Support { landlock_abi, seccomp, user_notif, userns }
+}
+
+fn find_exe(cmd: &str, path: Option<&str>) -> Option<PathBuf> {
+    if cmd.contains('/') {
+        return Some(PathBuf::from(cmd));
+    }
+    path.unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+        })
+}
+
+fn cstr(s: &[u8]) -> CString {
+    CString::new(s.iter().copied().filter(|b| *b != 0).collect::<Vec<u8>>()).unwrap_or_default()
+}
+
+/// Runs `argv` under `policy`.
+pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, LinuxError> {
+    if matches!(policy.net, NetPolicy::Allowlist(_)) {
+        return Err(LinuxError::Allowlist);
+    }
+    let network_off = policy.net == NetPolicy::None;
+    let support = probe();
+    let mut missing: Vec<String> = Vec::new();
+    let boundary = !policy.full_access;
+
+    let landlock_abi = match (boundary, support.landlock_abi) {
+        (false, _) => None,
+        (true, Some(abi)) => Some(abi),
+        (true, None) if opts.allow_degraded => {
+            missing.push("Landlock: writes anywhere the user may write are NOT prevented".into());
+            None
+        }
+        (true, None) => return Err(landlock::LandlockError::Unsupported(libc::ENOSYS).into()),
+    };
+    let use_seccomp = boundary && (support.seccomp || !opts.allow_degraded);
+    if boundary && !support.seccomp {
+        if !opts.allow_degraded {
+            return Err(LinuxError::NoSeccomp);
+        }
+        missing.push("seccomp: ptrace, io_uring, TIOCSTI and non-unix sockets are NOT refused".into());
+    }
+    if opts.log_denials && use_seccomp && !support.user_notif {
+        return Err(LinuxError::NoUserNotif);
+    }
+    let use_ns = boundary && support.userns;
+    if boundary && !support.userns {
+        if !opts.allow_degraded {
+            return Err(LinuxError::NoUserNs(namespaces::userns_advice()));
+        }
+        missing.push("user namespaces: .git/.codex/.agents and protected paths are NOT read-only, credential stores NOT hidden, /tmp NOT private, no PID or network namespace".into());
+    }
+
+    let (vars, _removed) = env::scrub(
+        std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())),
+        &policy.env,
+    );
+    let path_var = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+    let exe = find_exe(&argv[0], path_var).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
+    let cwd = std::env::current_dir().map_err(LinuxError::Cwd)?;
+
+    let ctx = Ctx { policy, argv, opts, vars: &vars, exe: &exe, cwd: &cwd, network_off, boundary, landlock_abi, use_seccomp };
+    if !missing.is_empty() {
+        eprintln!("codex-box: degraded sandbox (--allow-degraded); NOT enforced:");
+        for m in &missing {
+            eprintln!("  - {m}");
+        }
+    }
+    let code = match attempt(&ctx, use_ns) {
+        Err(e) if use_ns && opts.allow_degraded && e.is_userns_refusal() => {
+            let m = "user namespaces (refused by the kernel): .git/.codex/.agents and protected paths are NOT read-only, credential stores NOT hidden, /tmp NOT private, no PID or network namespace";
+            eprintln!("codex-box: {e}\ncodex-box: degraded sandbox (--allow-degraded); NOT enforced:\n  - {m}");
+            missing.push(m.into());
+            attempt(&ctx, false)?
+        }
+        r => r?,
+    };
+    missing.extend(landlock_abi.map(landlock::gaps).unwrap_or_default().into_iter().map(String::from));
+    let enforcement = if missing.is_empty() || !boundary { Enforcement::Full } else { Enforcement::Partial(missing) };
+    Ok(Outcome { code, enforcement })
+}
+
+/// What one attempt needs.
+struct Ctx<'a> {
+    policy: &'a Policy,
+    argv: &'a [String],
+    opts: &'a Options,
+    vars: &'a [(String, String)],
+    exe: &'a Path,
+    cwd: &'a Path,
+    network_off: bool,
+    boundary: bool,
+    landlock_abi: Option<u32>,
+    use_seccomp: bool,
+}
+
+/// Builds the launch (with or without namespaces), runs it, and removes the placeholders.
+fn attempt(c: &Ctx, use_ns: bool) -> Result<i32, LinuxError> {
+    let policy = c.policy;
+    if use_ns && pretend().contains(&Feature::UserNsAtClone) {
+        let error = std::io::Error::from_raw_os_error(libc::EPERM);
+        return Err(spawn::SpawnError::Namespaces { error, advice: namespaces::userns_advice() }.into());
+    }
+    let mut placeholders = Vec::new();
+    let mut steps = Vec::new();
+    if use_ns {
+        for p in &policy.fs.protected {
+            if p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                eprintln!(
+                    "codex-box: warning: protected path {} is a symbolic link: its target is read-only, the link itself can be replaced",
+                    p.display()
+                );
+            }
+        }
+        for p in mounts::placeholders(&policy.fs, &mounts::host_kind) {
+            if let Err(error) = std::fs::create_dir(&p) {
+                remove(&placeholders);
+                return Err(LinuxError::Placeholder { path: p.clone(), error });
+            }
+            placeholders.push(p);
+        }
+        // Hide what a path resolves to (e.g. /var/run/docker.sock is /run/docker.sock): one mount
+        // each, and a symlinked ~/.ssh is hidden where it really lives.
+        let mut fs = policy.fs.clone();
+        fs.deny_read = fs.deny_read.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect();
+        steps = mounts::prepare(&mounts::plan(&fs, c.cwd, true, &mounts::host_kind));
+    }
+    let result = launch_and_wait(c, use_ns, steps);
+    remove(&placeholders);
+    result
+}
+
+fn remove(placeholders: &[PathBuf]) {
+    for p in placeholders.iter().rev() {
+        let _ = std::fs::remove_dir(p);
+    }
+}
+
+fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Result<i32, LinuxError> {
+    let (policy, opts, network_off) = (c.policy, c.opts, c.network_off);
+    let landlock = match c.landlock_abi {
+        Some(abi) => {
+            let top: Vec<PathBuf> = std::fs::read_dir("/")
+                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .unwrap_or_default();
+            let plan = landlock::plan(&policy.fs, network_off, abi, &top, use_ns);
+            Some((landlock::create(&plan)?, landlock::prepare_rules(&plan)))
+        }
+        None => None,
+    };
+    let rules = seccomp::rules(network_off);
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let launch = spawn::Launch {
+        exe: cstr(c.exe.as_os_str().as_bytes()),
+        argv: c.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
+        envp: c.vars.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect(),
+        cwd: cstr(c.cwd.as_os_str().as_bytes()),
+        namespaces: use_ns.then(|| (namespaces::clone_flags(network_off), namespaces::id_map(uid), namespaces::id_map(gid))),
+        mounts: steps,
+        landlock,
+        harden: c.boundary,
+        seccomp: c.use_seccomp.then(|| seccomp::compile(&rules, opts.log_denials)),
+        notify: opts.log_denials && c.use_seccomp,
+        cap_last: std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(63),
+    };
+    if opts.verbose {
+        for g in c.landlock_abi.map(landlock::gaps).unwrap_or_default() {
+            eprintln!("codex-box: sandbox: {g}");
+        }
+        eprintln!(
+            "codex-box: sandbox: {}; seccomp {}; namespaces {}; {} writable root(s), {} protected, {} hidden, /tmp {}",
+            c.landlock_abi.map_or("no Landlock".into(), |a| format!("Landlock ABI {a}")),
+            if c.use_seccomp { format!("{} rules", rules.len()) } else { "off".into() },
+            if use_ns { if network_off { "user+mount+pid+ipc+net" } else { "user+mount+pid+ipc" } } else { "none" },
+            policy.fs.write_roots.len(),
+            policy.fs.protected.len(),
+            policy.fs.deny_read.len(),
+            if policy.fs.shared_tmp || !use_ns { "shared" } else { "private" },
+        );
+    }
+    run_tree(&launch, &rules, opts)
+}
+
+fn run_tree(launch: &spawn::Launch, rules: &[seccomp::Rule], opts: &Options) -> Result<i32, LinuxError> {
+    let mut started = spawn::start(launch)?;
+    if let Some(failure) = started.failure {
+        spawn::wait(&started);
+        return Err(explain(failure, launch));
+    }
+    let logger = match started.listener.take() {
+        Some(l) => Some(notify::start(l).map_err(|error| spawn::SpawnError::Os { what: "start the denial logger", error })?),
+        None => None,
+    };
+    let code = spawn::wait(&started);
+    if let Some(logger) = logger {
+        let denials = logger.finish();
+        if opts.log_denials {
+            eprintln!("codex-box: the sandbox refused {} system call(s)", denials.len());
+            for d in &denials {
+                eprintln!("  denied: {} by pid {} ({})", seccomp::describe(rules, d.nr, &d.args), d.pid, d.comm);
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
+    let error = std::io::Error::from_raw_os_error(f.errno);
+    let step = match f.stage {
+        spawn::Stage::IdMap => "write the uid/gid map of the user namespace".to_string(),
+        spawn::Stage::Mount => l.mounts.get(f.detail as usize).map_or("mount".into(), |m| m.describe()),
+        spawn::Stage::Chdir => format!("enter the working directory {}", l.cwd.to_string_lossy()),
+        spawn::Stage::Fork => "start the command inside the namespaces".into(),
+        spawn::Stage::Caps => "drop capabilities".into(),
+        spawn::Stage::NoNewPrivs => "set no_new_privs".into(),
+        spawn::Stage::Landlock => "enforce the Landlock ruleset".into(),
+        spawn::Stage::LandlockRule => l.landlock.as_ref().and_then(|(_, r)| r.get(f.detail as usize)).map_or(
+            "add a Landlock rule".into(),
+            |(p, _)| format!("add the Landlock rule for {}", p.to_string_lossy()),
+        ),
+        spawn::Stage::Seccomp => "install the seccomp filter".into(),
+        spawn::Stage::SendListener => "hand the seccomp listener to the supervisor".into(),
+        spawn::Stage::Exec => format!("execute {}", l.exe.to_string_lossy()),
+    };
+    let advice = match (f.stage, f.errno) {
+        (spawn::Stage::IdMap | spawn::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),
+        (spawn::Stage::Exec, libc::ENOENT) if l.exe.to_bytes().starts_with(b"/tmp/") => {
+            "; it lives below /tmp, which is private in the sandbox: move it, add its directory with -w, or set shared_tmp = true".into()
+        }
+        _ => String::new(),
+    };
+    LinuxError::Setup { step, error, advice }
+}

@@ -1,0 +1,142 @@
+//! Native sandboxes: the backend seam between the one [`Policy`] and the host kernel.
+//!
+//! `profile` builds the policy from flags and TOML; `env` scrubs secrets from the environment; the
+//! platform backend (`linux`; macOS and Windows are not implemented yet and say so) enforces it and
+//! reports an [`Enforcement`]. No backend reads configuration.
+
+pub mod env;
+pub mod profile;
+
+#[cfg(target_os = "linux")]
+pub mod linux;
+
+use crate::cli::{Platform, SandboxArgs};
+use crate::policy::Policy;
+
+/// A kernel feature the Linux backend relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    Landlock,
+    Seccomp,
+    UserNs,
+    /// User namespaces that look available but are refused when the sandbox starts (tests only).
+    UserNsAtClone,
+}
+
+impl Feature {
+    /// Parses `landlock`, `seccomp`, `userns` or `userns-at-clone` (for
+    /// `CODEX_BOX_SANDBOX_PRETEND_MISSING`, which tests use instead of kernel mocks).
+    pub fn parse(s: &str) -> Option<Feature> {
+        match s {
+            "landlock" => Some(Feature::Landlock),
+            "seccomp" => Some(Feature::Seccomp),
+            "userns" => Some(Feature::UserNs),
+            "userns-at-clone" => Some(Feature::UserNsAtClone),
+            _ => None,
+        }
+    }
+}
+
+/// What the host kernel offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Support {
+    pub landlock_abi: Option<u32>,
+    pub seccomp: bool,
+    pub user_notif: bool,
+    pub userns: bool,
+}
+
+/// What the sandbox enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enforcement {
+    Full,
+    /// Accepted with `--allow-degraded`: what is not enforced.
+    Partial(Vec<String>),
+}
+
+/// Run options that are not policy.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub allow_degraded: bool,
+    pub log_denials: bool,
+    pub verbose: bool,
+}
+
+/// The command's exit code (128+N for a signal) and what was enforced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: i32,
+    pub enforcement: Enforcement,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    #[error("the native {0} sandbox is not supported on this platform yet; use the container mode (`codex-box run`)")]
+    Unsupported(&'static str),
+    #[error("the {asked} sandbox cannot run on this {host} host; omit the platform or use `codex-box sandbox {host}`")]
+    WrongHost { asked: &'static str, host: &'static str },
+    #[error(transparent)]
+    Profile(#[from] profile::ProfileError),
+    #[cfg(target_os = "linux")]
+    #[error(transparent)]
+    Linux(#[from] linux::LinuxError),
+}
+
+fn name(p: Platform) -> &'static str {
+    match p {
+        Platform::Linux => "linux",
+        Platform::Macos => "macos",
+        Platform::Windows => "windows",
+    }
+}
+
+fn host_platform() -> Platform {
+    if cfg!(target_os = "macos") {
+        Platform::Macos
+    } else if cfg!(windows) {
+        Platform::Windows
+    } else {
+        Platform::Linux
+    }
+}
+
+/// Probes the host's sandboxing support.
+pub fn probe() -> Option<Support> {
+    #[cfg(target_os = "linux")]
+    return Some(linux::probe());
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// Enforces `policy` on `argv` with the host's backend.
+pub fn apply(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, NativeError> {
+    #[cfg(target_os = "linux")]
+    return Ok(linux::run(policy, argv, opts)?);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (policy, argv, opts);
+        Err(NativeError::Unsupported(name(host_platform())))
+    }
+}
+
+/// `codex-box sandbox [PLATFORM] [OPTIONS] -- CMD`: returns the exit code to exit with.
+pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
+    let host = host_platform();
+    let asked = args.platform.unwrap_or(host);
+    if asked != host {
+        return Err(NativeError::WrongHost { asked: name(asked), host: name(host) }.into());
+    }
+    let policy = profile::policy_from_args(args, &profile::Host::current().map_err(NativeError::from)?)
+        .map_err(NativeError::from)?;
+    let opts = Options { allow_degraded: args.allow_degraded, log_denials: args.log_denials, verbose: args.verbose };
+    // The backend has already said, before the command ran, what it could not enforce.
+    match apply(&policy, &args.command, &opts) {
+        Ok(outcome) => Ok(outcome.code),
+        #[cfg(target_os = "linux")]
+        Err(NativeError::Linux(e)) if e.exit_code().is_some() => {
+            eprintln!("codex-box: {e}");
+            Ok(e.exit_code().unwrap_or(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

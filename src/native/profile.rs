@@ -1,0 +1,364 @@
+//! Builds the one [`Policy`] of a native sandbox from a profile, a TOML file and flags.
+//!
+//! Layers, later wins: the built-in default (`read-only`) → top-level `sandbox_mode` and
+//! `[sandbox_workspace_write]` (Codex's own `config.toml` keys) → `[permissions.NAME]` chosen with
+//! `-P NAME` → command-line flags. Lists (writable roots, protected and hidden paths, kept variables)
+//! accumulate. This module reads files and the environment; the backends never do.
+//!
+//! It does not enforce anything: `native::linux` translates the result.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::SandboxArgs;
+use crate::policy::{EnvPolicy, FsPolicy, NetPolicy, Policy, SandboxMode};
+
+/// Credential stores hidden by default, relative to the home directory.
+pub const CREDENTIAL_PATHS: &[&str] = &[
+    ".ssh", ".aws", ".azure", ".gnupg", ".password-store", ".config/gcloud", ".kube",
+    ".docker/config.json", ".netrc", ".git-credentials", ".config/git/credentials", ".npmrc",
+    ".pypirc", ".config/gh", ".config/hub", ".cargo/credentials", ".cargo/credentials.toml",
+    ".terraform.d/credentials.tfrc.json", ".vault-token", ".config/op", ".local/share/keyrings",
+    ".config/containers/auth.json", ".gem/credentials",
+];
+
+/// Host service sockets hidden by default: reaching one is a way out of any sandbox.
+pub const HOST_SOCKETS: &[&str] = &[
+    "/var/run/docker.sock", "/run/docker.sock", "/run/podman/podman.sock", "/run/containerd/containerd.sock",
+    "/run/crio/crio.sock", "/run/libvirt/libvirt-sock", "/run/snapd.socket",
+];
+
+/// Names that stay read-only at the top of every writable root, existing or not.
+pub const PROTECTED_NAMES: &[&str] = &[".git", ".codex", ".agents"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read config file {path}: {error}")]
+    ReadConfig { path: PathBuf, error: std::io::Error },
+    #[error("invalid config file {path}: {error}")]
+    ParseConfig { path: PathBuf, error: Box<toml::de::Error> },
+    #[error("unknown sandbox mode `{value}` in {origin}; use read-only, workspace-write or danger-full-access")]
+    UnknownMode { value: String, origin: String },
+    #[error("no profile [permissions.{name}] in {path}; defined: {available}")]
+    UnknownProfile { name: String, path: PathBuf, available: String },
+    #[error("-P {name} needs a config file with [permissions.{name}]; pass --config FILE")]
+    NoConfig { name: String },
+    #[error("{origin}: path `{path}` must be absolute (or start with ~/)")]
+    RelativePath { path: String, origin: String },
+    #[error("writable root {path} ({origin}) is not usable: {error}; create it or remove it")]
+    BadRoot { path: PathBuf, origin: String, error: std::io::Error },
+    #[error("writable root {path} ({origin}) is not a directory")]
+    NotADirectory { path: PathBuf, origin: String },
+    #[error("cannot determine the current directory: {0}")]
+    Cwd(std::io::Error),
+    #[error("--network does nothing in read-only mode; use -s workspace-write --network")]
+    NetworkInReadOnly,
+}
+
+/// `[sandbox_workspace_write]`, as in Codex.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct WorkspaceWriteToml {
+    #[serde(default)]
+    pub writable_roots: Vec<String>,
+    pub network_access: Option<bool>,
+    pub exclude_tmpdir_env_var: Option<bool>,
+    pub exclude_slash_tmp: Option<bool>,
+}
+
+/// `[permissions.NAME]`: a named profile.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionsToml {
+    pub sandbox_mode: Option<String>,
+    #[serde(default)]
+    pub writable_roots: Vec<String>,
+    pub network_access: Option<bool>,
+    pub exclude_tmpdir_env_var: Option<bool>,
+    pub exclude_slash_tmp: Option<bool>,
+    pub allow_git_write: Option<bool>,
+    /// Extra paths kept read-only inside writable roots (need not exist).
+    #[serde(default)]
+    pub protected_paths: Vec<String>,
+    /// Extra paths hidden from the sandbox.
+    #[serde(default)]
+    pub deny_read: Vec<String>,
+    /// Hide the built-in list of credential stores (default true).
+    pub hide_credentials: Option<bool>,
+    #[serde(default)]
+    pub keep_env: Vec<String>,
+    pub keep_all_env: Option<bool>,
+    pub shared_tmp: Option<bool>,
+}
+
+/// The parts of a config file the sandbox reads; other keys (Codex's) are ignored.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ConfigToml {
+    pub sandbox_mode: Option<String>,
+    pub sandbox_workspace_write: Option<WorkspaceWriteToml>,
+    #[serde(default)]
+    pub permissions: BTreeMap<String, PermissionsToml>,
+}
+
+/// Merged settings before paths are resolved (pure data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub mode: SandboxMode,
+    /// (path as written, where it came from)
+    pub writable_roots: Vec<(String, String)>,
+    pub network: bool,
+    pub exclude_tmpdir_env_var: bool,
+    pub exclude_slash_tmp: bool,
+    pub allow_git_write: bool,
+    pub protected: Vec<(String, String)>,
+    pub deny_read: Vec<(String, String)>,
+    pub hide_credentials: bool,
+    pub keep_env: Vec<String>,
+    pub keep_all_env: bool,
+    pub shared_tmp: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mode: SandboxMode::ReadOnly,
+            writable_roots: Vec::new(),
+            network: false,
+            exclude_tmpdir_env_var: false,
+            exclude_slash_tmp: false,
+            allow_git_write: false,
+            protected: Vec::new(),
+            deny_read: Vec::new(),
+            hide_credentials: true,
+            keep_env: Vec::new(),
+            keep_all_env: false,
+            shared_tmp: false,
+        }
+    }
+}
+
+/// Facts about the host the policy depends on.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub cwd: PathBuf,
+    pub home: Option<PathBuf>,
+    pub tmpdir: Option<PathBuf>,
+    /// `$XDG_RUNTIME_DIR` (session bus, agents, rootless container sockets).
+    pub runtime_dir: Option<PathBuf>,
+}
+
+impl Host {
+    pub fn current() -> Result<Host, ProfileError> {
+        Ok(Host {
+            cwd: std::env::current_dir().map_err(ProfileError::Cwd)?,
+            home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
+            tmpdir: std::env::var_os("TMPDIR").filter(|t| !t.is_empty()).map(PathBuf::from),
+            runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").filter(|t| !t.is_empty()).map(PathBuf::from),
+        })
+    }
+}
+
+fn mode(value: &str, origin: &str) -> Result<SandboxMode, ProfileError> {
+    SandboxMode::parse(value)
+        .ok_or_else(|| ProfileError::UnknownMode { value: value.to_string(), origin: origin.to_string() })
+}
+
+fn tagged<'a>(list: &'a [String], origin: &str) -> impl Iterator<Item = (String, String)> + 'a {
+    let origin = origin.to_string();
+    list.iter().map(move |p| (p.clone(), origin.clone()))
+}
+
+/// Parses a config file's text.
+pub fn parse_config(text: &str, path: &Path) -> Result<ConfigToml, ProfileError> {
+    toml::from_str(text)
+        .map_err(|e| ProfileError::ParseConfig { path: path.to_path_buf(), error: Box::new(e) })
+}
+
+/// Merges the layers into settings (pure).
+pub fn merge(config: Option<(&Path, &ConfigToml)>, args: &SandboxArgs) -> Result<Settings, ProfileError> {
+    let mut s = Settings::default();
+    if let Some((path, cfg)) = config {
+        let origin = path.display().to_string();
+        if let Some(m) = &cfg.sandbox_mode {
+            s.mode = mode(m, &format!("sandbox_mode in {origin}"))?;
+        }
+        if let Some(ww) = &cfg.sandbox_workspace_write {
+            let o = format!("[sandbox_workspace_write] in {origin}");
+            s.writable_roots.extend(tagged(&ww.writable_roots, &o));
+            s.network = ww.network_access.unwrap_or(s.network);
+            s.exclude_tmpdir_env_var = ww.exclude_tmpdir_env_var.unwrap_or(s.exclude_tmpdir_env_var);
+            s.exclude_slash_tmp = ww.exclude_slash_tmp.unwrap_or(s.exclude_slash_tmp);
+        }
+    }
+    if let Some(name) = &args.permissions_profile {
+        let (path, cfg) = config.ok_or_else(|| ProfileError::NoConfig { name: name.clone() })?;
+        let p = cfg.permissions.get(name).ok_or_else(|| ProfileError::UnknownProfile {
+            name: name.clone(),
+            path: path.to_path_buf(),
+            available: if cfg.permissions.is_empty() {
+                "none".to_string()
+            } else {
+                cfg.permissions.keys().cloned().collect::<Vec<_>>().join(", ")
+            },
+        })?;
+        let o = format!("[permissions.{name}] in {}", path.display());
+        if let Some(m) = &p.sandbox_mode {
+            s.mode = mode(m, &o)?;
+        }
+        s.writable_roots.extend(tagged(&p.writable_roots, &o));
+        s.network = p.network_access.unwrap_or(s.network);
+        s.exclude_tmpdir_env_var = p.exclude_tmpdir_env_var.unwrap_or(s.exclude_tmpdir_env_var);
+        s.exclude_slash_tmp = p.exclude_slash_tmp.unwrap_or(s.exclude_slash_tmp);
+        s.allow_git_write = p.allow_git_write.unwrap_or(s.allow_git_write);
+        s.protected.extend(tagged(&p.protected_paths, &o));
+        s.deny_read.extend(tagged(&p.deny_read, &o));
+        s.hide_credentials = p.hide_credentials.unwrap_or(s.hide_credentials);
+        s.keep_env.extend(p.keep_env.iter().cloned());
+        s.keep_all_env = p.keep_all_env.unwrap_or(s.keep_all_env);
+        s.shared_tmp = p.shared_tmp.unwrap_or(s.shared_tmp);
+    }
+    if let Some(m) = &args.sandbox_mode {
+        s.mode = mode(m, "--sandbox-mode")?;
+    }
+    if args.full_auto {
+        s.mode = SandboxMode::WorkspaceWrite;
+        s.network = false;
+    }
+    if !args.writable_root.is_empty() && s.mode == SandboxMode::ReadOnly {
+        s.mode = SandboxMode::WorkspaceWrite;
+    }
+    s.writable_roots.extend(
+        args.writable_root.iter().map(|p| (p.to_string_lossy().into_owned(), "--writable-root".to_string())),
+    );
+    if args.network {
+        if s.mode == SandboxMode::ReadOnly {
+            return Err(ProfileError::NetworkInReadOnly);
+        }
+        s.network = true;
+    }
+    s.allow_git_write |= args.allow_git_write;
+    s.keep_env.extend(args.keep_env.iter().cloned());
+    Ok(s)
+}
+
+/// Resolves `~/`, refuses relative paths (except flags, which are relative to the cwd).
+fn resolve(raw: &str, origin: &str, host: &Host) -> Result<PathBuf, ProfileError> {
+    if let Some(rest) = raw.strip_prefix("~/") {
+        if let Some(home) = &host.home {
+            return Ok(home.join(rest));
+        }
+    }
+    let p = Path::new(raw);
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else if origin.starts_with("--") {
+        Ok(host.cwd.join(p))
+    } else {
+        Err(ProfileError::RelativePath { path: raw.to_string(), origin: origin.to_string() })
+    }
+}
+
+fn writable_dir(path: &Path, origin: &str) -> Result<PathBuf, ProfileError> {
+    let canon = std::fs::canonicalize(path).map_err(|error| ProfileError::BadRoot {
+        path: path.to_path_buf(),
+        origin: origin.to_string(),
+        error,
+    })?;
+    if !canon.is_dir() {
+        return Err(ProfileError::NotADirectory { path: canon, origin: origin.to_string() });
+    }
+    Ok(canon)
+}
+
+fn push_unique(list: &mut Vec<PathBuf>, p: PathBuf) {
+    if !list.contains(&p) {
+        list.push(p);
+    }
+}
+
+/// Turns settings into the policy: resolves and checks paths against the host.
+pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
+    let mut fs = FsPolicy { read_roots: vec![PathBuf::from("/")], shared_tmp: s.shared_tmp, ..FsPolicy::default() };
+    if s.mode == SandboxMode::WorkspaceWrite {
+        let cwd = writable_dir(&host.cwd, "the current directory")?;
+        let mut project_roots = vec![cwd];
+        for (raw, origin) in &s.writable_roots {
+            let root = writable_dir(&resolve(raw, origin, host)?, origin)?;
+            push_unique(&mut project_roots, root);
+        }
+        for root in &project_roots {
+            for name in PROTECTED_NAMES {
+                if *name == ".git" && s.allow_git_write {
+                    continue;
+                }
+                push_unique(&mut fs.protected, root.join(name));
+            }
+            push_unique(&mut fs.write_roots, root.clone());
+        }
+        if !s.exclude_slash_tmp {
+            push_unique(&mut fs.write_roots, PathBuf::from("/tmp"));
+        }
+        if let (false, Some(t)) = (s.exclude_tmpdir_env_var, &host.tmpdir) {
+            if let Ok(t) = std::fs::canonicalize(t) {
+                push_unique(&mut fs.write_roots, t);
+            }
+        }
+    }
+    for (raw, origin) in &s.protected {
+        push_unique(&mut fs.protected, resolve(raw, origin, host)?);
+    }
+    if s.hide_credentials {
+        if let Some(home) = &host.home {
+            for rel in CREDENTIAL_PATHS {
+                push_unique(&mut fs.deny_read, home.join(rel));
+            }
+        }
+        for sock in HOST_SOCKETS {
+            push_unique(&mut fs.deny_read, PathBuf::from(sock));
+        }
+        if let Some(dir) = &host.runtime_dir {
+            push_unique(&mut fs.deny_read, dir.clone());
+        }
+    }
+    for (raw, origin) in &s.deny_read {
+        push_unique(&mut fs.deny_read, resolve(raw, origin, host)?);
+    }
+    let net = match (s.mode, s.network) {
+        (SandboxMode::DangerFullAccess, _) | (SandboxMode::WorkspaceWrite, true) => NetPolicy::Full,
+        _ => NetPolicy::None,
+    };
+    let env = EnvPolicy { keep: s.keep_env.clone(), set: Vec::new(), keep_all: s.keep_all_env };
+    Ok(Policy { fs, net, env, full_access: s.mode == SandboxMode::DangerFullAccess })
+}
+
+/// The config file to read: `--config`, else ~/.config/codex-box/config.toml when it exists.
+pub fn config_path(args: &SandboxArgs, host: &Host) -> Option<PathBuf> {
+    if let Some(p) = &args.config {
+        // A Codex config directory (like `codex-box --config DIR`) means its config.toml.
+        return Some(if p.is_dir() { p.join("config.toml") } else { p.clone() });
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| host.home.as_ref().map(|h| h.join(".config")))?;
+    Some(base.join("codex-box/config.toml")).filter(|p| p.is_file())
+}
+
+/// Reads the config (if any), merges it with the flags and builds the policy.
+pub fn policy_from_args(args: &SandboxArgs, host: &Host) -> Result<Policy, ProfileError> {
+    let loaded = match config_path(args, host) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|error| ProfileError::ReadConfig { path: path.clone(), error })?;
+            Some((path.clone(), parse_config(&text, &path)?))
+        }
+        None => None,
+    };
+    let settings = merge(loaded.as_ref().map(|(p, c)| (p.as_path(), c)), args)?;
+    build_policy(&settings, host)
+}
+
+#[cfg(test)]
+#[path = "profile_tests.rs"]
+mod tests;

@@ -1,0 +1,153 @@
+use super::*;
+
+fn args() -> SandboxArgs {
+    SandboxArgs { command: vec!["true".into()], ..SandboxArgs::default() }
+}
+
+fn host(dir: &Path) -> Host {
+    Host { cwd: dir.to_path_buf(), home: Some(dir.join("home")), tmpdir: None, runtime_dir: Some("/run/user/1000".into()) }
+}
+
+const CODEX_TOML: &str = r#"
+model = "o3"
+sandbox_mode = "workspace-write"
+[sandbox_workspace_write]
+writable_roots = ["/srv/data"]
+network_access = true
+exclude_slash_tmp = true
+[permissions.ci]
+sandbox_mode = "read-only"
+deny_read = ["~/secrets"]
+keep_env = ["CI_TOKEN"]
+[permissions.dev]
+writable_roots = ["~/cache"]
+allow_git_write = true
+"#;
+
+#[test]
+fn default_is_read_only_without_network() {
+    let s = merge(None, &args()).unwrap();
+    assert_eq!(s, Settings::default());
+    let dir = tempfile::tempdir().unwrap();
+    let p = build_policy(&s, &host(dir.path())).unwrap();
+    assert!(p.fs.write_roots.is_empty());
+    assert_eq!(p.net, NetPolicy::None);
+    assert!(!p.full_access);
+    assert!(p.fs.deny_read.contains(&dir.path().join("home/.ssh")));
+    assert!(p.fs.deny_read.contains(&PathBuf::from("/var/run/docker.sock")));
+    assert!(p.fs.deny_read.contains(&PathBuf::from("/run/user/1000")));
+    let s = Settings { hide_credentials: false, ..Settings::default() };
+    assert!(build_policy(&s, &host(dir.path())).unwrap().fs.deny_read.is_empty());
+}
+
+#[test]
+fn codex_keys_apply_and_profiles_override() {
+    let cfg = parse_config(CODEX_TOML, Path::new("c.toml")).unwrap();
+    let s = merge(Some((Path::new("c.toml"), &cfg)), &args()).unwrap();
+    assert_eq!(s.mode, SandboxMode::WorkspaceWrite);
+    assert!(s.network && s.exclude_slash_tmp);
+    assert_eq!(s.writable_roots[0].0, "/srv/data");
+
+    let a = SandboxArgs { permissions_profile: Some("ci".into()), ..args() };
+    let s = merge(Some((Path::new("c.toml"), &cfg)), &a).unwrap();
+    assert_eq!(s.mode, SandboxMode::ReadOnly);
+    assert_eq!(s.keep_env, vec!["CI_TOKEN".to_string()]);
+    assert_eq!(s.deny_read[0].0, "~/secrets");
+}
+
+#[test]
+fn flags_win_over_toml() {
+    let cfg = parse_config(CODEX_TOML, Path::new("c.toml")).unwrap();
+    let a = SandboxArgs { full_auto: true, keep_env: vec!["X_KEY".into()], ..args() };
+    let s = merge(Some((Path::new("c.toml"), &cfg)), &a).unwrap();
+    assert_eq!(s.mode, SandboxMode::WorkspaceWrite);
+    assert!(!s.network, "--full-auto means no network");
+    let a = SandboxArgs { sandbox_mode: Some("danger-full-access".into()), ..args() };
+    assert_eq!(merge(None, &a).unwrap().mode, SandboxMode::DangerFullAccess);
+}
+
+#[test]
+fn writable_root_flag_turns_read_only_into_workspace_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("extra");
+    std::fs::create_dir(&extra).unwrap();
+    let a = SandboxArgs { writable_root: vec![extra.clone()], ..args() };
+    let s = merge(None, &a).unwrap();
+    assert_eq!(s.mode, SandboxMode::WorkspaceWrite);
+    let p = build_policy(&s, &host(dir.path())).unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    let extra = std::fs::canonicalize(&extra).unwrap();
+    assert!(p.fs.write_roots.contains(&cwd));
+    assert!(p.fs.write_roots.contains(&extra));
+    assert!(p.fs.write_roots.contains(&PathBuf::from("/tmp")));
+    for root in [&cwd, &extra] {
+        for name in PROTECTED_NAMES {
+            assert!(p.fs.protected.contains(&root.join(name)), "{name} protected in {root:?}");
+        }
+    }
+}
+
+#[test]
+fn allow_git_write_unprotects_only_git() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SandboxArgs { full_auto: true, allow_git_write: true, ..args() };
+    let p = build_policy(&merge(None, &a).unwrap(), &host(dir.path())).unwrap();
+    let cwd = std::fs::canonicalize(dir.path()).unwrap();
+    assert!(!p.fs.protected.contains(&cwd.join(".git")));
+    assert!(p.fs.protected.contains(&cwd.join(".codex")));
+}
+
+#[test]
+fn exclusions_and_tmpdir() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t");
+    std::fs::create_dir(&t).unwrap();
+    let mut h = host(dir.path());
+    h.tmpdir = Some(t.clone());
+    let s = Settings { mode: SandboxMode::WorkspaceWrite, ..Settings::default() };
+    let p = build_policy(&s, &h).unwrap();
+    assert!(p.fs.write_roots.contains(&std::fs::canonicalize(&t).unwrap()));
+    let s = Settings { exclude_slash_tmp: true, exclude_tmpdir_env_var: true, ..s };
+    let p = build_policy(&s, &h).unwrap();
+    assert_eq!(p.fs.write_roots, vec![std::fs::canonicalize(dir.path()).unwrap()]);
+}
+
+#[test]
+fn errors_name_the_input_and_the_fix() {
+    let err = parse_config("sandbox_mode = ", Path::new("/x/bad.toml")).unwrap_err();
+    assert!(err.to_string().starts_with("invalid config file /x/bad.toml"), "{err}");
+
+    let cfg = parse_config("sandbox_mode = \"yolo\"", Path::new("m.toml")).unwrap();
+    let err = merge(Some((Path::new("m.toml"), &cfg)), &args()).unwrap_err();
+    assert!(err.to_string().contains("`yolo` in sandbox_mode in m.toml; use read-only"), "{err}");
+
+    let cfg = parse_config(CODEX_TOML, Path::new("c.toml")).unwrap();
+    let a = SandboxArgs { permissions_profile: Some("nope".into()), ..args() };
+    let err = merge(Some((Path::new("c.toml"), &cfg)), &a).unwrap_err();
+    assert_eq!(err.to_string(), "no profile [permissions.nope] in c.toml; defined: ci, dev");
+    assert!(matches!(merge(None, &a), Err(ProfileError::NoConfig { .. })));
+
+    let err = parse_config("[permissions.x]\nwritable_root = []", Path::new("t.toml")).unwrap_err();
+    assert!(err.to_string().contains("unknown field `writable_root`"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let a = SandboxArgs { writable_root: vec![dir.path().join("missing")], ..args() };
+    let err = build_policy(&merge(None, &a).unwrap(), &host(dir.path())).unwrap_err();
+    assert!(err.to_string().contains("missing (--writable-root) is not usable"), "{err}");
+
+    let s = Settings { mode: SandboxMode::WorkspaceWrite, writable_roots: vec![("rel".into(), "f.toml".into())], ..Settings::default() };
+    let err = build_policy(&s, &host(dir.path())).unwrap_err();
+    assert_eq!(err.to_string(), "f.toml: path `rel` must be absolute (or start with ~/)");
+
+    let a = SandboxArgs { network: true, ..args() };
+    assert!(matches!(merge(None, &a), Err(ProfileError::NetworkInReadOnly)));
+}
+
+#[test]
+fn danger_full_access_has_network_and_no_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Settings { mode: SandboxMode::DangerFullAccess, ..Settings::default() };
+    let p = build_policy(&s, &host(dir.path())).unwrap();
+    assert!(p.full_access);
+    assert_eq!(p.net, NetPolicy::Full);
+}

@@ -1,0 +1,85 @@
+//! The native Linux sandbox, attacked for real. Every test runs the built `codex-box sandbox` as a
+//! child process and pairs each escape attempt with a control that succeeds, and checks an errno or an
+//! effect only the sandbox produces. Skips say why and fail under CI=true.
+#![cfg(target_os = "linux")]
+
+mod config;
+mod fs;
+mod net;
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_codex-box");
+pub const PY: &str = "/usr/bin/python3";
+
+/// Returns false (and says why) when a prerequisite is missing; panics instead under CI=true.
+pub fn require(ok: bool, reason: &str) -> bool {
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("required under CI: {reason}");
+        }
+        eprintln!("skipped: {reason}");
+    }
+    ok
+}
+
+pub fn sandbox_works() -> bool {
+    let out = Command::new(BIN).args(["sandbox", "--", "true"]).output().unwrap();
+    require(out.status.success(), &format!("the kernel refuses the sandbox: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+pub fn python() -> bool {
+    require(Path::new(PY).exists(), "no /usr/bin/python3")
+}
+
+/// A project directory, a directory outside it and a home, all outside /tmp (so Landlock, not the
+/// private /tmp, is what refuses).
+pub struct Fx {
+    _dir: tempfile::TempDir,
+    pub work: PathBuf,
+    pub outside: PathBuf,
+    pub home: PathBuf,
+}
+
+pub fn fx() -> Fx {
+    let dir = tempfile::Builder::new().prefix("native-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let (work, outside, home) = (root.join("work"), root.join("outside"), root.join("home"));
+    for d in [&work, &outside, &home] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::write(outside.join("target"), "original").unwrap();
+    Fx { _dir: dir, work, outside, home }
+}
+
+/// Whether the script printed `key=N` with N non-zero (dash exits 2 for a failed redirection).
+pub fn failed(out: &str, key: &str) -> bool {
+    out.split_whitespace().any(|w| w.strip_prefix(key).and_then(|r| r.strip_prefix('=')).is_some_and(|n| n != "0"))
+}
+
+pub struct Run {
+    pub code: i32,
+    pub out: String,
+    pub err: String,
+}
+
+pub fn output(o: Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+pub fn cmd(fx: &Fx, flags: &[&str], argv: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("sandbox").args(flags).arg("--").args(argv).current_dir(&fx.work).env("HOME", &fx.home);
+    c.env_remove("CODEX_BOX_SANDBOX_PRETEND_MISSING").env_remove("XDG_CONFIG_HOME");
+    c
+}
+
+pub fn sh(fx: &Fx, flags: &[&str], script: &str) -> Run {
+    output(cmd(fx, flags, &["sh", "-c", script]).output().unwrap())
+}
