@@ -227,7 +227,7 @@ fn wildcards_are_refused_in_ip_mode_and_accepted_in_proxy_mode() {
 }
 
 #[test]
-fn proxy_mode_works_with_the_sidecar_applier_too() {
+fn proxy_mode_works_with_the_sidecar_applier_and_on_the_default_bridge() {
     if !docker_ready("egress proxy with the sidecar applier") {
         return;
     }
@@ -250,6 +250,15 @@ fn proxy_mode_works_with_the_sidecar_applier_too() {
         stdout.lines().collect::<Vec<_>>(),
         ["OPEN http://allowed.test/", "CLOSED http://other.test/", &format!("CLOSED --noproxy * http://{v4}.10/")],
         "{stderr}"
+    );
+    // The common case: the engine's default bridge (proxy on its gateway), entrypoint applier.
+    let out = p.run_sh(&["--egress", "proxy", "--dns-server", &dns_addr, "--allow-domain", "allowed.test"], &script);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["OPEN http://allowed.test/", "CLOSED http://other.test/", &format!("CLOSED --noproxy * http://{v4}.10/")],
+        "default bridge: {stderr}"
     );
     assert!(containers_for(&p.wd).is_empty());
 }
