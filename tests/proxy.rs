@@ -262,6 +262,10 @@ fn wildcards_deny_over_allow_private_answers_and_ports() {
     let port = f.up.addr.port() ^ 1;
     let other_port = f.exchange(format!("CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n").as_bytes());
     assert!(other_port.contains(&format!("port {port} is not allowed")), "{other_port}");
+    // A refused request with a body still gets its answer.
+    let body = "x".repeat(200_000);
+    let refused = f.exchange(format!("POST http://other.test:{}/ HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", f.up.addr.port(), body.len()).as_bytes());
+    assert!(refused.starts_with("HTTP/1.1 403 Forbidden"), "{refused}");
     let unknown = f.get("nowhere.allowed.test");
     assert!(unknown.starts_with("HTTP/1.1 403"), "{unknown}");
 }

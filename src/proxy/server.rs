@@ -337,6 +337,19 @@ async fn reply_refused(client: &mut TcpStream, shared: &Shared, request: Option<
     record(shared, request, false, r.reason);
     let _ = client.write_all(&http::response(r.status, &shown)).await;
     let _ = client.shutdown().await;
+    // Read what the client still sends (a request body) for a moment: closing with unread data
+    // would reset the connection, and the client could lose the answer.
+    let drain = async {
+        let mut buf = [0u8; 8192];
+        let mut total = 0;
+        while total < 1 << 20 {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
 }
 
 #[cfg(test)]
