@@ -331,6 +331,25 @@ fn the_connection_limit_refuses_the_next_one_and_frees_up() {
 }
 
 #[test]
+fn a_listener_bound_elsewhere_is_served() {
+    let up = Upstream::start();
+    let flags = vec!["127.0.0.1".to_string()];
+    let rules = Rules::merge(&Inputs { flags: &flags, ..Inputs::default() }, &[], &[]).unwrap();
+    let config = ProxyConfig { rules, ports: vec![up.addr.port()], resolver: ResolverSettings::default(), limits: Limits::default() };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(async {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Proxy::serve(l, config, Log::memory(false)).unwrap()
+    });
+    let mut s = TcpStream::connect(proxy.addr()).unwrap();
+    write!(s, "GET http://127.0.0.1:{}/x HTTP/1.1\r\n\r\n", up.addr.port()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert_eq!(rt.block_on(proxy.shutdown()).allowed, 1);
+}
+
+#[test]
 fn an_idle_tunnel_and_a_slow_head_time_out() {
     let limits = Limits { idle_timeout: Duration::from_millis(400), head_timeout: Duration::from_millis(400), ..Limits::default() };
     let f = Fixture::new(limits);

@@ -72,6 +72,8 @@ pub struct ProxyConfig {
 pub enum ProxyError {
     #[error("cannot listen on {addr} for the egress proxy: {source}; the address must belong to this host (with --egress proxy, the session network's gateway)")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot read the egress proxy listener's address: {0}")]
+    Listener(std::io::Error),
     #[error(transparent)]
     Resolver(#[from] ResolveError),
 }
@@ -97,7 +99,13 @@ impl Proxy {
     /// Binds `listen` (port 0: an ephemeral port) and serves until [`Proxy::shutdown`].
     pub async fn start(listen: SocketAddr, config: ProxyConfig, log: Log) -> Result<Proxy, ProxyError> {
         let listener = TcpListener::bind(listen).await.map_err(|source| ProxyError::Bind { addr: listen, source })?;
-        let addr = listener.local_addr().map_err(|source| ProxyError::Bind { addr: listen, source })?;
+        Proxy::serve(listener, config, log)
+    }
+
+    /// Serves on a listener bound elsewhere — e.g. inside a sandbox's network namespace, where the
+    /// sandboxed command can reach it while the proxy's own connections leave from the host's.
+    pub fn serve(listener: TcpListener, config: ProxyConfig, log: Log) -> Result<Proxy, ProxyError> {
+        let addr = listener.local_addr().map_err(ProxyError::Listener)?;
         let resolver = crate::egress::resolve::resolver(&config.resolver)?;
         let max = config.limits.max_connections.max(1);
         let permits = Arc::new(Semaphore::new(max));
