@@ -1,6 +1,12 @@
 //! codex-box: run the Codex CLI agent, or any command, behind a boundary a prompt injection cannot
 //! talk its way out of. See REQUIREMENTS.md for the design.
 
+pub mod app;
 pub mod cli;
+pub mod codex_home;
+pub mod config;
+pub mod docker;
+pub mod egress;
 pub mod policy;
 pub mod native;
+pub mod trust;

@@ -1,3 +1,5 @@
+//! codex-box's binary: parse, run, print errors as one line with a fix on stderr.
+
 use clap::Parser;
 
 fn main() {
@@ -8,5 +10,20 @@ fn main() {
             1
         }));
     }
-    eprintln!("{cli:?}");
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("codex-box: cannot start the async runtime: {e}");
+            std::process::exit(125);
+        }
+    };
+    let code = match rt.block_on(codex_box::app::main(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("codex-box: {e:#}");
+            125
+        }
+    };
+    rt.shutdown_timeout(std::time::Duration::from_millis(50));
+    std::process::exit(code);
 }

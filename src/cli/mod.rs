@@ -30,6 +30,8 @@ pub enum Command {
     Gc(GcArgs),
     /// Run a command in a native sandbox (Landlock + seccomp + namespaces on Linux), no container.
     Sandbox(SandboxArgs),
+    /// Show the egress allowlist, what each name resolves to, and the firewall rules a session gets.
+    Egress(EgressArgs),
 }
 
 /// Platform of a native sandbox.
@@ -100,6 +102,9 @@ pub struct SandboxArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub session: SessionArgs,
+    /// Give the command a terminal (interactive), as the default Codex session has.
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -154,6 +159,56 @@ pub struct SessionArgs {
     /// Maximum number of processes in the container.
     #[arg(long = "pids-limit", value_name = "N")]
     pub pids_limit: Option<i64>,
+
+    /// Accept the project's init hook and config.toml as they are now (they changed since you last
+    /// approved them, or were never approved).
+    #[arg(long = "trust")]
+    pub trust: bool,
+
+    /// Allow egress to this name, IP address or CIDR (repeatable; also OPENAI_ALLOWED_DOMAINS and
+    /// `allow` in .codex/codex-box.toml).
+    #[arg(long = "allow-domain", value_name = "NAME")]
+    pub allow_domain: Vec<String>,
+
+    /// DNS server (IP[:port]) used on the host to resolve the allowlist (default: the system resolver).
+    #[arg(long = "dns-server", value_name = "ADDR")]
+    pub dns_server: Option<String>,
+
+    /// Let the session reach the --dns-server resolver on port 53 (and no other). Off by default:
+    /// DNS is an exfiltration channel; allowlisted names are pinned in /etc/hosts instead.
+    #[arg(long = "allow-dns")]
+    pub allow_dns: bool,
+
+    /// An allowlisted name that does not resolve is an error (default: a warning).
+    #[arg(long = "strict")]
+    pub strict: bool,
+
+    /// Egress mode: `allowlist` (default-deny firewall) or `open` (no firewall at all).
+    #[arg(long = "egress", value_name = "MODE", default_value = "allowlist", value_parser = ["allowlist", "open"])]
+    pub egress: String,
+
+    /// Docker network the session joins (default: the engine's default bridge).
+    #[arg(long = "network", value_name = "NAME")]
+    pub network: Option<String>,
+
+    /// Shortest interval, in seconds, between re-resolutions of the allowlist during a session
+    /// (TTLs are followed above it).
+    #[arg(long = "refresh-min", value_name = "SECS", default_value_t = 30)]
+    pub refresh_min: u64,
+
+    /// HOST:PORT that must be unreachable once the firewall is up, checked before the agent starts
+    /// (default: port 9 of the network's gateway, i.e. this host).
+    #[arg(long = "verify-blocked", value_name = "HOST:PORT")]
+    pub verify_blocked: Option<String>,
+
+    /// HOST:PORT of an allowlisted service that must be reachable before the agent starts.
+    #[arg(long = "verify-allowed", value_name = "HOST:PORT")]
+    pub verify_allowed: Option<String>,
+
+    /// Let the agent write .git/hooks and .git/config (by default they are read-only, because git on
+    /// the host would run what the agent plants there).
+    #[arg(long = "allow-git-write")]
+    pub allow_git_write: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,8 +266,51 @@ pub struct ImportRootfsArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EgressArgs {
+    #[command(flatten)]
+    pub session: SessionArgs,
+    /// Print the rule texts (ipset, iptables, ip6tables) too.
+    #[arg(long = "rules")]
+    pub rules: bool,
+    /// Machine-readable output.
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct GcArgs {
     /// Remove every codex-box container, also those of running sessions.
     #[arg(long = "all")]
     pub all: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("codex-box").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn script_flags_and_codex_args() {
+        let c = parse(&["--work_dir", "/p", "--init_script", "h.sh", "--read-only", "/a", "--read-only", "/b", "--", "exec", "--full-auto", "fix it"]);
+        assert!(c.command.is_none());
+        assert_eq!(c.session.work_dir.as_deref(), Some(std::path::Path::new("/p")));
+        assert_eq!(c.session.read_only.len(), 2);
+        assert_eq!(c.codex_args, vec!["exec", "--full-auto", "fix it"]);
+        let c = parse(&["--work-dir", "/p", "--auth-file", "a.json", "--sessions-path", "/s", "--codex-home", "/h"]);
+        assert_eq!(c.session.auth_file.as_deref(), Some(std::path::Path::new("a.json")));
+        let c = parse(&["run", "--work_dir", ".", "--", "sh", "-c", "exit 3"]);
+        match c.command {
+            Some(Command::Run(r)) => assert_eq!(r.command, vec!["sh", "-c", "exit 3"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_flags_are_errors_naming_the_flag() {
+        let e = Cli::try_parse_from(["codex-box", "run", "--bogus", "--", "true"]).unwrap_err();
+        assert!(e.to_string().contains("--bogus"), "{e}");
+    }
 }

@@ -1,0 +1,107 @@
+//! Session start: `codex-box run -- true` with the egress firewall (10 allowlisted names) and a warm image beside a bare create/start/wait/remove of
+//! the same image through the Engine API (and `docker run --rm IMAGE true` when the docker CLI is
+//! there), in one run. Prints medians and ratios. Target: codex-box ≤ 1.3 × the bare API run.
+//!
+//! `cargo bench --bench session_start` (ITERATIONS=N to change the sample count).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::RemoveContainerOptions;
+use futures_util::StreamExt;
+
+/// Ten allowlisted names (registry hosts that resolve on CI machines; elsewhere they warn).
+const NAMES: [&str; 10] = [
+    "deb.debian.org", "security.debian.org", "registry.npmjs.org", "pypi.org", "files.pythonhosted.org",
+    "crates.io", "static.crates.io", "index.crates.io", "repo.maven.apache.org", "github.com",
+];
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let image = std::env::var("CODEX_BOX_TEST_IMAGE").unwrap_or_else(|_| "codex-sandbox".into());
+    let n: usize = std::env::var("ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let docker = match rt.block_on(codex_box::docker::engine::connect()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("skipped: session_start bench: {e}");
+            return;
+        }
+    };
+    let wd = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_codex-box");
+    let run_box = || {
+        let t = Instant::now();
+        let st = Command::new(bin)
+            .args(["run", "--work_dir", wd.path().to_str().unwrap()])
+            .args(NAMES.iter().flat_map(|n| ["--allow-domain", n]))
+            .args(["--", "true"])
+            .env("CODEX_DOCKER_IMAGE", &image)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "codex-box run failed");
+        t.elapsed()
+    };
+    let bare = || {
+        rt.block_on(async {
+            let t = Instant::now();
+            let body = ContainerCreateBody {
+                image: Some(image.clone()),
+                cmd: Some(vec!["true".into()]),
+                host_config: Some(HostConfig::default()),
+                ..Default::default()
+            };
+            let id = docker.create_container(None, body).await.unwrap().id;
+            docker.start_container(&id, None).await.unwrap();
+            let _ = docker.wait_container(&id, None).next().await;
+            docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.unwrap();
+            t.elapsed()
+        })
+    };
+    let image_cli = image.clone();
+    let cli = which("docker").then_some({
+        move || {
+            let t = Instant::now();
+            let st = Command::new("docker").args(["run", "--rm", &image_cli, "true"]).stdout(Stdio::null()).status().unwrap();
+            assert!(st.success());
+            t.elapsed()
+        }
+    });
+    // Warm up both paths once.
+    run_box();
+    bare();
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        a.push(run_box());
+        b.push(bare());
+        if let Some(f) = &cli {
+            c.push(f());
+        }
+    }
+    let (ma, mb) = (median(a), median(b));
+    println!("session start, {n} runs each, image {image}");
+    println!("  codex-box run (firewall, 10 allowlisted names + built-ins) -- true");
+    println!("                                  median {:8.1} ms", ms(ma));
+    println!("  bare API create/start/wait/rm   median {:8.1} ms", ms(mb));
+    if !c.is_empty() {
+        let mc = median(c);
+        println!("  docker run --rm IMAGE true      median {:8.1} ms", ms(mc));
+        println!("  ratio codex-box / docker run    {:.2}x", ma.as_secs_f64() / mc.as_secs_f64());
+    }
+    println!("  ratio codex-box / bare API      {:.2}x  (target <= 1.30x)", ma.as_secs_f64() / mb.as_secs_f64());
+}
+
+fn which(cmd: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+}

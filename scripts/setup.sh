@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian/Ubuntu machine for codex-box: installs and starts a Docker engine when none
+# answers (and debootstrap, iptables, ipset, bubblewrap), builds codex-box, and builds the codex-sandbox
+# session image through codex-box itself when it is missing. Idempotent; run as root (or with sudo).
+# Without a container registry the base is made with debootstrap and imported through the Engine API.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '=== %s\n' "$*" >&2; }
+SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v iptables >/dev/null || need+=(iptables)
+command -v ipset >/dev/null || need+=(ipset)
+command -v ip >/dev/null || need+=(iproute2)
+command -v bwrap >/dev/null || need+=(bubblewrap)
+if ((${#need[@]})); then
+    log "installing ${need[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! docker version >/dev/null 2>&1 && ! $SUDO docker version >/dev/null 2>&1; then
+    log "starting dockerd"
+    if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+        $SUDO systemctl start docker
+    else
+        ($SUDO dockerd >/var/tmp/codex-box-dockerd.log 2>&1 &)
+    fi
+    for _ in $(seq 1 60); do $SUDO docker version >/dev/null 2>&1 && break; sleep 1; done
+    $SUDO docker version >/dev/null 2>&1 || { tail -30 /var/tmp/codex-box-dockerd.log >&2; log "dockerd did not start"; exit 1; }
+fi
+
+log "building codex-box"
+cargo build --release --locked
+BIN=target/release/codex-box
+
+IMAGE=${CODEX_DOCKER_IMAGE:-codex-sandbox}
+if ! $SUDO docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    BASE=${CODEX_BOX_BASE:-}
+    if [ -z "$BASE" ]; then
+        BASE=codex-box-base:bookworm
+        if ! $SUDO docker image inspect "$BASE" >/dev/null 2>&1; then
+            log "making a Debian base image with debootstrap (no registry needed)"
+            $SUDO "$BIN" image bootstrap --suite bookworm --tag "$BASE"
+        fi
+    fi
+    ca=()
+    # The host's bundle holds any corporate / TLS-intercepting proxy CA the host trusts.
+    [ -f /etc/ssl/certs/ca-certificates.crt ] && ca=(--ca-cert /etc/ssl/certs/ca-certificates.crt)
+    log "building $IMAGE from $BASE"
+    $SUDO "$BIN" image build --base "$BASE" --tag "$IMAGE" "${ca[@]}"
+fi
+log "ready: $("$BIN" --version)"

@@ -1,0 +1,72 @@
+//! Removing what a killed codex-box left behind: containers labelled as codex-box's whose owning
+//! process on this host is gone (or all of them with `--all`), and their session directories.
+
+use std::collections::HashMap;
+
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use bollard::Docker;
+
+use super::spec::LABEL;
+
+/// This host's name, as recorded in the owner label.
+pub fn hostname() -> String {
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Whether a process with this pid exists on this host.
+pub fn pid_alive(pid: i32) -> bool {
+    pid > 0 && !matches!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+}
+
+/// Whether a container with these labels is an orphan: made on this host by a process that is gone.
+pub fn is_orphan(labels: &HashMap<String, String>, host: &str) -> bool {
+    let owner_host = labels.get(&format!("{LABEL}.host")).map(String::as_str);
+    let pid = labels.get(&format!("{LABEL}.pid")).and_then(|p| p.parse::<i32>().ok());
+    matches!((owner_host, pid), (Some(h), Some(p)) if h == host && !pid_alive(p))
+}
+
+/// Removes orphaned (or, with `all`, every) codex-box container. Returns the names removed.
+pub async fn collect(docker: &Docker, all: bool) -> Result<Vec<String>, bollard::errors::Error> {
+    let filters: HashMap<String, Vec<String>> = [("label".to_string(), vec![format!("{LABEL}=1")])].into();
+    let list = docker
+        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
+        .await?;
+    let host = hostname();
+    let mut removed = Vec::new();
+    for c in list {
+        let labels = c.labels.clone().unwrap_or_default();
+        if !(all || is_orphan(&labels, &host)) {
+            continue;
+        }
+        let Some(id) = c.id else { continue };
+        let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_else(|| id.clone());
+        let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        match docker.remove_container(&id, Some(opts)).await {
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(dir) = labels.get(&format!("{LABEL}.session-dir")) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        removed.push(name.trim_start_matches('/').to_string());
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphans_are_dead_owners_on_this_host() {
+        let host = hostname();
+        let l = |h: &str, p: &str| -> HashMap<String, String> {
+            [(format!("{LABEL}.host"), h.to_string()), (format!("{LABEL}.pid"), p.to_string())].into()
+        };
+        assert!(!is_orphan(&l(&host, &std::process::id().to_string()), &host), "we are alive");
+        // A pid beyond pid_max never exists.
+        assert!(is_orphan(&l(&host, "2147483646"), &host));
+        assert!(!is_orphan(&l("another-host", "2147483646"), &host), "never another host's");
+        assert!(!is_orphan(&HashMap::new(), &host));
+    }
+}

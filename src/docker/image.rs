@@ -1,0 +1,293 @@
+//! Getting the session image: build it through the Engine API from the in-process context, pull it,
+//! or — on hosts without a registry — make a Debian base with debootstrap and import it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::query_parameters::{BuildImageOptions, CreateImageOptions};
+use bollard::Docker;
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::context::{self, ContextError};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    pub tag: String,
+    pub base: String,
+    pub codex_version: String,
+    pub node: String,
+    pub ca_certs: Vec<PathBuf>,
+    pub no_cache: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error("--node {0}: unsupported; use 18, 20 or 22")]
+    BadNode(String),
+    #[error("building {tag} failed at {step}:\n{output}\n{message}\nFix the cause above and run `codex-box image build` again")]
+    BuildStep { tag: String, step: String, output: String, message: String },
+    #[error("building {tag}: the engine failed: {source}")]
+    Build { tag: String, source: bollard::errors::Error },
+    #[error("pulling {image} failed: {source}. Check the name and your registry access, or build it: `codex-box image build --tag {image}`")]
+    Pull { image: String, source: bollard::errors::Error },
+    #[error("inspecting image {image}: {source}")]
+    Inspect { image: String, source: bollard::errors::Error },
+    #[error("root filesystem {path}: {reason}")]
+    Rootfs { path: PathBuf, reason: String },
+    #[error("importing {path} as {tag}: {source}")]
+    Import { path: PathBuf, tag: String, source: bollard::errors::Error },
+    #[error("debootstrap failed ({status}); see its output above. Is the `debootstrap` package installed and the Debian mirror reachable?")]
+    Debootstrap { status: String },
+    #[error("cannot run debootstrap: {0}. Install it (`apt-get install debootstrap`) and run as root")]
+    DebootstrapSpawn(std::io::Error),
+    #[error("temporary directory: {0}")]
+    Temp(std::io::Error),
+}
+
+fn spinner(msg: String) -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("static template"));
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb.set_message(msg);
+    pb
+}
+
+/// Whether the engine has the image.
+pub async fn exists(docker: &Docker, image: &str) -> Result<bool, ImageError> {
+    match docker.inspect_image(image).await {
+        Ok(_) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+        Err(source) => Err(ImageError::Inspect { image: image.into(), source }),
+    }
+}
+
+/// Makes sure the image exists: codex-sandbox names are built, others pulled.
+pub async fn ensure(docker: &Docker, image: &str, ca_certs: &[PathBuf]) -> Result<(), ImageError> {
+    if exists(docker, image).await? {
+        return Ok(());
+    }
+    if context::is_buildable(image) {
+        eprintln!("codex-box: image {image} is missing; building it (once)");
+        let spec = BuildSpec {
+            tag: image.into(),
+            base: "debian:bookworm-slim".into(),
+            codex_version: context::pinned_version(image).unwrap_or("latest").into(),
+            node: "22".into(),
+            ca_certs: ca_certs.to_vec(),
+            no_cache: false,
+        };
+        build(docker, &spec).await
+    } else {
+        pull(docker, image).await
+    }
+}
+
+/// Builds the codex-sandbox image, showing the current step; a failing step shows its output.
+pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> {
+    if !matches!(spec.node.as_str(), "18" | "20" | "22") {
+        return Err(ImageError::BadNode(spec.node.clone()));
+    }
+    let certs = context::read_ca_certs(&spec.ca_certs)?;
+    let tar = context::build_context(&certs)?;
+    let args: HashMap<String, String> = [
+        ("BASE_IMAGE", spec.base.as_str()),
+        ("CODEX_VERSION", spec.codex_version.as_str()),
+        ("NODE_MAJOR", spec.node.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let opts = BuildImageOptions {
+        t: Some(spec.tag.clone()),
+        buildargs: Some(args),
+        nocache: spec.no_cache,
+        rm: true,
+        forcerm: true,
+        ..Default::default()
+    };
+    let pb = spinner(format!("building {}", spec.tag));
+    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(tar.into())));
+    let mut step = String::from("the first step");
+    let mut output = String::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(s) = info.stream {
+                    if s.starts_with("Step ") {
+                        step = s.trim().to_string();
+                        output.clear();
+                        pb.set_message(format!("{}: {}", spec.tag, truncate(&step, 100)));
+                    } else {
+                        output.push_str(&s);
+                        if let Some(last) = s.lines().rev().find(|l| !l.trim().is_empty()) {
+                            pb.set_message(format!("{}: {}", truncate(&step, 60), truncate(last.trim(), 60)));
+                        }
+                    }
+                }
+            }
+            Err(bollard::errors::Error::DockerStreamError { error }) => {
+                pb.finish_and_clear();
+                return Err(ImageError::BuildStep { tag: spec.tag.clone(), step, output: tail(&output, 40), message: error });
+            }
+            Err(source) => {
+                pb.finish_and_clear();
+                return Err(ImageError::Build { tag: spec.tag.clone(), source });
+            }
+        }
+    }
+    pb.finish_and_clear();
+    eprintln!("codex-box: built {}", spec.tag);
+    Ok(())
+}
+
+/// Pulls an image from its registry with progress.
+pub async fn pull(docker: &Docker, image: &str) -> Result<(), ImageError> {
+    let pb = spinner(format!("pulling {image}"));
+    let opts = CreateImageOptions { from_image: Some(image.to_string()), ..Default::default() };
+    let mut stream = docker.create_image(Some(opts), None, None);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let (Some(status), Some(p)) = (&info.status, &info.progress_detail) {
+                    if let (Some(c), Some(t)) = (p.current, p.total) {
+                        pb.set_message(format!("pulling {image}: {status} {}/{} MiB", c >> 20, t >> 20));
+                    }
+                }
+            }
+            Err(source) => {
+                pb.finish_and_clear();
+                return Err(ImageError::Pull { image: image.into(), source });
+            }
+        }
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
+/// Imports a root filesystem directory as an image (`POST /images/create?fromSrc=-`). The tar is made
+/// in-process into an unnamed temporary file, then streamed to the engine.
+pub async fn import_rootfs(docker: &Docker, dir: &Path, tag: &str) -> Result<(), ImageError> {
+    let rootfs_err = |reason: String| ImageError::Rootfs { path: dir.into(), reason };
+    if !dir.join("bin").exists() || !dir.join("etc").is_dir() {
+        return Err(rootfs_err("not a root filesystem (no bin/ and etc/); pass the directory debootstrap made".into()));
+    }
+    let pb = spinner(format!("packing {}", dir.display()));
+    let dir_owned = dir.to_path_buf();
+    let file = tokio::task::spawn_blocking(move || pack_rootfs(&dir_owned))
+        .await
+        .map_err(|e| rootfs_err(e.to_string()))?
+        .map_err(|e| rootfs_err(format!("{e}; run as root so every file is readable")))?;
+    pb.set_message(format!("importing {} as {tag}", dir.display()));
+    let (repo, tag_part) = split_tag(tag);
+    let opts = CreateImageOptions {
+        from_src: Some("-".into()),
+        repo: Some(repo.into()),
+        tag: Some(tag_part.into()),
+        changes: vec![
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            "CMD [\"/bin/bash\"]".into(),
+        ],
+        ..Default::default()
+    };
+    let file = tokio::fs::File::from_std(file);
+    let body = tokio_util::io::ReaderStream::new(file);
+    let mut stream = docker.create_image(Some(opts), Some(bollard::body_try_stream(body)), None);
+    while let Some(item) = stream.next().await {
+        if let Err(source) = item {
+            pb.finish_and_clear();
+            return Err(ImageError::Import { path: dir.into(), tag: tag.into(), source });
+        }
+    }
+    pb.finish_and_clear();
+    eprintln!("codex-box: imported {} as {tag}", dir.display());
+    Ok(())
+}
+
+fn pack_rootfs(dir: &Path) -> std::io::Result<std::fs::File> {
+    let file = tempfile::tempfile()?;
+    let mut b = tar::Builder::new(file);
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let path = entry.path();
+        // The engine provides these; device nodes debootstrap made are not needed.
+        if ["dev", "proc", "sys"].iter().any(|n| name == *n) && path.is_dir() {
+            b.append_path_with_name(&path, &name)?;
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            b.append_dir_all(&name, &path)?;
+        } else {
+            b.append_path_with_name(&path, &name)?;
+        }
+    }
+    let mut file = b.into_inner()?;
+    use std::io::Seek;
+    file.rewind()?;
+    Ok(file)
+}
+
+fn split_tag(tag: &str) -> (&str, &str) {
+    match tag.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, t),
+        _ => (tag, "latest"),
+    }
+}
+
+/// Runs `debootstrap --variant=minbase SUITE DIR [MIRROR]` into a temporary directory and imports it.
+pub async fn bootstrap(docker: &Docker, suite: &str, mirror: Option<&str>, tag: &str) -> Result<(), ImageError> {
+    let tmp = tempfile::Builder::new().prefix("codex-box-rootfs-").tempdir_in("/var/tmp").map_err(ImageError::Temp)?;
+    let root = tmp.path().join("rootfs");
+    let pb = spinner(format!("debootstrap {suite} (about a minute)"));
+    let mut cmd = tokio::process::Command::new("debootstrap");
+    cmd.arg("--variant=minbase").arg(suite).arg(&root);
+    if let Some(m) = mirror {
+        cmd.arg(m);
+    }
+    let out = cmd.output().await.map_err(ImageError::DebootstrapSpawn)?;
+    pb.finish_and_clear();
+    if !out.status.success() {
+        eprintln!("{}", tail(&String::from_utf8_lossy(&out.stdout), 20));
+        eprintln!("{}", tail(&String::from_utf8_lossy(&out.stderr), 20));
+        return Err(ImageError::Debootstrap { status: out.status.to_string() });
+    }
+    import_rootfs(docker, &root, tag).await
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_split() {
+        assert_eq!(split_tag("codex-box-base:bookworm"), ("codex-box-base", "bookworm"));
+        assert_eq!(split_tag("base"), ("base", "latest"));
+        assert_eq!(split_tag("localhost:5000/base"), ("localhost:5000/base", "latest"));
+    }
+
+    #[test]
+    fn text_helpers() {
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+        assert_eq!(truncate("abcdef", 3), "abc…");
+    }
+}

@@ -1,0 +1,351 @@
+//! One container session, start to end: session directory, create, attach, start, stream, wait,
+//! remove. The container and the session directory are removed on every path out — normal exit,
+//! failure, error, SIGINT/SIGTERM/SIGHUP — and `gc` catches what a SIGKILL left.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bollard::container::LogOutput;
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, RemoveContainerOptions,
+    ResizeContainerTTYOptions,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::spec::{self, Plan, LABEL};
+use super::tty;
+
+/// The session entrypoint and the agent wrapper (see firewall/).
+pub const ENTRYPOINT: &str = include_str!("../../firewall/entrypoint.sh");
+pub const AGENT_WRAPPER: &str = include_str!("../../firewall/agent.sh");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot prepare the session directory {path}: {source}")]
+    SessionDir { path: PathBuf, source: std::io::Error },
+    #[error("creating the session container: {0}")]
+    Create(bollard::errors::Error),
+    #[error("{0} sessions already run on this work dir; end one, or run `codex-box gc` if they were killed")]
+    TooMany(u32),
+    #[error("starting the session container: {0}. If the message names a mount, check that the path exists and the engine runs on this host")]
+    Start(bollard::errors::Error),
+    #[error("attaching to the session container: {0}")]
+    Attach(bollard::errors::Error),
+    #[error("interrupted before the session started; nothing was left behind")]
+    Interrupted,
+}
+
+/// Files written into the session directory (mounted read-only at /run/codex-box).
+#[derive(Debug, Clone, Default)]
+pub struct SessionFiles {
+    pub init_hook: Option<PathBuf>,
+    pub ca_pem: Vec<u8>,
+    /// Extra named files (e.g. firewall.ipset / firewall.v4 / firewall.v6).
+    pub extra: Vec<(String, Vec<u8>)>,
+}
+
+/// Writes the per-session directory: world-readable (the entrypoint runs as a root without
+/// DAC_OVERRIDE, the wrapper as the agent) and read-only inside the container.
+pub fn write_session_dir(files: &SessionFiles) -> Result<tempfile::TempDir, SessionError> {
+    let dir = tempfile::Builder::new()
+        .prefix("codex-box-session-")
+        .tempdir()
+        .map_err(|source| SessionError::SessionDir { path: std::env::temp_dir(), source })?;
+    let err = |source| SessionError::SessionDir { path: dir.path().to_path_buf(), source };
+    let put = |name: &str, data: &[u8], mode: u32| -> std::io::Result<()> {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+    };
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).map_err(err)?;
+    put("entrypoint.sh", ENTRYPOINT.as_bytes(), 0o644).map_err(err)?;
+    put("agent.sh", AGENT_WRAPPER.as_bytes(), 0o644).map_err(err)?;
+    if let Some(h) = &files.init_hook {
+        let data = std::fs::read(h).map_err(|source| SessionError::SessionDir { path: h.clone(), source })?;
+        put("init.sh", &data, 0o755).map_err(err)?;
+    }
+    if !files.ca_pem.is_empty() {
+        put("ca.pem", &files.ca_pem, 0o644).map_err(err)?;
+    }
+    for (name, data) in &files.extra {
+        put(name, data, 0o644).map_err(err)?;
+    }
+    Ok(dir)
+}
+
+/// Labels of a session container: codex-box's mark, the owner (host + pid) and the workdir.
+pub fn labels(work_dir: &Path, session_dir: &Path) -> HashMap<String, String> {
+    [
+        (LABEL.to_string(), "1".to_string()),
+        (format!("{LABEL}.workdir"), work_dir.display().to_string()),
+        (format!("{LABEL}.pid"), std::process::id().to_string()),
+        (format!("{LABEL}.host"), super::gc::hostname()),
+        (format!("{LABEL}.session-dir"), session_dir.display().to_string()),
+    ]
+    .into()
+}
+
+/// The outcome of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub exit_code: i32,
+    pub oom_killed: bool,
+    /// How often the process limit refused a fork (from the container's pids cgroup, when readable).
+    pub pids_limit_hits: u64,
+    pub container: String,
+}
+
+/// Work to start beside the session once its container runs: the firewall's live refresh.
+pub struct Refresh {
+    pub allow: crate::egress::Allowlist,
+    pub egress: crate::config::EgressSettings,
+    pub initial: crate::egress::Resolution,
+}
+
+/// Runs a session to its end and removes everything it made. Returns the command's exit code.
+pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles, refresh: Option<Refresh>) -> Result<Outcome, SessionError> {
+    let session_dir = write_session_dir(files)?;
+    plan.session_dir = session_dir.path().to_path_buf();
+    plan.labels = labels(&plan.work_dir, session_dir.path());
+    let (body, created_points) = spec::container_body(&plan);
+    // Only mount points that do not exist now are ours to remove afterwards.
+    let created_points: Vec<PathBuf> = created_points.into_iter().filter(|p| std::fs::symlink_metadata(p).is_err()).collect();
+
+    let started: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let (cancel_tx, mut cancel_rx) = tokio::sync::watch::channel(false);
+    let signals = tokio::spawn(forward_signals(docker.clone(), started.clone(), cancel_tx, plan.tty));
+
+    let name_slot: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let result = tokio::select! {
+        r = drive(docker, &plan, body, name_slot.clone(), started.clone(), hits.clone(), refresh) => r,
+        _ = cancel_rx.wait_for(|c| *c) => Err(SessionError::Interrupted),
+    };
+    signals.abort();
+
+    // Cleanup on every path.
+    let name = name_slot.lock().expect("not poisoned").clone();
+    let mut oom = false;
+    let pids_hits = hits.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(name) = &name {
+        if let Ok(info) = docker.inspect_container(name, None).await {
+            oom = info.state.and_then(|s| s.oom_killed).unwrap_or(false);
+        }
+        let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        let _ = docker.remove_container(name, Some(opts)).await;
+    }
+    for p in created_points.iter().rev() {
+        let _ = std::fs::remove_dir(p);
+    }
+    crate::codex_home::remove_mount_points(&plan.home);
+    drop(session_dir);
+    let exit_code = result?;
+    Ok(Outcome { exit_code, oom_killed: oom, pids_limit_hits: pids_hits, container: name.unwrap_or_default() })
+}
+
+/// Creates (finding a free name), attaches, starts, streams and waits.
+async fn drive(
+    docker: &Docker,
+    plan: &Plan,
+    body: bollard::models::ContainerCreateBody,
+    name_slot: Arc<Mutex<Option<String>>>,
+    started: Arc<Mutex<Option<String>>>,
+    pids_hits: Arc<std::sync::atomic::AtomicU64>,
+    refresh: Option<Refresh>,
+) -> Result<i32, SessionError> {
+    let mut n = 1;
+    let (name, id) = loop {
+        let name = spec::container_name(&plan.work_dir, n);
+        let opts = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
+        match docker.create_container(Some(opts), body.clone()).await {
+            Ok(r) => break (name, r.id),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) if n < 9 => n += 1,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                return Err(SessionError::TooMany(n))
+            }
+            Err(e) => return Err(SessionError::Create(e)),
+        }
+    };
+    *name_slot.lock().expect("not poisoned") = Some(name.clone());
+
+    let attach = docker
+        .attach_container(
+            &name,
+            Some(AttachContainerOptions { stream: true, stdin: true, stdout: true, stderr: true, logs: true, ..Default::default() }),
+        )
+        .await
+        .map_err(SessionError::Attach)?;
+    let mut output = attach.output;
+    let mut input = attach.input;
+
+    let raw = if plan.tty { tty::RawMode::enter().ok() } else { None };
+    docker.start_container(&name, None).await.map_err(SessionError::Start)?;
+    *started.lock().expect("not poisoned") = Some(name.clone());
+
+    // The pids cgroup disappears with the container: sample it while the session runs.
+    let watcher = tokio::spawn(async move {
+        loop {
+            let n = pids_limit_hits(&id);
+            pids_hits.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    });
+    let refresher = refresh.map(|r| {
+        let settings = crate::egress::RefreshSettings { min_delay: r.egress.refresh_min, ..Default::default() };
+        let hosts = plan.session_dir.join("hosts");
+        tokio::spawn(super::refresh::run(docker.clone(), name.clone(), hosts, r.allow, r.egress, r.initial, settings))
+    });
+    if plan.tty {
+        if let Some((rows, cols)) = tty::size() {
+            let _ = docker.resize_container_tty(&name, ResizeContainerTTYOptions { h: rows as i32, w: cols as i32 }).await;
+        }
+        tokio::spawn(propagate_resize(docker.clone(), name.clone()));
+    }
+
+    // stdin → container; EOF closes the container's stdin (stdin_once).
+    let stdin_task = tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match stdin.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if input.write_all(&buf[..n]).await.is_err() || input.flush().await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = input.shutdown().await;
+    });
+
+    // container → stdout / stderr, separately when there is no TTY.
+    let out = std::io::stdout();
+    let err = std::io::stderr();
+    while let Some(item) = output.next().await {
+        match item {
+            Ok(LogOutput::StdErr { message }) => {
+                let mut e = err.lock();
+                let _ = e.write_all(&message);
+                let _ = e.flush();
+            }
+            Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                let mut o = out.lock();
+                let _ = o.write_all(&message);
+                let _ = o.flush();
+            }
+            Ok(LogOutput::StdIn { .. }) => {}
+            Err(_) => break,
+        }
+    }
+    stdin_task.abort();
+    watcher.abort();
+    if let Some(r) = refresher {
+        r.abort();
+    }
+    drop(raw);
+
+    let mut wait = docker.wait_container(&name, None);
+    let code = match wait.next().await {
+        Some(Ok(r)) => r.status_code,
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+        Some(Err(_)) | None => {
+            let info = docker.inspect_container(&name, None).await.ok();
+            info.and_then(|i| i.state).and_then(|s| s.exit_code).unwrap_or(125)
+        }
+    };
+    Ok(code as i32)
+}
+
+/// SIGINT/SIGTERM/SIGHUP: before the container runs, cancel; afterwards, forward to the container
+/// (a second SIGINT kills it). In TTY mode Ctrl-C is a byte on the terminal, not a signal.
+async fn forward_signals(
+    docker: Docker,
+    started: Arc<Mutex<Option<String>>>,
+    cancel: tokio::sync::watch::Sender<bool>,
+    _tty: bool,
+) {
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()), signal(SignalKind::hangup()))
+    else {
+        return;
+    };
+    let mut interrupts = 0;
+    loop {
+        let sig = tokio::select! {
+            _ = int.recv() => { interrupts += 1; if interrupts > 1 { "SIGKILL" } else { "SIGINT" } }
+            _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
+        };
+        let name = started.lock().expect("not poisoned").clone();
+        match name {
+            Some(name) => {
+                let _ = docker.kill_container(&name, Some(KillContainerOptions { signal: sig.into() })).await;
+            }
+            None => {
+                let _ = cancel.send(true);
+            }
+        }
+    }
+}
+
+async fn propagate_resize(docker: Docker, name: String) {
+    let Ok(mut winch) = signal(SignalKind::window_change()) else { return };
+    while winch.recv().await.is_some() {
+        if let Some((rows, cols)) = tty::size() {
+            let _ = docker.resize_container_tty(&name, ResizeContainerTTYOptions { h: rows as i32, w: cols as i32 }).await;
+        }
+    }
+}
+
+/// Reads `max N` from the container's pids cgroup (`pids.events`), cgroup v1 or v2, cgroupfs or systemd
+/// driver. 0 when the file cannot be read (e.g. a remote engine).
+pub fn pids_limit_hits(id: &str) -> u64 {
+    let candidates = [
+        format!("/sys/fs/cgroup/pids/docker/{id}/pids.events"),
+        format!("/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/pids.events"),
+        format!("/sys/fs/cgroup/docker/{id}/pids.events"),
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.events"),
+    ];
+    candidates.iter().find_map(|p| std::fs::read_to_string(p).ok()).map(|t| parse_pids_events(&t)).unwrap_or(0)
+}
+
+/// Parses the `max N` line of a pids.events file.
+pub fn parse_pids_events(text: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix("max ").and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pids_events() {
+        assert_eq!(parse_pids_events("max 17\n"), 17);
+        assert_eq!(parse_pids_events("max 0\n"), 0);
+        assert_eq!(parse_pids_events(""), 0);
+    }
+
+    #[test]
+    fn session_dir_is_readable_and_holds_the_scripts() {
+        let t = tempfile::tempdir().unwrap();
+        let hook = t.path().join("h");
+        std::fs::write(&hook, "#!/bin/sh\n").unwrap();
+        let files = SessionFiles { init_hook: Some(hook), ca_pem: b"PEM".to_vec(), extra: vec![("firewall.v4".into(), b"*filter".to_vec())] };
+        let d = write_session_dir(&files).unwrap();
+        let mode = |n: &str| std::fs::metadata(d.path().join(n)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode("."), 0o755);
+        assert_eq!(mode("init.sh"), 0o755);
+        assert_eq!(mode("entrypoint.sh"), 0o644);
+        assert_eq!(std::fs::read(d.path().join("ca.pem")).unwrap(), b"PEM");
+        assert_eq!(std::fs::read(d.path().join("firewall.v4")).unwrap(), b"*filter");
+    }
+}

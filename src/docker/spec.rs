@@ -1,0 +1,338 @@
+//! The container specification of a session: a pure function of the [`Plan`], unit-tested as a value.
+//!
+//! Enforced here: read-only root filesystem; tmpfs /tmp and home; every capability dropped but the few
+//! the entrypoint needs to install the firewall and change user, and Docker's init needs to forward
+//! signals to the agent (KILL) — the agent itself ends up with none;
+//! `no-new-privileges`; Docker's default seccomp profile (never `unconfined`); Docker's init as PID 1;
+//! pids/memory/cpu limits; the workdir writable with `.codex`, `.agents`, `.git/hooks` and `.git/config`
+//! read-only over it; auth.json read-only; never the Docker socket.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+
+use crate::codex_home::CodexHome;
+use crate::config::Limits;
+
+/// Where the per-session directory (entrypoint, rules, approved hook) is mounted.
+pub const RUN_DIR: &str = "/run/codex-box";
+/// Home of the agent user in the container (tmpfs).
+pub const AGENT_HOME: &str = "/home/codex";
+/// Label that marks codex-box's containers.
+pub const LABEL: &str = "io.codex-box";
+
+/// Everything the container spec is made from.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub image: String,
+    pub work_dir: PathBuf,
+    pub command: Vec<String>,
+    pub tty: bool,
+    /// Terminal size (rows, columns) at start, applied by the entrypoint before the agent runs.
+    pub tty_size: Option<(u16, u16)>,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: CodexHome,
+    pub read_only: Vec<PathBuf>,
+    pub session_dir: PathBuf,
+    pub limits: Limits,
+    pub allow_git_write: bool,
+    pub labels: HashMap<String, String>,
+    pub extra_env: Vec<(String, String)>,
+    /// Docker network to join (None: the engine's default).
+    pub network: Option<String>,
+    /// Whether the session directory holds a `hosts` file to mount at /etc/hosts.
+    pub pinned_hosts: bool,
+    /// The container's resolvers (only when DNS is allowed).
+    pub dns: Vec<String>,
+}
+
+/// A path inside the container for a host path: `/app` + the absolute host path.
+pub fn container_path(host: &Path) -> String {
+    format!("/app{}", host.display())
+}
+
+/// The container name for a workdir: `codex_<sanitised path>`, with `_N` for the N-th concurrent session.
+pub fn container_name(work_dir: &Path, n: u32) -> String {
+    let mut s: String = work_dir
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .collect();
+    s = s.trim_matches('_').to_string();
+    if s.len() > 100 {
+        let h = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(s.as_bytes())[..4]);
+        s = format!("{}_{h}", &s[s.len() - 90..]);
+    }
+    let base = format!("codex_{s}");
+    if n <= 1 {
+        base
+    } else {
+        format!("{base}_{n}")
+    }
+}
+
+/// A read-only or read-write bind mount.
+fn bind(source: &Path, target: String, read_only: bool) -> Mount {
+    Mount {
+        typ: Some(MountType::BIND),
+        source: Some(source.display().to_string()),
+        target: Some(target),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
+/// An empty read-only tmpfs: makes a path that does not exist yet impossible to create.
+fn empty_ro(target: String) -> Mount {
+    Mount {
+        typ: Some(MountType::TMPFS),
+        target: Some(target),
+        read_only: Some(true),
+        tmpfs_options: Some(bollard::models::MountTmpfsOptions { size_bytes: Some(4096), mode: Some(0o555), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// Paths inside the workdir that stay read-only, and host paths that may be created as mount points
+/// (and must be removed again after the session if they are still empty).
+pub fn protected_mounts(work_dir: &Path, allow_git_write: bool) -> (Vec<Mount>, Vec<PathBuf>) {
+    let mut mounts = Vec::new();
+    let mut created = Vec::new();
+    let mut protect = |rel: &str, mounts: &mut Vec<Mount>| {
+        let host = work_dir.join(rel);
+        let target = container_path(&host);
+        if std::fs::symlink_metadata(&host).is_ok() {
+            mounts.push(bind(&host, target, true));
+        } else {
+            created.push(host);
+            mounts.push(empty_ro(target));
+        }
+    };
+    protect(".codex", &mut mounts);
+    protect(".agents", &mut mounts);
+    if !allow_git_write {
+        let git = work_dir.join(".git");
+        match std::fs::symlink_metadata(&git) {
+            Ok(m) if m.is_dir() => {
+                protect(".git/hooks", &mut mounts);
+                if git.join("config").is_file() {
+                    mounts.push(bind(&git.join("config"), container_path(&git.join("config")), true));
+                }
+            }
+            // A .git file (worktree) points outside the workdir: keep the pointer itself read-only.
+            Ok(_) => mounts.push(bind(&git, container_path(&git), true)),
+            // No repository: the agent cannot create one whose hooks the host would run.
+            Err(_) => protect(".git", &mut mounts),
+        }
+    }
+    (mounts, created)
+}
+
+/// The environment of the container process (the entrypoint passes it on to the agent).
+pub fn env(plan: &Plan) -> Vec<String> {
+    let mut env = vec![
+        format!("CODEX_HOME=/codex_home"),
+        format!("SANDBOX_ENV_DIR=/codex_home"),
+        format!("HOME={AGENT_HOME}"),
+        format!("USER=codex"),
+        format!("CODEX_BOX_UID={}", plan.uid),
+        format!("CODEX_BOX_GID={}", plan.gid),
+        format!("CODEX_BOX_WORKDIR={}", container_path(&plan.work_dir)),
+        "LANG=C.UTF-8".to_string(),
+    ];
+    if let (true, Some((rows, cols))) = (plan.tty, plan.tty_size) {
+        env.push(format!("CODEX_BOX_TTY_SIZE={rows} {cols}"));
+    }
+    if !plan.read_only.is_empty() {
+        let ro: Vec<String> = plan.read_only.iter().map(|p| container_path(p)).collect();
+        env.push(format!("CODEX_BOX_READ_ONLY={}", ro.join(":")));
+    }
+    if plan.home.init_hook.is_some() {
+        env.push(format!("CODEX_BOX_INIT={RUN_DIR}/init.sh"));
+    }
+    env.extend(plan.extra_env.iter().map(|(k, v)| format!("{k}={v}")));
+    env
+}
+
+/// The full create body, and the host paths Docker may create as mount points.
+pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
+    let mut mounts = vec![bind(&plan.work_dir, container_path(&plan.work_dir), false)];
+    let (protected, created) = protected_mounts(&plan.work_dir, plan.allow_git_write);
+    mounts.extend(protected);
+    for p in &plan.read_only {
+        mounts.push(bind(p, container_path(p), true));
+    }
+    mounts.push(bind(&plan.home.state_dir, "/codex_home".into(), false));
+    mounts.push(bind(&plan.home.sessions_dir, "/codex_home/sessions".into(), false));
+    if let Some(auth) = &plan.home.auth {
+        mounts.push(bind(auth, "/codex_home/auth.json".into(), true));
+    }
+    mounts.push(bind(&plan.session_dir, RUN_DIR.into(), true));
+    if plan.pinned_hosts {
+        mounts.push(bind(&plan.session_dir.join("hosts"), "/etc/hosts".into(), true));
+    }
+
+    let tmpfs: HashMap<String, String> = [
+        ("/tmp".to_string(), "rw,nosuid,nodev,size=2g,mode=1777".to_string()),
+        (
+            AGENT_HOME.to_string(),
+            format!("rw,nosuid,nodev,size=2g,mode=0755,uid={},gid={}", plan.uid, plan.gid),
+        ),
+    ]
+    .into_iter()
+    .collect();
+
+    let host = HostConfig {
+        mounts: Some(mounts),
+        tmpfs: Some(tmpfs),
+        readonly_rootfs: Some(true),
+        cap_drop: Some(vec!["ALL".into()]),
+        cap_add: Some(["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP", "KILL"].iter().map(|s| s.to_string()).collect()),
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        init: Some(true),
+        pids_limit: Some(plan.limits.pids),
+        memory: Some(plan.limits.memory_bytes),
+        memory_swap: Some(plan.limits.memory_bytes),
+        nano_cpus: plan.limits.nano_cpus,
+        auto_remove: Some(false),
+        network_mode: plan.network.clone(),
+        dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
+        ..Default::default()
+    };
+    let body = ContainerCreateBody {
+        image: Some(plan.image.clone()),
+        entrypoint: Some(vec!["/bin/sh".into(), format!("{RUN_DIR}/entrypoint.sh")]),
+        cmd: Some(plan.command.clone()),
+        env: Some(env(plan)),
+        working_dir: Some(container_path(&plan.work_dir)),
+        user: Some("0:0".into()),
+        hostname: Some("codex-box".into()),
+        tty: Some(plan.tty),
+        open_stdin: Some(true),
+        stdin_once: Some(true),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        labels: Some(plan.labels.clone()),
+        host_config: Some(host),
+        ..Default::default()
+    };
+    (body, created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(wd: &Path) -> Plan {
+        Plan {
+            image: "codex-sandbox".into(),
+            work_dir: wd.into(),
+            command: vec!["codex".into()],
+            tty: false,
+            tty_size: None,
+            uid: 1234,
+            gid: 999,
+            home: CodexHome {
+                env_dir: wd.join(".codex/.environment"),
+                state_dir: wd.join(".codex/.environment/state"),
+                sessions_dir: wd.join(".codex/.environment/sessions"),
+                auth: Some("/home/u/.codex/auth.json".into()),
+                init_hook: Some(wd.join(".codex/.environment/init.sh")),
+                config_toml: None,
+                from_user: vec![],
+            },
+            read_only: vec!["/home/u/.m2".into()],
+            session_dir: "/tmp/s".into(),
+            limits: Limits { memory_bytes: 1 << 30, nano_cpus: Some(1_500_000_000), pids: 256 },
+            allow_git_write: false,
+            labels: HashMap::new(),
+            extra_env: vec![],
+            network: None,
+            pinned_hosts: true,
+            dns: vec![],
+        }
+    }
+
+    fn find<'a>(mounts: &'a [Mount], target: &str) -> &'a Mount {
+        mounts.iter().find(|m| m.target.as_deref() == Some(target)).unwrap_or_else(|| panic!("no mount at {target}"))
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(container_name(Path::new("/home/u/my proj"), 1), "codex_home_u_my_proj");
+        assert_eq!(container_name(Path::new("/home/u/p"), 2), "codex_home_u_p_2");
+        let long = PathBuf::from(format!("/{}", "x".repeat(300)));
+        assert!(container_name(&long, 1).len() < 110);
+    }
+
+    #[test]
+    fn hardened_host_config() {
+        let t = tempfile::tempdir().unwrap();
+        let (body, _) = container_body(&plan(t.path()));
+        let h = body.host_config.unwrap();
+        assert_eq!(h.readonly_rootfs, Some(true));
+        assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
+        let caps = h.cap_add.unwrap();
+        assert!(!caps.iter().any(|c| c == "SYS_ADMIN" || c == "DAC_OVERRIDE" || c == "CHOWN"), "{caps:?}");
+        assert_eq!(h.security_opt, Some(vec!["no-new-privileges:true".to_string()]));
+        assert_eq!(h.init, Some(true));
+        assert_eq!(h.pids_limit, Some(256));
+        assert_eq!(h.memory, Some(1 << 30));
+        assert_eq!(h.memory_swap, Some(1 << 30));
+        assert_eq!(h.nano_cpus, Some(1_500_000_000));
+        assert!(h.binds.is_none() && h.privileged.is_none());
+        let tmpfs = h.tmpfs.unwrap();
+        assert!(tmpfs["/home/codex"].contains("uid=1234,gid=999"));
+        assert!(tmpfs["/tmp"].contains("mode=1777"));
+        let mounts = h.mounts.unwrap();
+        assert!(!mounts.iter().any(|m| m.source.as_deref().unwrap_or("").contains("docker.sock")));
+        assert_eq!(body.user.as_deref(), Some("0:0"), "only the entrypoint is root; it drops to CODEX_BOX_UID");
+    }
+
+    #[test]
+    fn mounts_and_protected_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let wd = t.path();
+        std::fs::create_dir_all(wd.join(".git/hooks")).unwrap();
+        std::fs::write(wd.join(".git/config"), "").unwrap();
+        std::fs::create_dir_all(wd.join(".codex")).unwrap();
+        let (body, created) = container_body(&plan(wd));
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let app = container_path(wd);
+        assert_eq!(find(&mounts, &app).read_only, Some(false));
+        assert_eq!(body.working_dir.as_deref(), Some(app.as_str()));
+        for p in [".codex", ".git/hooks", ".git/config"] {
+            let m = find(&mounts, &format!("{app}/{p}"));
+            assert_eq!((m.typ, m.read_only), (Some(MountType::BIND), Some(true)), "{p}");
+        }
+        let agents = find(&mounts, &format!("{app}/.agents"));
+        assert_eq!((agents.typ, agents.read_only), (Some(MountType::TMPFS), Some(true)));
+        assert_eq!(created, vec![wd.join(".agents")]);
+        assert_eq!(find(&mounts, "/codex_home/auth.json").read_only, Some(true));
+        assert_eq!(find(&mounts, "/codex_home").read_only, Some(false));
+        assert_eq!(find(&mounts, "/app/home/u/.m2").read_only, Some(true));
+        assert_eq!(find(&mounts, RUN_DIR).read_only, Some(true));
+        assert_eq!(find(&mounts, "/etc/hosts").source.as_deref(), Some("/tmp/s/hosts"));
+        // Protections come after the workdir mount, so they lie over it.
+        let pos = |t: &str| mounts.iter().position(|m| m.target.as_deref() == Some(t)).unwrap();
+        assert!(pos(&app) < pos(&format!("{app}/.codex")));
+        let env = body.env.unwrap();
+        assert!(env.contains(&"CODEX_HOME=/codex_home".to_string()));
+        assert!(env.contains(&format!("CODEX_BOX_INIT={RUN_DIR}/init.sh")));
+    }
+
+    #[test]
+    fn git_protection_follows_the_switch_and_missing_repos() {
+        let t = tempfile::tempdir().unwrap();
+        let wd = t.path();
+        let (m, created) = protected_mounts(wd, false);
+        assert!(m.iter().any(|m| m.target.as_deref() == Some(&format!("{}/.git", container_path(wd)))));
+        assert!(created.contains(&wd.join(".git")));
+        std::fs::create_dir_all(wd.join(".git/hooks")).unwrap();
+        let (m, _) = protected_mounts(wd, true);
+        assert!(!m.iter().any(|m| m.target.as_deref().unwrap_or("").contains(".git")));
+    }
+}

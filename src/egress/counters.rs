@@ -1,0 +1,200 @@
+//! What the firewall blocked, read back from its own counters and log lines.
+//!
+//! Every decision rule written by [`super::rules`] carries a `codex-box <category>` comment, so
+//! `iptables-save -c` (or `ip6tables-save -c`) output is enough to say how many packets each rule
+//! rejected: [`parse_counters`]. With [`super::rules::LogMode::Log`], kernel log lines name each
+//! blocked destination: [`summarise_log`]. Both are pure parsers; reading the kernel is the
+//! caller's. What it does not: attribute packets to processes, or see anything without counters.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use super::rules::{LOG_PREFIX, REJECT_CHAIN};
+
+/// The counter of one codex-box rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleCount {
+    /// The comment after `codex-box `: allow, dns-allowed, explicit, dns, docker-dns,
+    /// closed-range, other.
+    pub category: String,
+    /// `-d` of the rule, if any.
+    pub destination: Option<String>,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Whether the rule rejects (jumps to the reject chain).
+    pub rejects: bool,
+}
+
+/// Output that is not `iptables-save -c` output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CounterError {
+    #[error(
+        "cannot read the packet counter of {line:?}; fix: pass the output of `iptables-save -c` \
+         (or `ip6tables-save -c`) unchanged"
+    )]
+    Malformed { line: String },
+}
+
+/// Parses the codex-box rules of `iptables-save -c` output; other rules are ignored.
+pub fn parse_counters(save_output: &str) -> Result<Vec<RuleCount>, CounterError> {
+    let mut out = Vec::new();
+    for line in save_output.lines().map(str::trim) {
+        let Some(comment_at) = line.find("--comment \"codex-box ") else {
+            continue;
+        };
+        if !line.starts_with('[') {
+            continue;
+        }
+        let malformed = || CounterError::Malformed {
+            line: line.to_string(),
+        };
+        let (counter, rule) = line[1..].split_once("] ").ok_or_else(malformed)?;
+        let (p, b) = counter.split_once(':').ok_or_else(malformed)?;
+        let packets = p.parse().map_err(|_| malformed())?;
+        let bytes = b.parse().map_err(|_| malformed())?;
+        let rest = &line[comment_at + "--comment \"codex-box ".len()..];
+        let category = rest.split('"').next().unwrap_or_default().to_string();
+        let words: Vec<&str> = rule.split_whitespace().collect();
+        let destination = words
+            .windows(2)
+            .find(|w| w[0] == "-d")
+            .map(|w| w[1].to_string());
+        let rejects = words
+            .windows(2)
+            .any(|w| w[0] == "-j" && w[1] == REJECT_CHAIN);
+        out.push(RuleCount {
+            category,
+            destination,
+            packets,
+            bytes,
+            rejects,
+        });
+    }
+    Ok(out)
+}
+
+/// One line per rejecting rule that matched, e.g. `closed-range 10.0.0.0/8: 3 packets`.
+pub fn blocked_summary(counts: &[RuleCount]) -> String {
+    let mut out = String::new();
+    for c in counts.iter().filter(|c| c.rejects && c.packets > 0) {
+        let dest = c
+            .destination
+            .as_deref()
+            .map(|d| format!(" {d}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{}{dest}: {} packets, {} bytes\n",
+            c.category, c.packets, c.bytes
+        ));
+    }
+    out
+}
+
+/// A blocked destination seen in the kernel log.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Blocked {
+    pub dst: IpAddr,
+    pub proto: String,
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for Blocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(p) if self.dst.is_ipv6() => write!(f, "[{}]:{p}/{}", self.dst, self.proto),
+            Some(p) => write!(f, "{}:{p}/{}", self.dst, self.proto),
+            None => write!(f, "{} {}", self.dst, self.proto),
+        }
+    }
+}
+
+/// Counts codex-box log lines (`DST=… PROTO=… DPT=…`) per destination, most frequent first.
+pub fn summarise_log(log: &str) -> Vec<(Blocked, u64)> {
+    let mut counts: BTreeMap<Blocked, u64> = BTreeMap::new();
+    for line in log.lines().filter(|l| l.contains(LOG_PREFIX.trim_end())) {
+        let field = |key: &str| line.split_whitespace().find_map(|w| w.strip_prefix(key));
+        let Some(dst) = field("DST=").and_then(|d| d.parse().ok()) else {
+            continue;
+        };
+        let proto = field("PROTO=").unwrap_or("?").to_ascii_lowercase();
+        let port = field("DPT=").and_then(|p| p.parse().ok());
+        *counts.entry(Blocked { dst, proto, port }).or_default() += 1;
+    }
+    let mut list: Vec<(Blocked, u64)> = counts.into_iter().collect();
+    list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAVE: &str = r#"# Generated by iptables-save v1.8.9 (nf_tables)
+*filter
+:INPUT DROP [0:0]
+:OUTPUT DROP [3:180]
+:CODEX_REJECT - [0:0]
+[10:600] -A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+[2:120] -A OUTPUT -p udp -m udp --dport 53 -m comment --comment "codex-box dns" -j CODEX_REJECT
+[0:0] -A OUTPUT -d 10.0.0.0/8 -m comment --comment "codex-box closed-range" -j CODEX_REJECT
+[3:180] -A OUTPUT -d 169.254.0.0/16 -m comment --comment "codex-box closed-range" -j CODEX_REJECT
+[7:420] -A OUTPUT -p tcp -m set --match-set codex_allow4 dst -m multiport --dports 443,80 -m comment --comment "codex-box allow" -j ACCEPT
+[5:300] -A OUTPUT -m comment --comment "codex-box other" -j CODEX_REJECT
+COMMIT
+"#;
+
+    #[test]
+    fn counters_are_read_per_rule() {
+        let counts = parse_counters(SAVE).unwrap();
+        assert_eq!(counts.len(), 5);
+        assert_eq!(
+            counts[2],
+            RuleCount {
+                category: "closed-range".into(),
+                destination: Some("169.254.0.0/16".into()),
+                packets: 3,
+                bytes: 180,
+                rejects: true
+            }
+        );
+        assert!(!counts[3].rejects);
+        assert_eq!(
+            blocked_summary(&counts),
+            "dns: 2 packets, 120 bytes\nclosed-range 169.254.0.0/16: 3 packets, 180 bytes\nother: 5 packets, 300 bytes\n"
+        );
+    }
+
+    #[test]
+    fn a_broken_counter_names_the_line() {
+        let e = parse_counters(
+            "[x:1] -A OUTPUT -m comment --comment \"codex-box other\" -j CODEX_REJECT",
+        )
+        .unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("cannot read the packet counter of \"[x:1] -A OUTPUT"));
+    }
+
+    #[test]
+    fn log_lines_are_counted_per_destination() {
+        let log = "\
+[ 1.0] codex-box-deny IN= OUT=eth0 SRC=172.17.0.2 DST=203.0.113.5 LEN=60 PROTO=TCP SPT=40000 DPT=443 SYN
+[ 1.1] codex-box-deny IN= OUT=eth0 SRC=172.17.0.2 DST=203.0.113.5 LEN=60 PROTO=TCP SPT=40001 DPT=443 SYN
+[ 1.2] codex-box-deny IN= OUT=eth0 SRC=2001:db8::2 DST=2001:db8::9 LEN=60 PROTO=UDP SPT=5 DPT=53
+[ 1.3] some other line DST=198.51.100.1
+[ 1.4] codex-box-deny IN= OUT=eth0 SRC=172.17.0.2 DST=192.0.2.1 PROTO=ICMP TYPE=8";
+        let s: Vec<String> = summarise_log(log)
+            .iter()
+            .map(|(b, n)| format!("{b} x{n}"))
+            .collect();
+        assert_eq!(
+            s,
+            [
+                "203.0.113.5:443/tcp x2",
+                "192.0.2.1 icmp x1",
+                "[2001:db8::9]:53/udp x1"
+            ]
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! The firewall as text: `ipset restore`, `iptables-restore` and `ip6tables-restore` inputs, as
+//! pure functions of a [`FirewallSpec`].
+//!
+//! The in-container entrypoint runs, as root with NET_ADMIN and NET_RAW:
+//! `ipset restore -exist < firewall.ipset; iptables-restore < firewall.v4; ip6tables-restore <
+//! firewall.v6`. The ipset text creates its sets with `-exist`, flushes and fills them, so it can be
+//! applied twice; each iptables text is a whole `*filter` table, so one restore is atomic.
+//!
+//! What it enforces, in OUTPUT order: established traffic; DNS (UDP and TCP) only to the one
+//! chosen resolver when opted in, every other port-53 packet and Docker's embedded resolver
+//! (127.0.0.11) rejected, even over loopback; loopback; explicit allowlist entries inside closed
+//! ranges; private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7), link-local (169.254/16,
+//! fe80::/10) and the caller's extra ranges (Docker gateway, host addresses) rejected; TCP to the
+//! allow sets on the configured ports; everything else rejected (TCP reset, ICMP port unreachable or
+//! ICMPv6 administratively prohibited) so tools fail fast. Policies are DROP; IPv6 neighbour
+//! discovery is allowed. Every decision rule has a `codex-box …` comment so counters can be read
+//! back ([`super::counters`]). What it does not: filter by name, inspect TLS, or limit rates.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+
+use super::aggregate::AllowSets;
+
+/// The ipset names.
+pub const SET_V4: &str = "codex_allow4";
+pub const SET_V6: &str = "codex_allow6";
+/// Capacity of each set.
+pub const MAX_SET_ENTRIES: usize = 262_144;
+/// The chain every rejected packet goes through (optional log, then REJECT).
+pub const REJECT_CHAIN: &str = "CODEX_REJECT";
+/// Docker's embedded resolver on user-defined networks.
+pub const DOCKER_DNS: &str = "127.0.0.11";
+/// Ranges closed unless an explicit entry covers them.
+pub const CLOSED_V4: &[&str] = &[
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+];
+pub const CLOSED_V6: &[&str] = &["fc00::/7", "fe80::/10"];
+/// Log prefix of [`LogMode::Log`] lines, read back by [`super::counters::summarise_log`].
+pub const LOG_PREFIX: &str = "codex-box-deny ";
+
+/// Whether rejected packets are also logged (counters are always kept).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogMode {
+    #[default]
+    Off,
+    /// Kernel log, rate limited, with [`LOG_PREFIX`].
+    Log,
+    /// Netlink log group, for a userspace reader.
+    Nflog(u16),
+}
+
+/// Everything the rule texts depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallSpec {
+    /// Resolved addresses and explicit entries, aggregated.
+    pub sets: AllowSets,
+    /// Explicit IPs/CIDRs of the allowlist; those inside a closed range are opened before it.
+    pub explicit: Vec<IpNet>,
+    /// TCP ports open to the allow sets.
+    pub ports: Vec<u16>,
+    /// The one resolver reachable on its port (UDP and TCP), when DNS is allowed.
+    pub dns: Option<SocketAddr>,
+    /// More ranges to close: the Docker gateway, the host's addresses.
+    pub closed: Vec<IpNet>,
+    pub log: LogMode,
+}
+
+impl Default for FirewallSpec {
+    fn default() -> Self {
+        FirewallSpec {
+            sets: AllowSets::default(),
+            explicit: Vec::new(),
+            ports: super::config::DEFAULT_PORTS.to_vec(),
+            dns: None,
+            closed: Vec::new(),
+            log: LogMode::Off,
+        }
+    }
+}
+
+/// The three texts the entrypoint applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleTexts {
+    pub ipset: String,
+    pub v4: String,
+    pub v6: String,
+}
+
+pub fn render(spec: &FirewallSpec) -> RuleTexts {
+    RuleTexts {
+        ipset: ipset_text(&spec.sets),
+        v4: filter_text(spec, Family::V4),
+        v6: filter_text(spec, Family::V6),
+    }
+}
+
+/// `ipset restore` input: both sets created (`-exist`), flushed, then filled. The create
+/// parameters are fixed (up to [`MAX_SET_ENTRIES`] per set) so the same `create` line matches an
+/// existing set whatever its content, which keeps the text idempotent.
+pub fn ipset_text(sets: &AllowSets) -> String {
+    let mut out = String::new();
+    for (set, family) in [(SET_V4, "inet"), (SET_V6, "inet6")] {
+        let _ = writeln!(
+            out,
+            "create {set} hash:net family {family} hashsize 1024 maxelem {MAX_SET_ENTRIES} -exist"
+        );
+    }
+    let _ = writeln!(out, "flush {SET_V4}");
+    let _ = writeln!(out, "flush {SET_V6}");
+    for net in &sets.v4 {
+        let _ = writeln!(out, "add {SET_V4} {net} -exist");
+    }
+    for net in &sets.v6 {
+        let _ = writeln!(out, "add {SET_V6} {net} -exist");
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn has(self, net: &IpNet) -> bool {
+        matches!(
+            (self, net),
+            (Family::V4, IpNet::V4(_)) | (Family::V6, IpNet::V6(_))
+        )
+    }
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+fn port_lists(ports: &[u16]) -> Vec<String> {
+    // multiport takes at most 15 ports per rule.
+    ports
+        .chunks(15)
+        .map(|c| c.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+fn filter_text(spec: &FirewallSpec, family: Family) -> String {
+    let (set, unreachable, closed_builtin) = match family {
+        Family::V4 => (SET_V4, "icmp-port-unreachable", CLOSED_V4),
+        Family::V6 => (SET_V6, "icmp6-adm-prohibited", CLOSED_V6),
+    };
+    let mut closed: Vec<IpNet> = closed_builtin
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    closed.extend(
+        spec.closed
+            .iter()
+            .filter(|n| family.has(n))
+            .map(IpNet::trunc),
+    );
+    let mut r = Vec::<String>::new();
+    let mut add = |s: String| r.push(s);
+    add("*filter".into());
+    add(":INPUT DROP [0:0]".into());
+    add(":FORWARD DROP [0:0]".into());
+    add(":OUTPUT DROP [0:0]".into());
+    add(format!(":{REJECT_CHAIN} - [0:0]"));
+    add("-A INPUT -i lo -j ACCEPT".into());
+    add("-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into());
+    if family == Family::V6 {
+        for t in [
+            "router-advertisement",
+            "neighbour-solicitation",
+            "neighbour-advertisement",
+        ] {
+            add(format!(
+                "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"
+            ));
+        }
+    }
+    add("-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into());
+    if family == Family::V6 {
+        for t in [
+            "router-solicitation",
+            "neighbour-solicitation",
+            "neighbour-advertisement",
+        ] {
+            add(format!(
+                "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"
+            ));
+        }
+    }
+    let dns = spec.dns.filter(|d| family.has(&IpNet::from(d.ip())));
+    if let Some(d) = dns {
+        let ip = IpNet::from(d.ip());
+        for proto in ["udp", "tcp"] {
+            add(format!(
+                "-A OUTPUT -d {ip} -p {proto} -m {proto} --dport {} -m comment --comment \"codex-box dns-allowed\" -j ACCEPT",
+                d.port()
+            ));
+        }
+    }
+    for proto in ["udp", "tcp"] {
+        add(format!("-A OUTPUT -p {proto} -m {proto} --dport 53 -m comment --comment \"codex-box dns\" -j {REJECT_CHAIN}"));
+    }
+    let docker_dns: IpAddr = DOCKER_DNS.parse().unwrap_or(IpAddr::from([127, 0, 0, 11]));
+    if family == Family::V4 && dns.map(|d| d.ip()) != Some(docker_dns) {
+        add(format!("-A OUTPUT -d {docker_dns}/32 -m comment --comment \"codex-box docker-dns\" -j {REJECT_CHAIN}"));
+    }
+    add("-A OUTPUT -o lo -j ACCEPT".into());
+    let ports = port_lists(&spec.ports);
+    for net in spec
+        .explicit
+        .iter()
+        .filter(|n| family.has(n) && closed.iter().any(|c| overlaps(c, n)))
+    {
+        for p in &ports {
+            add(format!(
+                "-A OUTPUT -d {} -p tcp -m multiport --dports {p} -m comment --comment \"codex-box explicit\" -j ACCEPT",
+                net.trunc()
+            ));
+        }
+    }
+    for net in &closed {
+        add(format!(
+            "-A OUTPUT -d {net} -m comment --comment \"codex-box closed-range\" -j {REJECT_CHAIN}"
+        ));
+    }
+    for p in &ports {
+        add(format!(
+            "-A OUTPUT -p tcp -m set --match-set {set} dst -m multiport --dports {p} -m comment --comment \"codex-box allow\" -j ACCEPT"
+        ));
+    }
+    add(format!(
+        "-A OUTPUT -m comment --comment \"codex-box other\" -j {REJECT_CHAIN}"
+    ));
+    match spec.log {
+        LogMode::Off => {}
+        LogMode::Log => add(format!(
+            "-A {REJECT_CHAIN} -m limit --limit 30/min --limit-burst 60 -j LOG --log-prefix \"{LOG_PREFIX}\""
+        )),
+        LogMode::Nflog(group) => add(format!("-A {REJECT_CHAIN} -j NFLOG --nflog-group {group} --nflog-prefix \"codex-box\"")),
+    }
+    add(format!(
+        "-A {REJECT_CHAIN} -p tcp -j REJECT --reject-with tcp-reset"
+    ));
+    add(format!(
+        "-A {REJECT_CHAIN} -j REJECT --reject-with {unreachable}"
+    ));
+    add("COMMIT".into());
+    let mut text = r.join("\n");
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::aggregate::aggregate;
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn ipset_text_creates_flushes_and_fills() {
+        let sets = aggregate(ips(&["203.0.113.4", "203.0.113.5", "2001:db8::1"]), &[]);
+        assert_eq!(
+            ipset_text(&sets),
+            "create codex_allow4 hash:net family inet hashsize 1024 maxelem 262144 -exist\n\
+             create codex_allow6 hash:net family inet6 hashsize 1024 maxelem 262144 -exist\n\
+             flush codex_allow4\n\
+             flush codex_allow6\n\
+             add codex_allow4 203.0.113.4/31 -exist\n\
+             add codex_allow6 2001:db8::1/128 -exist\n"
+        );
+    }
+
+    #[test]
+    fn default_v4_table() {
+        let spec = FirewallSpec::default();
+        let expected = r#"*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT DROP [0:0]
+:CODEX_REJECT - [0:0]
+-A INPUT -i lo -j ACCEPT
+-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+-A OUTPUT -p udp -m udp --dport 53 -m comment --comment "codex-box dns" -j CODEX_REJECT
+-A OUTPUT -p tcp -m tcp --dport 53 -m comment --comment "codex-box dns" -j CODEX_REJECT
+-A OUTPUT -d 127.0.0.11/32 -m comment --comment "codex-box docker-dns" -j CODEX_REJECT
+-A OUTPUT -o lo -j ACCEPT
+-A OUTPUT -d 10.0.0.0/8 -m comment --comment "codex-box closed-range" -j CODEX_REJECT
+-A OUTPUT -d 172.16.0.0/12 -m comment --comment "codex-box closed-range" -j CODEX_REJECT
+-A OUTPUT -d 192.168.0.0/16 -m comment --comment "codex-box closed-range" -j CODEX_REJECT
+-A OUTPUT -d 100.64.0.0/10 -m comment --comment "codex-box closed-range" -j CODEX_REJECT
+-A OUTPUT -d 169.254.0.0/16 -m comment --comment "codex-box closed-range" -j CODEX_REJECT
+-A OUTPUT -p tcp -m set --match-set codex_allow4 dst -m multiport --dports 443,80 -m comment --comment "codex-box allow" -j ACCEPT
+-A OUTPUT -m comment --comment "codex-box other" -j CODEX_REJECT
+-A CODEX_REJECT -p tcp -j REJECT --reject-with tcp-reset
+-A CODEX_REJECT -j REJECT --reject-with icmp-port-unreachable
+COMMIT
+"#;
+        assert_eq!(render(&spec).v4, expected);
+    }
+
+    #[test]
+    fn v6_table_allows_neighbour_discovery_and_rejects_administratively() {
+        let v6 = render(&FirewallSpec::default()).v6;
+        assert!(v6.contains(
+            "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -j ACCEPT\n"
+        ));
+        assert!(v6.contains(
+            "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -j ACCEPT\n"
+        ));
+        assert!(v6.contains("-A OUTPUT -d fc00::/7 -m comment --comment \"codex-box closed-range\" -j CODEX_REJECT\n-A OUTPUT -d fe80::/10 "));
+        assert!(v6.contains("--match-set codex_allow6 dst"));
+        assert!(
+            v6.ends_with("-A CODEX_REJECT -j REJECT --reject-with icmp6-adm-prohibited\nCOMMIT\n")
+        );
+        assert!(!v6.contains("127.0.0.11"));
+    }
+
+    #[test]
+    fn dns_opens_only_for_the_chosen_resolver_in_its_family() {
+        let spec = FirewallSpec {
+            dns: Some("192.168.1.53:53".parse().unwrap()),
+            ..FirewallSpec::default()
+        };
+        let t = render(&spec);
+        let dns_lines: Vec<&str> = t.v4.lines().filter(|l| l.contains("53 ")).collect();
+        assert_eq!(
+            dns_lines,
+            [
+                "-A OUTPUT -d 192.168.1.53/32 -p udp -m udp --dport 53 -m comment --comment \"codex-box dns-allowed\" -j ACCEPT",
+                "-A OUTPUT -d 192.168.1.53/32 -p tcp -m tcp --dport 53 -m comment --comment \"codex-box dns-allowed\" -j ACCEPT",
+                "-A OUTPUT -p udp -m udp --dport 53 -m comment --comment \"codex-box dns\" -j CODEX_REJECT",
+                "-A OUTPUT -p tcp -m tcp --dport 53 -m comment --comment \"codex-box dns\" -j CODEX_REJECT",
+            ]
+        );
+        assert!(!t.v6.contains("dns-allowed"));
+        let docker = FirewallSpec {
+            dns: Some("127.0.0.11:53".parse().unwrap()),
+            ..FirewallSpec::default()
+        };
+        assert!(!render(&docker).v4.contains("docker-dns"));
+    }
+
+    #[test]
+    fn explicit_entries_in_closed_ranges_come_before_the_reject() {
+        let explicit: Vec<IpNet> = ["10.1.0.0/16", "203.0.113.0/24", "fd00::5/128"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let spec = FirewallSpec {
+            sets: aggregate(Vec::new(), &explicit),
+            explicit,
+            ports: vec![443],
+            closed: vec!["198.51.100.1/32".parse().unwrap()],
+            ..FirewallSpec::default()
+        };
+        let t = render(&spec);
+        let pos = |text: &str, needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("{needle} missing"))
+        };
+        let open = pos(&t.v4, "-A OUTPUT -d 10.1.0.0/16 -p tcp -m multiport --dports 443 -m comment --comment \"codex-box explicit\" -j ACCEPT\n");
+        assert!(open < pos(&t.v4, "-A OUTPUT -d 10.0.0.0/8 "));
+        assert!(t.v4.contains("-A OUTPUT -d 198.51.100.1/32 -m comment --comment \"codex-box closed-range\" -j CODEX_REJECT\n"));
+        assert!(
+            !t.v4.contains("-d 203.0.113.0/24"),
+            "public explicit entries go through the set"
+        );
+        assert!(t.v6.contains("-A OUTPUT -d fd00::5/128 -p tcp -m multiport --dports 443 -m comment --comment \"codex-box explicit\" -j ACCEPT\n"));
+    }
+
+    #[test]
+    fn many_ports_are_split_for_multiport_and_logging_is_optional() {
+        let spec = FirewallSpec {
+            ports: (1..=16).collect(),
+            log: LogMode::Log,
+            ..FirewallSpec::default()
+        };
+        let v4 = render(&spec).v4;
+        assert!(v4.contains("--dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 -m comment"));
+        assert!(v4.contains("--dports 16 -m comment"));
+        assert!(v4.contains("-A CODEX_REJECT -m limit --limit 30/min --limit-burst 60 -j LOG --log-prefix \"codex-box-deny \"\n"));
+        let nf = render(&FirewallSpec {
+            log: LogMode::Nflog(5),
+            ..FirewallSpec::default()
+        })
+        .v4;
+        assert!(
+            nf.contains("-A CODEX_REJECT -j NFLOG --nflog-group 5 --nflog-prefix \"codex-box\"\n")
+        );
+    }
+}

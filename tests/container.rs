@@ -1,0 +1,265 @@
+//! Container sessions against the real engine and the real codex-sandbox image.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use support::*;
+
+macro_rules! need_docker {
+    () => {
+        if !docker_ready(module_path!()) {
+            return;
+        }
+    };
+}
+
+#[test]
+fn command_runs_as_non_root_in_app_workdir_and_its_exit_code_comes_back() {
+    need_docker!();
+    let p = Project::new();
+    let out = p.run_sh(&[], "id -u; pwd; exit 7");
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some(AGENT_UID.to_string().as_str()), "runs as the workdir owner, not root");
+    assert_eq!(lines.next(), Some(p.app().as_str()));
+    assert!(containers_for(&p.wd).is_empty(), "container removed after the command");
+}
+
+#[test]
+fn stdout_and_stderr_are_separate_and_stdin_is_forwarded() {
+    need_docker!();
+    let p = Project::new();
+    let out = p.run_sh(&[], "echo to-out; echo to-err >&2");
+    assert_eq!(text(&out.stdout), "to-out\n");
+    assert!(text(&out.stderr).contains("to-err") && !text(&out.stdout).contains("to-err"));
+    let wd = p.wd.to_str().unwrap();
+    let mut child = p
+        .cmd(&["run", "--work_dir", wd, "--", "tr", "a-z", "A-Z"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "HELLO\n");
+}
+
+#[test]
+fn auth_json_is_readable_not_writable_and_keeps_its_mode() {
+    need_docker!();
+    let p = Project::new();
+    let dir = p.home.join(".codex");
+    std::fs::create_dir_all(&dir).unwrap();
+    let auth = dir.join("auth.json");
+    std::fs::write(&auth, "{\"token\":\"t\"}").unwrap();
+    chown(&auth);
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = p.run_sh(&[], "cat /codex_home/auth.json; echo; echo x >> /codex_home/auth.json && echo WROTE");
+    assert!(text(&out.stdout).contains("\"token\""), "control: readable: {}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("WROTE"), "auth.json must not be writable");
+    assert!(text(&out.stderr).contains("Read-only file system"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&auth).unwrap(), "{\"token\":\"t\"}");
+    let meta = std::fs::metadata(&auth).unwrap();
+    assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, AGENT_UID), "mode and owner untouched");
+    assert!(!p.wd.join(".codex/.environment/auth.json").exists(), "never copied");
+    assert!(!p.wd.join(".codex/.environment/state/auth.json").exists(), "no placeholder left");
+}
+
+#[test]
+fn read_only_mount_is_not_writable_while_the_workdir_is() {
+    need_docker!();
+    let p = Project::new();
+    let cache = p.root.path().join("m2");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("settings.xml"), "<settings/>").unwrap();
+    let c = cache.to_str().unwrap();
+    let script = format!("cat /app{c}/settings.xml; touch /app{c}/new && echo RO-WROTE; touch ./new && echo WD-WROTE");
+    let out = p.run_sh(&["--read-only", c], &script);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("<settings/>"), "{stdout} {}", text(&out.stderr));
+    assert!(!stdout.contains("RO-WROTE"));
+    assert!(stdout.contains("WD-WROTE"), "control: the workdir is writable");
+    assert!(!cache.join("new").exists());
+    let made = std::fs::metadata(p.wd.join("new")).unwrap();
+    assert_eq!(made.uid(), AGENT_UID, "files the agent makes belong to the invoking user (workdir owner)");
+}
+
+#[test]
+fn config_and_prompts_are_copied_from_the_users_codex_dir() {
+    need_docker!();
+    let p = Project::new();
+    let dir = p.home.join(".codex");
+    std::fs::create_dir_all(dir.join("prompts")).unwrap();
+    std::fs::write(dir.join("config.toml"), "model = \"test-model\"\n").unwrap();
+    std::fs::write(dir.join("prompts/review.md"), "review it").unwrap();
+    let out = p.run_sh(&["--trust"], "cat /codex_home/config.toml /codex_home/prompts/review.md; echo $CODEX_HOME");
+    assert_eq!(text(&out.stdout), "model = \"test-model\"\nreview it/codex_home\n", "{}", text(&out.stderr));
+    assert!(p.wd.join(".codex/.environment/config.toml").is_file());
+}
+
+#[test]
+fn bad_work_dirs_are_refused_before_any_container_exists() {
+    let p = Project::new();
+    let out = p.cmd(&["run", "--work_dir", "/", "--", "true"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("refusing to use /"), "{}", text(&out.stderr));
+    let root = p.root.path().join("allowed");
+    std::fs::create_dir_all(&root).unwrap();
+    let out = p
+        .cmd(&["run", "--work_dir", p.wd.to_str().unwrap(), "--", "true"])
+        .env("WORKSPACE_ROOT_DIR", &root)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("outside WORKSPACE_ROOT_DIR"), "{}", text(&out.stderr));
+    let out = p.cmd(&["run", "--work_dir", "/nonexistent/x", "--", "true"]).output().unwrap();
+    assert!(text(&out.stderr).contains("/nonexistent/x"), "{}", text(&out.stderr));
+    assert!(!p.wd.join(".codex").exists(), "nothing written for a refused session");
+    if docker_ready("bad_work_dirs") {
+        assert!(containers_for(&p.wd).is_empty());
+        assert!(containers_for(std::path::Path::new("/")).is_empty());
+    }
+}
+
+#[test]
+fn init_hook_runs_first_and_a_failing_hook_aborts() {
+    need_docker!();
+    let p = Project::new();
+    let hook = p.root.path().join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\necho hook-ran-as-$(id -u) > \"$SANDBOX_ENV_DIR/marker\"\n").unwrap();
+    let h = hook.to_str().unwrap();
+    let out = p.run_sh(&["--init_script", h], "cat /codex_home/marker");
+    assert_eq!(text(&out.stdout), format!("hook-ran-as-{AGENT_UID}\n"), "{}", text(&out.stderr));
+    // Without the flag the approved init.sh is used again.
+    let out = p.run_sh(&[], "cat /codex_home/marker");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let q = Project::new();
+    let bad = q.root.path().join("bad.sh");
+    std::fs::write(&bad, "#!/bin/sh\necho hook-output\nexit 3\n").unwrap();
+    let out = q.run_sh(&["--init_script", bad.to_str().unwrap()], "echo AGENT-STARTED");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!text(&out.stdout).contains("AGENT-STARTED"));
+    assert!(text(&out.stdout).contains("hook-output"), "the hook's output is shown");
+    assert!(text(&out.stderr).contains("init hook failed with exit code 3"), "{}", text(&out.stderr));
+    assert!(containers_for(&q.wd).is_empty(), "no container left after a failing hook");
+}
+
+#[test]
+fn no_container_remains_after_failure_or_sigint() {
+    need_docker!();
+    let p = Project::new();
+    let out = p.run_sh(&[], "exit 1");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(containers_for(&p.wd).is_empty());
+
+    let wd = p.wd.to_str().unwrap();
+    let child = p.cmd(&["run", "--work_dir", wd, "--", "sleep", "60"]).spawn().unwrap();
+    assert!(wait_running(&p.wd, 30), "session did not start");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "SIGINT reaches the command: 128+2");
+    assert!(containers_for(&p.wd).is_empty(), "removed after SIGINT");
+}
+
+#[test]
+fn gc_removes_what_a_killed_codex_box_left() {
+    need_docker!();
+    let p = Project::new();
+    let wd = p.wd.to_str().unwrap();
+    let mut child = p.cmd(&["run", "--work_dir", wd, "--", "sleep", "60"]).spawn().unwrap();
+    assert!(wait_running(&p.wd, 30), "session did not start");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(containers_for(&p.wd).len(), 1, "SIGKILL leaves the container");
+    let out = p.cmd(&["gc"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("removed codex_"), "{}", text(&out.stdout));
+    assert!(containers_for(&p.wd).is_empty());
+}
+
+#[test]
+fn interactive_session_sees_a_tty_of_the_right_size() {
+    need_docker!();
+    let p = Project::new();
+    let ws = nix::pty::Winsize { ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let wd = p.wd.to_str().unwrap();
+    let mut child = p
+        .cmd(&["run", "--tty", "--work_dir", wd, "--", "sh", "-c", "stty size; test -t 0 && echo IS-A-TTY"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&all).contains("IS-A-TTY") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let status = child.wait().unwrap();
+    let seen = reader.join().unwrap();
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("33 101"), "terminal size propagated: {seen:?}");
+    assert!(seen.contains("IS-A-TTY"), "{seen:?}");
+}
+
+#[test]
+fn codex_is_installed_in_the_image() {
+    need_docker!();
+    let p = Project::new();
+    let out = p.run_sh(&[], "codex --version");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("codex-cli "), "{}", text(&out.stdout));
+}
+
+#[test]
+fn shipped_init_hooks_work() {
+    need_docker!();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let p = Project::new();
+    let hook = repo.join("init-hooks/sandbox-setup.sh");
+    let out = p.run_sh(&["--init_script", hook.to_str().unwrap()], "git config user.name; echo $NPM_CONFIG_PREFIX; git -C . status >/dev/null 2>&1; echo ok");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("codex (sandbox)") && s.contains("/home/codex/.npm-global"), "{s}");
+
+    // Java 25: refused with advice when no JDK 25 is mounted; configured when one is.
+    let q = Project::new();
+    let java = repo.join("init-hooks/sandbox-setup-java-25.sh");
+    let out = q.run_sh(&["--init_script", java.to_str().unwrap()], "echo AGENT");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no JDK 25 found"), "{}", text(&out.stderr));
+    let host = q.root.path().join("u");
+    let jdk = host.join(".sdkman/candidates/java/25-tem/bin");
+    std::fs::create_dir_all(&jdk).unwrap();
+    std::fs::write(jdk.join("java"), "#!/bin/sh\necho 'openjdk version \"25\"'\n").unwrap();
+    std::fs::set_permissions(jdk.join("java"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(host.join(".m2/repository")).unwrap();
+    let sdk = host.join(".sdkman/candidates/java/25-tem");
+    let m2 = host.join(".m2");
+    let out = q.run_sh(
+        &["--init_script", java.to_str().unwrap(), "--trust", "--read-only", sdk.to_str().unwrap(), "--read-only", m2.to_str().unwrap()],
+        "java -version; echo $MAVEN_ARGS; cat $HOME/.m2/settings.xml",
+    );
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s} {}", text(&out.stderr));
+    assert!(s.contains("openjdk version \"25\""), "{s}");
+    assert!(s.contains(&format!("-Dmaven.repo.local.tail=/app{}/repository", m2.display())), "{s}");
+    assert!(s.contains("<localRepository>/home/codex/.m2/repository</localRepository>"), "{s}");
+}

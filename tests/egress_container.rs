@@ -1,0 +1,306 @@
+//! The egress firewall of container sessions, with real packets — only to hosts this test creates:
+//! its own Docker network with HTTP test hosts, and its own DNS server on loopback.
+
+mod support;
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig};
+use bollard::query_parameters::RemoveContainerOptions;
+use support::dns_server::{dead_address, TestDns, Zone};
+use support::*;
+
+/// A Docker network with test hosts; removed on drop.
+struct TestNet {
+    name: String,
+    hosts: Vec<String>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl TestNet {
+    /// `v4` like "198.51.100", `v6` like "2001:db8:77": hosts get .10, .11, .12 / ::10, ::11, ::12.
+    fn new(tag: &str, v4: &str, v6: &str) -> TestNet {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let name = format!("cbx-egress-{tag}-{}", std::process::id());
+        let hosts = rt.block_on(async {
+            let d = codex_box::docker::engine::connect().await.unwrap();
+            let _ = d.remove_network(&name).await;
+            d.create_network(NetworkCreateRequest {
+                name: name.clone(),
+                enable_ipv6: Some(true),
+                ipam: Some(Ipam {
+                    config: Some(vec![
+                        IpamConfig { subnet: Some(format!("{v4}.0/24")), gateway: Some(format!("{v4}.1")), ..Default::default() },
+                        IpamConfig { subnet: Some(format!("{v6}::/64")), gateway: Some(format!("{v6}::1")), ..Default::default() },
+                    ]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            let mut hosts = Vec::new();
+            for last in [10, 11, 12] {
+                let cname = format!("{name}-h{last}");
+                // An HTTP server on 80 (v4+v6) and a UDP echo on 53, as root in the test host.
+                let script = "python3 -c \"import socket,threading\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',53))\ndef echo():\n  while True:\n    d,a=s.recvfrom(512); s.sendto(d,a)\nthreading.Thread(target=echo,daemon=True).start()\nimport http.server,socketserver\nclass S(http.server.ThreadingHTTPServer): address_family=socket.AF_INET6\nS(('::',80),http.server.SimpleHTTPRequestHandler).serve_forever()\"";
+                let endpoint = EndpointSettings {
+                    ipam_config: Some(EndpointIpamConfig {
+                        ipv4_address: Some(format!("{v4}.{last}")),
+                        ipv6_address: Some(format!("{v6}::{last}")),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                let body = ContainerCreateBody {
+                    image: Some(image()),
+                    entrypoint: Some(vec!["sh".into(), "-c".into(), script.into()]),
+                    user: Some("0".into()),
+                    working_dir: Some("/tmp".into()),
+                    host_config: Some(HostConfig { network_mode: Some(name.clone()), ..Default::default() }),
+                    networking_config: Some(NetworkingConfig { endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])) }),
+                    ..Default::default()
+                };
+                let opts = bollard::query_parameters::CreateContainerOptions { name: Some(cname.clone()), ..Default::default() };
+                let _ = d.remove_container(&cname, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                d.create_container(Some(opts), body).await.unwrap();
+                d.start_container(&cname, None).await.unwrap();
+                hosts.push(cname);
+            }
+            hosts
+        });
+        let net = TestNet { name, hosts, rt };
+        // Wait until the hosts answer (from the host: no firewall on this path).
+        for last in [10, 11, 12] {
+            let addr: std::net::SocketAddr = format!("{v4}.{last}:80").parse().unwrap();
+            let start = std::time::Instant::now();
+            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                assert!(start.elapsed() < Duration::from_secs(20), "test host {addr} did not come up");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        net
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        self.rt.block_on(async {
+            let d = codex_box::docker::engine::connect().await.unwrap();
+            for h in &self.hosts {
+                let _ = d.remove_container(h, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+            }
+            let _ = d.remove_network(&self.name).await;
+        });
+    }
+}
+
+fn udp_echo_answers(addr: &str) -> bool {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.send_to(b"ping", addr).unwrap();
+    let mut buf = [0u8; 16];
+    matches!(s.recv_from(&mut buf), Ok((4, _)))
+}
+
+#[test]
+fn only_allowlisted_destinations_are_reachable_and_the_agent_cannot_change_the_rules() {
+    if !docker_ready("egress firewall") {
+        return;
+    }
+    let net = TestNet::new("main", "198.51.100", "2001:db8:77");
+    let dns = TestDns::start(
+        Zone::new(60)
+            .addr("allowed.test", "198.51.100.10")
+            .addr("allowed.test", "2001:db8:77::10")
+            .addr("blocked.test", "198.51.100.11")
+            .addr("blocked.test", "2001:db8:77::11"),
+    );
+    // Controls without the sandbox: every test host answers HTTP and the UDP echo on 53.
+    assert!(udp_echo_answers("198.51.100.10:53"), "control: host A answers on UDP 53");
+    assert!(std::net::TcpStream::connect("198.51.100.11:80").is_ok(), "control: host B answers");
+
+    let p = Project::new();
+    // A setuid-root copy of iptables in the workdir: no_new_privs must make the bit worthless.
+    let ipt = p.wd.join("iptables");
+    std::fs::copy("/usr/sbin/xtables-nft-multi", &ipt).unwrap();
+    std::fs::set_permissions(&ipt, std::fs::Permissions::from_mode(0o4755)).unwrap();
+
+    let dns_addr = dns.addr.to_string();
+    let script = r#"
+        probe() { if curl -sS -o /dev/null --max-time 3 "$1" 2>/dev/null; then echo "OPEN $1"; else echo "CLOSED $1"; fi; }
+        probe http://allowed.test/
+        probe http://198.51.100.10/
+        probe "http://[2001:db8:77::10]/"
+        probe http://blocked.test/
+        probe http://198.51.100.11/
+        probe "http://[2001:db8:77::11]/"
+        probe http://198.51.100.12/
+        probe http://198.51.100.1/
+        probe https://198.51.100.10:8443/
+        python3 -c "
+import socket
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(2)
+try:
+    s.sendto(b'ping',('198.51.100.10',53)); s.recv(16); print('OPEN dns')
+except OSError: print('CLOSED dns')"
+        iptables -P OUTPUT ACCEPT 2>/dev/null && echo "CHANGED iptables"
+        ipset flush 2>/dev/null && echo "CHANGED ipset"
+        ./iptables -P OUTPUT ACCEPT 2>/dev/null && echo "CHANGED setuid-iptables"
+        su -c 'iptables -P OUTPUT ACCEPT' root </dev/null 2>/dev/null && echo "CHANGED su"
+        sudo -n iptables -P OUTPUT ACCEPT 2>/dev/null && echo "CHANGED sudo"
+        probe http://198.51.100.11/
+        probe http://allowed.test/
+    "#;
+    let out = p.run_sh(
+        &[
+            "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test",
+            "--verify-blocked", "198.51.100.11:80", "--verify-allowed", "198.51.100.10:80",
+        ],
+        script,
+    );
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}\n{}", text(&out.stderr));
+    let lines: Vec<&str> = s.lines().collect();
+    let expect = [
+        "OPEN http://allowed.test/",
+        "OPEN http://198.51.100.10/",
+        "OPEN http://[2001:db8:77::10]/",
+        "CLOSED http://blocked.test/",
+        "CLOSED http://198.51.100.11/",
+        "CLOSED http://[2001:db8:77::11]/",
+        "CLOSED http://198.51.100.12/",
+        "CLOSED http://198.51.100.1/",
+        "CLOSED https://198.51.100.10:8443/",
+        "CLOSED dns",
+        "CLOSED http://198.51.100.11/",
+        "OPEN http://allowed.test/",
+    ];
+    assert_eq!(lines, expect, "stderr: {}", text(&out.stderr));
+    assert!(!s.contains("CHANGED"), "{s}");
+    drop(dns);
+}
+
+#[test]
+fn verification_refuses_to_start_the_agent_when_a_blocked_address_is_reachable() {
+    if !docker_ready("egress verification") {
+        return;
+    }
+    let net = TestNet::new("verify", "198.18.77", "2001:db8:78");
+    let dns = TestDns::start(Zone::new(60).addr("allowed.test", "198.18.77.10"));
+    let p = Project::new();
+    let dns_addr = dns.addr.to_string();
+    // Claim that an allowlisted host must be blocked: the check must catch it.
+    let out = p.run_sh(
+        &["--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test", "--verify-blocked", "198.18.77.10:80"],
+        "echo AGENT-STARTED",
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("AGENT-STARTED"));
+    assert!(text(&out.stderr).contains("firewall verification failed: 198.18.77.10:80 is reachable"), "{}", text(&out.stderr));
+    // Control: the right target passes, and so does the default (the gateway, this host).
+    let out = p.run_sh(
+        &["--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test", "--verify-blocked", "198.18.77.11:80"],
+        "echo AGENT-STARTED",
+    );
+    assert_eq!(text(&out.stdout), "AGENT-STARTED\n", "{}", text(&out.stderr));
+    let out = p.run_sh(&["--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test"], "echo AGENT-STARTED");
+    assert_eq!(text(&out.stdout), "AGENT-STARTED\n", "{}", text(&out.stderr));
+    assert!(containers_for(&p.wd).is_empty());
+}
+
+#[test]
+fn bad_names_cidrs_and_an_unreachable_dns_server_fail_clearly_and_leave_nothing() {
+    let p = Project::new();
+    for (args, needle) in [
+        (vec!["--allow-domain", "a.com;rm -rf /"], "a.com;rm -rf /"),
+        (vec!["--allow-domain", "10.0.0.0/40"], "10.0.0.0/40"),
+        (vec!["--allow-domain=-x.com"], "-x.com"),
+        (vec!["--dns-server", "not-an-ip"], "not-an-ip"),
+        (vec!["--allow-dns"], "--dns-server"),
+        (vec!["--verify-blocked", "nohostport"], "--verify-blocked"),
+    ] {
+        let mut a = vec!["run", "--work_dir", p.wd.to_str().unwrap()];
+        a.extend(args.iter().copied());
+        a.extend(["--", "true"]);
+        let out = p.cmd(&a).output().unwrap();
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(text(&out.stderr).contains(needle), "{args:?}: {}", text(&out.stderr));
+        assert!(!p.wd.join(".codex").exists(), "{args:?}: nothing written");
+    }
+    let project_cfg = p.wd.join(".codex");
+    std::fs::create_dir_all(&project_cfg).unwrap();
+    std::fs::write(project_cfg.join("codex-box.toml"), "[egress]\nallow = [\"bad name!\"]\n").unwrap();
+    let out = p.run_sh(&[], "true");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("bad name!"), "{}", text(&out.stderr));
+    std::fs::remove_file(project_cfg.join("codex-box.toml")).unwrap();
+
+    if !docker_ready("unreachable DNS server") {
+        return;
+    }
+    let dead = dead_address().to_string();
+    let t = std::time::Instant::now();
+    let out = p.run_sh(&["--dns-server", &dead, "--allow-domain", "x.test"], "echo AGENT-STARTED");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!text(&out.stdout).contains("AGENT-STARTED"));
+    assert!(text(&out.stderr).contains(&dead), "{}", text(&out.stderr));
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert!(containers_for(&p.wd).is_empty());
+}
+
+#[test]
+fn the_live_refresh_lets_a_moved_name_through_within_its_interval() {
+    if !docker_ready("egress refresh") {
+        return;
+    }
+    let net = TestNet::new("refresh", "198.18.78", "2001:db8:79");
+    let dns = TestDns::start(Zone::new(1).addr("allowed.test", "198.18.78.10"));
+    let p = Project::new();
+    let dns_addr = dns.addr.to_string();
+    let script = r#"
+        probe() { if curl -sS -o /dev/null --max-time 2 "$1" 2>/dev/null; then echo "OPEN $1"; else echo "CLOSED $1"; fi; }
+        probe http://allowed.test/
+        probe http://198.18.78.12/
+        touch phase1
+        for i in $(seq 1 40); do
+            curl -sS -o /dev/null --max-time 1 http://198.18.78.12/ 2>/dev/null && break
+            sleep 0.5
+        done
+        probe http://198.18.78.12/
+        for i in $(seq 1 20); do getent hosts allowed.test | grep -q 198.18.78.12 && break; sleep 0.25; done
+        getent hosts allowed.test | awk '{print "HOSTS " $1}'
+        probe http://198.18.78.11/
+    "#;
+    let wd = p.wd.to_str().unwrap().to_string();
+    let child = p
+        .cmd(&["run", "--work_dir", &wd, "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test", "--refresh-min", "1", "--", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !p.wd.join("phase1").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "session did not reach phase 1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The name moves to a third host.
+    dns.set_zone(Zone::new(1).addr("allowed.test", "198.18.78.12"));
+    let out = child.wait_with_output().unwrap();
+    let s = text(&out.stdout);
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "OPEN http://allowed.test/",
+            "CLOSED http://198.18.78.12/",
+            "OPEN http://198.18.78.12/",
+            "HOSTS 198.18.78.12",
+            "CLOSED http://198.18.78.11/",
+        ],
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,148 @@
+//! Shared helpers for tests that need a real Docker engine and the codex-sandbox image.
+#![allow(dead_code)]
+
+pub mod dns_server;
+pub mod netns;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The uid the agent runs as in tests: the workdir's owner (tests run as root, and codex-box then
+/// runs the agent as the workdir's owner).
+pub const AGENT_UID: u32 = 4242;
+
+pub fn image() -> String {
+    std::env::var("CODEX_BOX_TEST_IMAGE").unwrap_or_else(|_| "codex-sandbox".into())
+}
+
+/// Whether the engine and the image are there. Under CI=true their absence is a failure, never a skip.
+pub fn docker_ready(test: &str) -> bool {
+    let ci = std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let reason = rt.block_on(async {
+        match codex_box::docker::engine::connect().await {
+            Err(e) => Some(format!("no Docker engine: {e}")),
+            Ok(d) => match codex_box::docker::image::exists(&d, &image()).await {
+                Ok(true) => None,
+                Ok(false) => Some(format!("image {} missing (build it: codex-box image build)", image())),
+                Err(e) => Some(e.to_string()),
+            },
+        }
+    });
+    match reason {
+        None => true,
+        Some(r) if ci => panic!("{test}: {r} (CI=true: a missing engine is a failure)"),
+        Some(r) => {
+            eprintln!("skipped: {test}: {r}");
+            false
+        }
+    }
+}
+
+/// A project directory owned by [`AGENT_UID`], a fake HOME and a state dir.
+pub struct Project {
+    pub root: tempfile::TempDir,
+    pub wd: PathBuf,
+    pub home: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let base = root.path().canonicalize().unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let wd = base.join("proj");
+        let home = base.join("home");
+        let state = base.join("state");
+        for d in [&wd, &home, &state] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        chown(&wd);
+        Project { root, wd, home, state }
+    }
+
+    /// `codex-box ARGS` with a clean environment pointing at this project.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_codex-box"));
+        c.args(args)
+            .current_dir(&self.wd)
+            .env("HOME", &self.home)
+            .env("XDG_STATE_HOME", &self.state)
+            .env("CODEX_DOCKER_IMAGE", image())
+            .env_remove("CODEX_CONFIG_DIR")
+            .env_remove("CODEX_AUTH_FILE")
+            .env_remove("WORKSPACE_ROOT_DIR")
+            .env_remove("OPENAI_ALLOWED_DOMAINS")
+            .env_remove("CODEX_BOX_CA_CERTS")
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// `codex-box run --work_dir WD [EXTRA] -- sh -c SCRIPT`.
+    pub fn run_sh(&self, extra: &[&str], script: &str) -> Output {
+        let wd = self.wd.to_str().unwrap().to_string();
+        let mut args = vec!["run", "--work_dir", &wd];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", "sh", "-c", script]);
+        self.cmd(&args).output().unwrap()
+    }
+
+    /// The workdir as seen inside the container.
+    pub fn app(&self) -> String {
+        format!("/app{}", self.wd.display())
+    }
+}
+
+pub fn chown(p: &Path) {
+    std::os::unix::fs::chown(p, Some(AGENT_UID), Some(AGENT_UID)).unwrap();
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Names of codex-box containers whose workdir label is `wd`.
+pub fn containers_for(wd: &Path) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let d = codex_box::docker::engine::connect().await.unwrap();
+        let filters = std::collections::HashMap::from([(
+            "label".to_string(),
+            vec![format!("io.codex-box.workdir={}", wd.display())],
+        )]);
+        let opts = bollard::query_parameters::ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        d.list_containers(Some(opts)).await.unwrap().into_iter().flat_map(|c| c.names.unwrap_or_default()).collect()
+    })
+}
+
+/// Waits until a container for `wd` is running (or the timeout passes).
+pub fn wait_running(wd: &Path, secs: u64) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed().as_secs() < secs {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let running = rt.block_on(async {
+            let d = codex_box::docker::engine::connect().await.unwrap();
+            let filters = std::collections::HashMap::from([
+                ("label".to_string(), vec![format!("io.codex-box.workdir={}", wd.display())]),
+                ("status".to_string(), vec!["running".to_string()]),
+            ]);
+            let opts = bollard::query_parameters::ListContainersOptions { filters: Some(filters), ..Default::default() };
+            !d.list_containers(Some(opts)).await.unwrap().is_empty()
+        });
+        if running {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+/// Skips a test with a visible reason, or fails it when `CI=true` (CI must run everything).
+pub fn skip(reason: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and this test cannot run: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
