@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod dns_server;
+#[cfg(target_os = "linux")]
 pub mod netns;
 
 use std::os::unix::fs::PermissionsExt;
