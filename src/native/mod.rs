@@ -12,6 +12,7 @@ pub mod profile;
 #[cfg(target_os = "linux")]
 pub mod linux;
 pub mod macos;
+pub mod windows;
 
 use crate::cli::{Platform, SandboxArgs};
 use crate::policy::Policy;
@@ -86,6 +87,9 @@ pub enum NativeError {
     #[cfg(target_os = "macos")]
     #[error(transparent)]
     Macos(#[from] macos::MacosError),
+    #[cfg(windows)]
+    #[error(transparent)]
+    Windows(#[from] windows::WindowsError),
 }
 
 fn name(p: Platform) -> &'static str {
@@ -120,7 +124,9 @@ pub fn apply(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome
     return Ok(linux::run(policy, argv, opts)?);
     #[cfg(target_os = "macos")]
     return Ok(macos::run(policy, argv, opts)?);
-    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    #[cfg(windows)]
+    return Ok(windows::run(policy, argv, opts)?);
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
     {
         let _ = (policy, argv, opts);
         Err(NativeError::Unsupported(name(host_platform())))
@@ -147,6 +153,11 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
         }
         #[cfg(target_os = "macos")]
         Err(NativeError::Macos(e)) if e.exit_code().is_some() => {
+            eprintln!("codex-box: {e}");
+            Ok(e.exit_code().unwrap_or(1))
+        }
+        #[cfg(windows)]
+        Err(NativeError::Windows(e)) if e.exit_code().is_some() => {
             eprintln!("codex-box: {e}");
             Ok(e.exit_code().unwrap_or(1))
         }
