@@ -8,6 +8,7 @@ pub mod cli;
 pub mod codex_home;
 pub mod config;
 pub mod docker;
+pub mod doctor;
 pub mod egress;
 pub mod policy;
 pub mod native;

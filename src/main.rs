@@ -33,9 +33,12 @@ async fn run(cli: codex_box::cli::Cli) -> anyhow::Result<i32> {
     codex_box::app::main(cli).await
 }
 
-/// Windows: only the native sandbox is available; container sessions need a Unix host for now.
+/// Windows: only the native sandbox and doctor are available; container sessions need a Unix host for now.
 #[cfg(not(unix))]
-async fn run(_cli: codex_box::cli::Cli) -> anyhow::Result<i32> {
+async fn run(cli: codex_box::cli::Cli) -> anyhow::Result<i32> {
+    if let Some(codex_box::cli::Command::Doctor(d)) = &cli.command {
+        return Ok(codex_box::doctor::run(d).await);
+    }
     anyhow::bail!(
         "container sessions are not supported on Windows yet; run codex-box inside WSL2, \
          or use the native sandbox: `codex-box sandbox -- CMD`"

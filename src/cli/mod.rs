@@ -32,6 +32,18 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Show the egress allowlist, what each name resolves to, and the firewall rules a session gets.
     Egress(EgressArgs),
+    /// Check that this host can run sessions (engine, image, firewall tools) and sandbox natively.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DoctorArgs {
+    /// Print the checks as a JSON array (one object per check).
+    #[arg(long = "json")]
+    pub json: bool,
+    /// Session image to check (also CODEX_DOCKER_IMAGE; default codex-sandbox).
+    #[arg(long = "image", env = "CODEX_DOCKER_IMAGE", value_name = "IMAGE")]
+    pub image: Option<String>,
 }
 
 /// Platform of a native sandbox.
