@@ -7,8 +7,10 @@
 #      no moment with egress open, and before any process of the agent exists);
 #   2. verifies it, if asked: a connection to a blocked address must fail;
 #   3. adds the session's extra CA certificates to a bundle the agent's tools trust;
-#   4. execs the agent through setpriv as the agent uid/gid with an empty bounding and inheritable
-#      capability set and no_new_privs, so neither sudo, su nor a setuid file can regain NET_ADMIN.
+#   4. starts the agent through setpriv as the agent uid/gid with an empty bounding, inheritable and
+#      ambient capability set and no_new_privs, so neither sudo, su nor a setuid file can regain
+#      NET_ADMIN; with a firewall it stays the agent's parent and, when the agent ends, prints what
+#      the firewall blocked (from the kernel's per-destination sets), then exits with the agent's code.
 set -eu
 R=/run/codex-box
 
@@ -18,9 +20,15 @@ fail() {
 }
 
 if [ -s "$R/firewall.v4" ]; then
-    ipset restore -exist <"$R/firewall.ipset" || fail "could not load the egress address sets (ipset restore)"
-    iptables-restore <"$R/firewall.v4" || fail "could not install the IPv4 egress rules (iptables-restore)"
-    ip6tables-restore <"$R/firewall.v6" || fail "could not install the IPv6 egress rules (ip6tables-restore)"
+    for tool in ipset iptables-restore ip6tables-restore; do
+        command -v "$tool" >/dev/null 2>&1 ||
+            fail "the image has no $tool, which the egress firewall needs; use the codex-sandbox image (codex-box image build) or add iptables and ipset to yours; the agent was not started"
+    done
+    ipset restore -exist <"$R/firewall.ipset" ||
+        fail "could not load the egress address sets (ipset restore); the host kernel needs the ip_set and xt_set modules (modprobe ip_set xt_set); the agent was not started"
+    iptables-restore <"$R/firewall.v4" || fail "could not install the IPv4 egress rules (iptables-restore); the agent was not started"
+    ip6tables-restore <"$R/firewall.v6" ||
+        fail "could not install the IPv6 egress rules (ip6tables-restore); the host kernel needs ip6tables support; the agent was not started"
 fi
 
 if [ -n "${CODEX_BOX_VERIFY_BLOCKED:-}" ]; then
@@ -39,6 +47,9 @@ if [ -n "${CODEX_BOX_VERIFY_ALLOWED:-}" ]; then
     fi
 fi
 unset CODEX_BOX_VERIFY_BLOCKED CODEX_BOX_VERIFY_ALLOWED
+# What the verification itself tried is not the agent's doing.
+ipset flush codex_blocked4 2>/dev/null || true
+ipset flush codex_blocked6 2>/dev/null || true
 
 if [ -s "$R/ca.pem" ]; then
     bundle=/tmp/.codex-box-ca-bundle.pem
@@ -54,6 +65,45 @@ if [ -n "${CODEX_BOX_TTY_SIZE:-}" ]; then
 fi
 unset CODEX_BOX_TTY_SIZE
 
-exec setpriv --reuid="$CODEX_BOX_UID" --regid="$CODEX_BOX_GID" --clear-groups \
+if [ ! -s "$R/firewall.v4" ]; then
+    exec setpriv --reuid="$CODEX_BOX_UID" --regid="$CODEX_BOX_GID" --clear-groups \
+        --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs \
+        -- /bin/sh "$R/agent.sh" "$@"
+fi
+
+# With a firewall, stay as the agent's parent so that, when it ends, what the firewall blocked can be
+# read from the kernel's sets (codex_blocked4/6, per destination, with counters) and summarised.
+# The agent cannot signal or trace this root process (other uid, no capabilities).
+set +e
+exec 3<&0
+env --default-signal=INT,QUIT,TERM,HUP setpriv --reuid="$CODEX_BOX_UID" --regid="$CODEX_BOX_GID" --clear-groups \
     --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs \
-    -- /bin/sh "$R/agent.sh" "$@"
+    -- /bin/sh "$R/agent.sh" "$@" 0<&3 3<&- &
+child=$!
+exec 3<&-
+# Signals from Docker's init reach this shell: pass them on. With a terminal, the terminal itself
+# delivers INT/QUIT to the agent, so they are not passed twice.
+for sig in TERM HUP USR1 USR2; do trap "kill -$sig $child 2>/dev/null" "$sig"; done
+if [ -t 0 ]; then trap '' INT QUIT; else for sig in INT QUIT; do trap "kill -$sig $child 2>/dev/null" "$sig"; done; fi
+while :; do
+    wait "$child"
+    rc=$?
+    kill -0 "$child" 2>/dev/null || break
+done
+
+blocked=$({ ipset list codex_blocked4 2>/dev/null; ipset list codex_blocked6 2>/dev/null; } | awk '
+    /^Name:/ { m = 0 } /^Members:/ { m = 1; next }
+    m && NF >= 3 {
+        p = 0; for (i = 2; i < NF; i++) if ($i == "packets") p = $(i + 1)
+        split($1, a, ","); n++; total += p; d[n] = a[1] " " a[2] " (" p ")"
+    }
+    END {
+        if (n) {
+            printf "%d attempt(s) to %d destination(s): ", total, n
+            for (i = 1; i <= n && i <= 10; i++) printf "%s%s", (i > 1 ? ", " : ""), d[i]
+            if (n > 10) printf ", ..."
+            print ""
+        }
+    }')
+[ -n "$blocked" ] && echo "codex-box: egress blocked $blocked" >&2
+exit "$rc"

@@ -50,7 +50,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Some(Command::Egress(e)) => show_egress(&e).await,
-        // main.rs runs the native sandbox before starting the async runtime; this arm is for library callers.
+        // Dispatched by main before the async runtime starts.
         Some(Command::Sandbox(args)) => crate::native::run_cli(&args),
         Some(Command::Doctor(d)) => Ok(crate::doctor::run(&d).await),
         Some(Command::Gc(GcArgs { all })) => {

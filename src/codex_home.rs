@@ -49,6 +49,8 @@ pub struct CodexHome {
     /// Trusted files codex-box wrote in this run from the user's own sources (flags, CODEX_CONFIG_DIR,
     /// ~/.codex): approved by the user's act, unlike files that came with the project.
     pub from_user: Vec<PathBuf>,
+    /// Whether codex-box created the sessions directory in this run (then it is codex-box's to hand over).
+    pub made_sessions_dir: bool,
 }
 
 /// Directories searched for config, auth.json and prompts, in order (see REQUIREMENTS.md §2.3).
@@ -135,6 +137,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
     let init_hook = fs::metadata(&init).ok().filter(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).map(|_| init);
 
     let sessions_dir = cfg.sessions_path.clone().unwrap_or_else(|| env_dir.join("sessions"));
+    let made_sessions_dir = !sessions_dir.exists();
     mkdir(&sessions_dir)?;
     let state_dir = env_dir.join("state");
     mkdir(&state_dir)?;
@@ -148,6 +151,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
         sessions_dir,
         init_hook,
         from_user,
+        made_sessions_dir,
     })
 }
 
@@ -236,7 +240,7 @@ pub fn hand_over(home: &CodexHome, uid: u32, gid: u32) -> Result<(), HomeError> 
         Ok(())
     }
     let mut dirs = vec![&home.state_dir];
-    if home.sessions_dir == home.env_dir.join("sessions") {
+    if home.made_sessions_dir || home.sessions_dir == home.env_dir.join("sessions") {
         dirs.push(&home.sessions_dir);
     }
     for d in dirs {

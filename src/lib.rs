@@ -10,6 +10,6 @@ pub mod config;
 pub mod docker;
 pub mod doctor;
 pub mod egress;
-pub mod policy;
 pub mod native;
+pub mod policy;
 pub mod trust;

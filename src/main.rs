@@ -4,10 +4,11 @@ use clap::Parser;
 
 fn main() {
     let cli = codex_box::cli::Cli::parse();
+    // The native sandbox forks and sandboxes a child: it runs before (and without) the async runtime.
     if let Some(codex_box::cli::Command::Sandbox(args)) = &cli.command {
         std::process::exit(codex_box::native::run_cli(args).unwrap_or_else(|e| {
             eprintln!("codex-box: {e:#}");
-            1
+            125
         }));
     }
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

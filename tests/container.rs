@@ -1,19 +1,12 @@
 //! Container sessions against the real engine and the real codex-sandbox image.
 #![cfg(unix)]
 
+#[macro_use]
 mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use support::*;
-
-macro_rules! need_docker {
-    () => {
-        if !docker_ready(module_path!()) {
-            return;
-        }
-    };
-}
 
 #[test]
 fn command_runs_as_non_root_in_app_workdir_and_its_exit_code_comes_back() {
@@ -263,4 +256,84 @@ fn shipped_init_hooks_work() {
     assert!(s.contains("openjdk version \"25\""), "{s}");
     assert!(s.contains(&format!("-Dmaven.repo.local.tail=/app{}/repository", m2.display())), "{s}");
     assert!(s.contains("<localRepository>/home/codex/.m2/repository</localRepository>"), "{s}");
+}
+
+#[test]
+fn an_unreachable_engine_and_a_forbidden_socket_are_explained() {
+    let p = Project::new();
+    let out = p.cmd(&["run", "--", "true"]).env("DOCKER_HOST", "unix:///nonexistent/docker.sock").output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = text(&out.stderr);
+    assert!(err.contains("no Docker engine answers at unix:///nonexistent/docker.sock") && err.contains("DOCKER_HOST"), "{err}");
+    assert!(!p.wd.join(".codex").exists(), "nothing written when the engine is missing");
+    if !docker_ready("socket permission") {
+        return;
+    }
+    // A user outside the docker group (uid AGENT_UID, no groups) on the real socket.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", &AGENT_UID.to_string(), "--regid", &AGENT_UID.to_string(), "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_codex-box"))
+        .args(["run", "--work_dir", p.wd.to_str().unwrap(), "--", "true"])
+        .env("HOME", &p.home)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("permission denied on the Docker socket") && err.contains("docker group"), "{err}");
+}
+
+#[test]
+fn bad_image_build_inputs_are_refused_before_the_engine_builds() {
+    let p = Project::new();
+    let out = p.cmd(&["image", "build", "--node", "19"]).output().unwrap();
+    if text(&out.stderr).contains("no Docker engine") {
+        assert!(docker_ready("image build inputs"), "unreachable");
+        return;
+    }
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("--node 19"), "{}", text(&out.stderr));
+    let der = p.root.path().join("corp.der");
+    std::fs::write(&der, [0x30u8, 0x82, 0x01, 0x0a]).unwrap();
+    let out = p.cmd(&["image", "build", "--ca-cert", der.to_str().unwrap()]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("corp.der") && text(&out.stderr).contains("PEM"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_writable_mount_outside_the_workdir_needs_a_terminal_confirmation() {
+    let p = Project::new();
+    let outside = p.root.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    for flag in ["--sessions-path", "--codex-home"] {
+        let out = p.cmd(&["run", flag, outside.to_str().unwrap(), "--", "true"]).output().unwrap();
+        assert_ne!(out.status.code(), Some(0));
+        let err = text(&out.stderr);
+        assert!(err.contains(flag) && err.contains("outside the work dir") && err.contains("terminal"), "{err}");
+    }
+    assert!(!p.wd.join(".codex").exists());
+    // Control: inside the workdir no confirmation is needed.
+    if docker_ready("sessions path inside") {
+        let inside = p.wd.join("my-sessions");
+        let out = p.run_sh(&["--sessions-path", inside.to_str().unwrap()], "echo s > /codex_home/sessions/x");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(inside.join("x").is_file());
+    }
+}
+
+#[test]
+fn two_sessions_on_one_workdir_get_distinct_containers() {
+    need_docker!();
+    let p = Project::new();
+    let wd = p.wd.to_str().unwrap();
+    let first = p.cmd(&["run", "--work_dir", wd, "--", "sleep", "8"]).spawn().unwrap();
+    assert!(wait_running(&p.wd, 30));
+    let out = p.run_sh(&[], "hostname >/dev/null; echo second-ran");
+    assert_eq!(text(&out.stdout), "second-ran\n", "{}", text(&out.stderr));
+    let names = containers_for(&p.wd);
+    assert_eq!(names.len(), 1, "only the first remains while it runs: {names:?}");
+    let mut first = first;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(first.wait().unwrap().code(), Some(143), "SIGTERM reaches the command: 128+15");
+    assert!(containers_for(&p.wd).is_empty());
 }

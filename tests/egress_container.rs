@@ -27,7 +27,19 @@ impl TestNet {
         let name = format!("cbx-egress-{tag}-{}", std::process::id());
         let hosts = rt.block_on(async {
             let d = codex_box::docker::engine::connect().await.unwrap();
-            let _ = d.remove_network(&name).await;
+            // Leftovers of an earlier, killed run (another pid) would hold the subnet.
+            let prefix = format!("cbx-egress-{tag}-");
+            let filters = HashMap::from([("name".to_string(), vec![prefix.clone()])]);
+            let nets = d.list_networks(Some(bollard::query_parameters::ListNetworksOptions { filters: Some(filters) })).await.unwrap();
+            for n in nets.into_iter().filter(|n| n.name.as_deref().is_some_and(|x| x.starts_with(&prefix))) {
+                let old = n.name.unwrap();
+                if let Ok(info) = d.inspect_network(&old, None).await {
+                    for c in info.containers.unwrap_or_default().into_values().filter_map(|c| c.name) {
+                        let _ = d.remove_container(&c, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                    }
+                }
+                let _ = d.remove_network(&old).await;
+            }
             d.create_network(NetworkCreateRequest {
                 name: name.clone(),
                 enable_ipv6: Some(true),
@@ -181,6 +193,13 @@ except OSError: print('CLOSED dns')"
     ];
     assert_eq!(lines, expect, "stderr: {}", text(&out.stderr));
     assert!(!s.contains("CHANGED"), "{s}");
+    // The session-end summary names what was blocked, from the kernel's per-destination record.
+    let err = text(&out.stderr);
+    let summary = err.lines().find(|l| l.starts_with("codex-box: egress blocked")).unwrap_or_else(|| panic!("no summary: {err}"));
+    for dest in ["198.51.100.11 tcp:80", "198.51.100.12 tcp:80", "198.51.100.1 tcp:80", "198.51.100.10 tcp:8443", "198.51.100.10 udp:53", "2001:db8:77::11 tcp:80"] {
+        assert!(summary.contains(dest), "{dest} missing from {summary}");
+    }
+    assert!(!summary.contains("198.51.100.10 tcp:80"), "allowed traffic is not reported: {summary}");
     drop(dns);
 }
 
@@ -304,4 +323,30 @@ fn the_live_refresh_lets_a_moved_name_through_within_its_interval() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn an_image_without_the_firewall_tools_is_refused_not_run_open() {
+    if !docker_ready("image without iptables") {
+        return;
+    }
+    // The debootstrapped base that scripts/setup.sh imports has no iptables/ipset.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let base = "codex-box-base:bookworm";
+    let present = rt.block_on(async {
+        let d = codex_box::docker::engine::connect().await.unwrap();
+        codex_box::docker::image::exists(&d, base).await.unwrap()
+    });
+    if !present {
+        return skip(&format!("{base} is not present (scripts/setup.sh imports it)"));
+    }
+    let p = Project::new();
+    let out = p.run_sh(&["--image", base], "echo AGENT-STARTED");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(!text(&out.stdout).contains("AGENT-STARTED"));
+    assert!(text(&out.stderr).contains("the image has no ipset"), "{}", text(&out.stderr));
+    // Control: explicitly without a firewall the same image runs (and says so).
+    let out = p.run_sh(&["--image", base, "--egress", "open"], "echo AGENT-STARTED");
+    assert_eq!(text(&out.stdout), "AGENT-STARTED\n", "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--egress open"), "{}", text(&out.stderr));
 }

@@ -2,19 +2,12 @@
 //! next session or by the host, and a runaway process cannot hurt the host.
 #![cfg(unix)]
 
+#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
 
 use support::*;
-
-macro_rules! need_docker {
-    () => {
-        if !docker_ready(module_path!()) {
-            return;
-        }
-    };
-}
 
 #[test]
 fn trusted_inputs_are_read_only_through_every_mount_and_the_next_session_runs_what_was_approved() {
@@ -59,28 +52,32 @@ fn trusted_inputs_are_read_only_through_every_mount_and_the_next_session_runs_wh
 }
 
 #[test]
-fn git_hooks_and_config_are_read_only_by_default_and_writable_with_the_switch() {
+fn git_is_read_only_by_default_cannot_be_replaced_and_is_writable_with_the_switch() {
     need_docker!();
     let p = Project::new();
-    std::fs::create_dir_all(p.wd.join(".git/hooks")).unwrap();
-    std::fs::create_dir_all(p.wd.join(".git/objects")).unwrap();
-    std::fs::write(p.wd.join(".git/config"), "[core]\n").unwrap();
-    std::fs::write(p.wd.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
     for d in [".git", ".git/hooks", ".git/objects"] {
+        std::fs::create_dir_all(p.wd.join(d)).unwrap();
         chown(&p.wd.join(d));
     }
+    std::fs::write(p.wd.join(".git/config"), "[core]\n").unwrap();
     chown(&p.wd.join(".git/config"));
     let script = "echo 'touch /tmp/pwned' > .git/hooks/pre-commit && echo HOOK-WRITTEN; \
                   echo '[core] fsmonitor = evil' >> .git/config && echo CONFIG-WRITTEN; \
-                  touch .git/objects/ok && echo OBJECTS-WRITTEN";
+                  echo ../evil > .git/commondir && echo COMMONDIR-WRITTEN; \
+                  mv .git .git-old 2>/dev/null && mkdir -p .git/hooks && echo GIT-REPLACED; \
+                  mv codex codex-old 2>/dev/null; mkdir -p codex && echo '{}' > codex/auth.json && echo AUTH-PLANTED; \
+                  touch ./ok && echo WD-WRITTEN";
     let out = p.run_sh(&[], script);
     let s = text(&out.stdout);
-    assert!(!s.contains("HOOK-WRITTEN") && !s.contains("CONFIG-WRITTEN"), "{s}");
-    assert!(s.contains("OBJECTS-WRITTEN"), "control: the rest of .git stays writable: {s}");
-    assert!(!p.wd.join(".git/hooks/pre-commit").exists());
+    for bad in ["HOOK-WRITTEN", "CONFIG-WRITTEN", "COMMONDIR-WRITTEN", "GIT-REPLACED", "AUTH-PLANTED"] {
+        assert!(!s.contains(bad), "{bad}: {s}");
+    }
+    assert!(s.contains("WD-WRITTEN"), "control: the workdir stays writable: {s}");
+    assert!(!p.wd.join(".git/hooks/pre-commit").exists() && !p.wd.join(".git/commondir").exists());
+    assert!(!p.wd.join(".git-old").exists() && !p.wd.join("codex").exists(), "no placeholder left behind");
     assert_eq!(std::fs::read_to_string(p.wd.join(".git/config")).unwrap(), "[core]\n");
 
-    let out = p.run_sh(&["--allow-git-write"], script);
+    let out = p.run_sh(&["--allow-git-write"], "echo hook > .git/hooks/pre-commit && echo HOOK-WRITTEN; echo '#' >> .git/config && echo CONFIG-WRITTEN");
     let s = text(&out.stdout);
     assert!(s.contains("HOOK-WRITTEN") && s.contains("CONFIG-WRITTEN"), "{s} {}", text(&out.stderr));
 

@@ -28,10 +28,10 @@ pub enum Command {
     Image(ImageCommand),
     /// Remove containers left behind by a codex-box that was killed.
     Gc(GcArgs),
-    /// Run a command in a native sandbox (Landlock + seccomp + namespaces on Linux), no container.
-    Sandbox(SandboxArgs),
     /// Show the egress allowlist, what each name resolves to, and the firewall rules a session gets.
     Egress(EgressArgs),
+    /// Run a command in a native sandbox (Landlock + seccomp + namespaces on Linux), no container.
+    Sandbox(SandboxArgs),
     /// Check that this host can run sessions (engine, image, firewall tools) and sandbox natively.
     Doctor(DoctorArgs),
 }
@@ -217,8 +217,8 @@ pub struct SessionArgs {
     #[arg(long = "verify-allowed", value_name = "HOST:PORT")]
     pub verify_allowed: Option<String>,
 
-    /// Let the agent write .git/hooks and .git/config (by default they are read-only, because git on
-    /// the host would run what the agent plants there).
+    /// Let the agent write .git (commit). By default .git is read-only, because git on the host would
+    /// run what an agent plants there (hooks, config, commondir).
     #[arg(long = "allow-git-write")]
     pub allow_git_write: bool,
 }

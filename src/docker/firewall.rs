@@ -61,7 +61,8 @@ pub fn assemble(
 ) -> SessionFirewall {
     let closed: Vec<IpNet> = gateway.into_iter().map(IpNet::from).collect();
     let dns = settings.allow_dns.then_some(settings.dns_server).flatten();
-    let spec = egress::firewall_spec(allow, res, settings.ports.clone(), dns, closed);
+    let mut spec = egress::firewall_spec(allow, res, settings.ports.clone(), dns, closed);
+    spec.log = egress::LogMode::Record;
     let texts = egress::render(&spec);
     let files = vec![
         ("firewall.ipset".to_string(), texts.ipset.into_bytes()),
@@ -155,6 +156,7 @@ mod tests {
         let v4 = String::from_utf8(fw.files[1].1.clone()).unwrap();
         assert!(v4.contains(":OUTPUT DROP"), "{v4}");
         assert!(v4.contains("172.17.0.1"), "gateway closed: {v4}");
+        assert!(v4.contains("-A CODEX_REJECT -j SET --add-set codex_blocked4 dst,dst --exist"), "{v4}");
         assert!(!v4.contains("--dport 53 -j ACCEPT"), "no DNS without the opt-in: {v4}");
         let ipset = String::from_utf8(fw.files[0].1.clone()).unwrap();
         assert!(ipset.contains("203.0.113.10") && ipset.contains("2001:db8::10") && ipset.contains("198.51.100.0/28"), "{ipset}");

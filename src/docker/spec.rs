@@ -4,8 +4,8 @@
 //! the entrypoint needs to install the firewall and change user, and Docker's init needs to forward
 //! signals to the agent (KILL) — the agent itself ends up with none;
 //! `no-new-privileges`; Docker's default seccomp profile (never `unconfined`); Docker's init as PID 1;
-//! pids/memory/cpu limits; the workdir writable with `.codex`, `.agents`, `.git/hooks` and `.git/config`
-//! read-only over it; auth.json read-only; never the Docker socket.
+//! pids/memory/cpu limits; the workdir writable with `.codex`, `codex`, `.agents` and `.git` read-only
+//! over it (see [`protected_mounts`]); auth.json read-only; never the Docker socket.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -97,10 +97,21 @@ fn empty_ro(target: String) -> Mount {
 
 /// Paths inside the workdir that stay read-only, and host paths that may be created as mount points
 /// (and must be removed again after the session if they are still empty).
+///
+/// `.codex` and `codex` (Codex's config locations, searched for auth.json and prompts) and `.agents`
+/// are always read-only. `.git` is read-only as a whole unless `allow_git_write`: protecting only
+/// `hooks` and `config` is not enough, because git also follows files such as `.git/commondir` that an
+/// agent could write to point the host's git at hooks of its choosing. A path that does not exist gets
+/// an empty read-only tmpfs, so it cannot be created either; every protected path is a mount point, so
+/// it cannot be renamed away and replaced.
 pub fn protected_mounts(work_dir: &Path, allow_git_write: bool) -> (Vec<Mount>, Vec<PathBuf>) {
     let mut mounts = Vec::new();
     let mut created = Vec::new();
-    let mut protect = |rel: &str, mounts: &mut Vec<Mount>| {
+    let mut rels = vec![".codex", "codex", ".agents"];
+    if !allow_git_write {
+        rels.push(".git");
+    }
+    for rel in rels {
         let host = work_dir.join(rel);
         let target = container_path(&host);
         if std::fs::symlink_metadata(&host).is_ok() {
@@ -108,23 +119,6 @@ pub fn protected_mounts(work_dir: &Path, allow_git_write: bool) -> (Vec<Mount>, 
         } else {
             created.push(host);
             mounts.push(empty_ro(target));
-        }
-    };
-    protect(".codex", &mut mounts);
-    protect(".agents", &mut mounts);
-    if !allow_git_write {
-        let git = work_dir.join(".git");
-        match std::fs::symlink_metadata(&git) {
-            Ok(m) if m.is_dir() => {
-                protect(".git/hooks", &mut mounts);
-                if git.join("config").is_file() {
-                    mounts.push(bind(&git.join("config"), container_path(&git.join("config")), true));
-                }
-            }
-            // A .git file (worktree) points outside the workdir: keep the pointer itself read-only.
-            Ok(_) => mounts.push(bind(&git, container_path(&git), true)),
-            // No repository: the agent cannot create one whose hooks the host would run.
-            Err(_) => protect(".git", &mut mounts),
         }
     }
     (mounts, created)
@@ -243,6 +237,7 @@ mod tests {
                 init_hook: Some(wd.join(".codex/.environment/init.sh")),
                 config_toml: None,
                 from_user: vec![],
+                made_sessions_dir: false,
             },
             read_only: vec!["/home/u/.m2".into()],
             session_dir: "/tmp/s".into(),
@@ -299,12 +294,13 @@ mod tests {
         std::fs::create_dir_all(wd.join(".git/hooks")).unwrap();
         std::fs::write(wd.join(".git/config"), "").unwrap();
         std::fs::create_dir_all(wd.join(".codex")).unwrap();
+        std::fs::create_dir_all(wd.join("codex")).unwrap();
         let (body, created) = container_body(&plan(wd));
         let mounts = body.host_config.unwrap().mounts.unwrap();
         let app = container_path(wd);
         assert_eq!(find(&mounts, &app).read_only, Some(false));
         assert_eq!(body.working_dir.as_deref(), Some(app.as_str()));
-        for p in [".codex", ".git/hooks", ".git/config"] {
+        for p in [".codex", "codex", ".git"] {
             let m = find(&mounts, &format!("{app}/{p}"));
             assert_eq!((m.typ, m.read_only), (Some(MountType::BIND), Some(true)), "{p}");
         }
@@ -329,7 +325,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let wd = t.path();
         let (m, created) = protected_mounts(wd, false);
-        assert!(m.iter().any(|m| m.target.as_deref() == Some(&format!("{}/.git", container_path(wd)))));
+        let git = m.iter().find(|m| m.target.as_deref() == Some(&format!("{}/.git", container_path(wd)))).unwrap();
+        assert_eq!((git.typ, git.read_only), (Some(MountType::TMPFS), Some(true)), "no repository can be created");
         assert!(created.contains(&wd.join(".git")));
         std::fs::create_dir_all(wd.join(".git/hooks")).unwrap();
         let (m, _) = protected_mounts(wd, true);

@@ -41,6 +41,10 @@ pub const CLOSED_V4: &[&str] = &[
     "169.254.0.0/16",
 ];
 pub const CLOSED_V6: &[&str] = &["fc00::/7", "fe80::/10"];
+/// Sets recording each blocked destination (address, protocol, port) with packet counters, for the
+/// session-end summary ([`LogMode::Record`]).
+pub const BLOCKED_V4: &str = "codex_blocked4";
+pub const BLOCKED_V6: &str = "codex_blocked6";
 /// Log prefix of [`LogMode::Log`] lines, read back by [`super::counters::summarise_log`].
 pub const LOG_PREFIX: &str = "codex-box-deny ";
 
@@ -53,6 +57,9 @@ pub enum LogMode {
     Log,
     /// Netlink log group, for a userspace reader.
     Nflog(u16),
+    /// Every rejected destination recorded in [`BLOCKED_V4`]/[`BLOCKED_V6`] (`hash:ip,port` with
+    /// counters): a real, per-destination source for the summary, readable with `ipset list`.
+    Record,
 }
 
 /// Everything the rule texts depend on.
@@ -93,8 +100,15 @@ pub struct RuleTexts {
 }
 
 pub fn render(spec: &FirewallSpec) -> RuleTexts {
+    let mut ipset = ipset_text(&spec.sets);
+    if spec.log == LogMode::Record {
+        for (set, family) in [(BLOCKED_V4, "inet"), (BLOCKED_V6, "inet6")] {
+            let _ = writeln!(ipset, "create {set} hash:ip,port family {family} counters maxelem 65536 -exist");
+            let _ = writeln!(ipset, "flush {set}");
+        }
+    }
     RuleTexts {
-        ipset: ipset_text(&spec.sets),
+        ipset,
         v4: filter_text(spec, Family::V4),
         v6: filter_text(spec, Family::V6),
     }
@@ -246,6 +260,11 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
             "-A {REJECT_CHAIN} -m limit --limit 30/min --limit-burst 60 -j LOG --log-prefix \"{LOG_PREFIX}\""
         )),
         LogMode::Nflog(group) => add(format!("-A {REJECT_CHAIN} -j NFLOG --nflog-group {group} --nflog-prefix \"codex-box\"")),
+        LogMode::Record => {
+            let blocked = if family == Family::V4 { BLOCKED_V4 } else { BLOCKED_V6 };
+            add(format!("-A {REJECT_CHAIN} -j SET --add-set {blocked} dst,dst --exist"));
+            add(format!("-A {REJECT_CHAIN} -m set --match-set {blocked} dst,dst -m comment --comment \"codex-box recorded\""));
+        }
     }
     add(format!(
         "-A {REJECT_CHAIN} -p tcp -j REJECT --reject-with tcp-reset"

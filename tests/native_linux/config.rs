@@ -35,7 +35,7 @@ fn bad_config_and_flags_are_explained() {
     let cfg = fx.home.join("bad.toml");
     std::fs::write(&cfg, "sandbox_mode = \"yolo\"\n").unwrap();
     let r = sh(&fx, &["--config", cfg.to_str().unwrap()], "true");
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 125, "codex-box's own failures exit 125");
     assert!(r.err.contains("unknown sandbox mode `yolo`") && r.err.contains("bad.toml"), "{}", r.err);
     let r = sh(&fx, &["-P", "nope"], "true");
     assert!(r.err.contains("pass --config FILE"), "{}", r.err);
@@ -53,7 +53,7 @@ fn the_platform_is_optional_and_checked() {
         assert_eq!(run(&["sandbox", "linux", "--", "sh", "-c", "exit 3"]).code, 3);
     }
     let r = run(&["sandbox", "macos", "--", "true"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 125, "codex-box's own failures exit 125");
     assert!(r.err.contains("macos sandbox cannot run on this linux host"), "{}", r.err);
     let r = run(&["sandbox", "--full-auto", "-s", "read-only", "--", "true"]);
     assert_ne!(r.code, 0, "{}", r.err);

@@ -1,6 +1,16 @@
 //! Shared helpers for tests that need a real Docker engine and the codex-sandbox image.
 #![allow(dead_code)]
 
+/// Returns from the test (with a visible skip) when the engine or image is missing; fails under CI=true.
+#[allow(unused_macros)]
+macro_rules! need_docker {
+    () => {
+        if !$crate::support::docker_ready(module_path!()) {
+            return;
+        }
+    };
+}
+
 pub mod dns_server;
 #[cfg(target_os = "linux")]
 pub mod netns;

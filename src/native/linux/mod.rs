@@ -3,10 +3,11 @@
 //!
 //! Enforced with full kernel support: writes only inside the writable roots (Landlock, every right of
 //! the running ABI); .git/.codex/.agents and protected paths read-only inside them; credential stores
-//! hidden; private /tmp; no ptrace/process_vm/io_uring/TIOCSTI; PID, IPC and (network off) network
-//! namespaces; no capabilities, no_new_privs. Not enforced: reads outside the hidden paths, CPU/memory
+//! hidden; private /tmp and /dev/shm; devices opt-in; no ptrace/process_vm/io_uring/TIOCSTI; PID, IPC
+//! and (network off) network namespaces; no capabilities, no_new_privs. Not enforced: reads outside the hidden paths, CPU/memory
 //! limits, unix sockets reachable by path, an egress allowlist (refused: use the container mode).
 
+mod child;
 mod landlock;
 mod mounts;
 mod namespaces;
@@ -37,7 +38,7 @@ pub enum LinuxError {
     Allowlist,
     #[error("command not found: `{0}` (searched PATH)")]
     NotFound(String),
-    #[error("cannot create the placeholder {path} that keeps it read-only: {error}")]
+    #[error("cannot create the placeholder {path} that keeps it read-only: {error}; create it yourself or drop it from protected_paths")]
     Placeholder { path: PathBuf, error: std::io::Error },
     #[error("sandbox setup failed: cannot {step}: {error}{advice}")]
     Setup { step: String, error: std::io::Error, advice: String },
@@ -310,6 +311,9 @@ fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
     };
     let advice = match (f.stage, f.errno) {
         (spawn::Stage::IdMap | spawn::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),
+        (spawn::Stage::Exec, libc::ENOENT) if l.exe.to_bytes().starts_with(b"/tmp/") => {
+            "; it lives below /tmp, which is private in the sandbox: move it, add its directory with -w, or set shared_tmp = true".into()
+        }
         _ => String::new(),
     };
     LinuxError::Setup { step, error, advice }

@@ -1,18 +1,19 @@
-//! The process tree: codex-box (supervisor) → init (PID 1 of the new namespaces) → the command.
+//! The supervisor's side of the process tree: codex-box → init (PID 1 of the new namespaces, see
+//! `child`) → the command.
 //!
-//! Order in the children: clone with namespaces → uid/gid maps → mounts → chdir → fork the command →
-//! drop capabilities → no_new_privs → Landlock → seccomp → exec. Everything the children need is
-//! built by the supervisor first, so they only make system calls (no allocation after clone). Setup
-//! failures come back through a close-on-exec pipe as (stage, errno). The supervisor forwards
-//! SIGINT/SIGTERM/SIGHUP/SIGQUIT sent to it (not those the terminal already sent to the whole group),
-//! and returns the command's exit code, or 128+N for a signal. Init dies with the supervisor
-//! (PR_SET_PDEATHSIG) and takes the whole PID namespace with it.
+//! Everything the children need is built here first, so they only make system calls after clone.
+//! `start` clones with the namespaces and waits until the command is exec'd or a child reports a
+//! setup failure (stage, errno) through a close-on-exec pipe; `wait` returns the exit code (128+N for
+//! a signal) as soon as init reports that nothing is left in the namespace. SIGINT/SIGTERM/SIGHUP/
+//! SIGQUIT sent to codex-box are forwarded (not those the terminal already sent to the whole group);
+//! the caller's handlers are restored afterwards. Init dies with codex-box (PR_SET_PDEATHSIG) and takes
+//! the PID namespace with it. It does not limit resources.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::{mounts, seccomp};
+use super::mounts;
 
 /// Setup stages reported by the children.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,9 +79,12 @@ pub struct Started {
     pub listener: Option<OwnedFd>,
     pub failure: Option<ChildFailure>,
     saved: [libc::sigaction; 4],
+    /// Init writes the command's exit code here once every process of the namespace is dead, so the
+    /// supervisor need not wait for the kernel to tear the namespaces down.
+    done: Option<OwnedFd>,
 }
 
-const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+pub(super) const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
@@ -95,13 +99,13 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
     }
 }
 
-extern "C" fn noop(_sig: libc::c_int) {}
+pub(super) extern "C" fn noop(_sig: libc::c_int) {}
 
 fn os(what: &'static str) -> SpawnError {
     SpawnError::Os { what, error: std::io::Error::last_os_error() }
 }
 
-fn errno() -> i32 {
+pub(super) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
@@ -122,13 +126,13 @@ fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
 }
 
-fn raw_fork(flags: libc::c_int) -> libc::pid_t {
+pub(super) fn raw_fork(flags: libc::c_int) -> libc::pid_t {
     // SAFETY: clone without CLONE_VM and a NULL stack behaves like fork: the child gets a copy of
     // this stack. The caller only runs async-signal-safe code in the child.
     unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) as libc::pid_t }
 }
 
-fn report(pipe: RawFd, stage: Stage, detail: u32, err: i32) -> ! {
+pub(super) fn report(pipe: RawFd, stage: Stage, detail: u32, err: i32) -> ! {
     let mut rec = [0u8; 12];
     rec[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
     rec[4..8].copy_from_slice(&detail.to_ne_bytes());
@@ -140,7 +144,7 @@ fn report(pipe: RawFd, stage: Stage, detail: u32, err: i32) -> ! {
     }
 }
 
-fn status_code(st: libc::c_int) -> i32 {
+pub(super) fn status_code(st: libc::c_int) -> i32 {
     if libc::WIFEXITED(st) {
         libc::WEXITSTATUS(st)
     } else if libc::WIFSIGNALED(st) {
@@ -161,6 +165,11 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
     }
     // SAFETY: pipe2 returned two fresh fds.
     let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut done = [-1; 2];
+    // SAFETY: `done` has room for two descriptors.
+    if l.namespaces.is_some() && unsafe { libc::pipe2(done.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(os("create the exit pipe"));
+    }
     let mut pair = [-1; 2];
     // SAFETY: `pair` has room for two descriptors.
     if l.notify && unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } < 0 {
@@ -189,7 +198,7 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
 
     let pid = raw_fork(l.namespaces.as_ref().map_or(0, |n| n.0));
     if pid == 0 {
-        child(l, &argv, &envp, wr.as_raw_fd(), pair[1], &block, &old);
+        super::child::child(l, &argv, &envp, super::child::Ends { pipe: wr.as_raw_fd(), sock: pair[1], done: done[1] }, &block, &old);
     }
     let clone_err = std::io::Error::last_os_error();
     CHILD.store(pid.max(0), Ordering::SeqCst);
@@ -200,8 +209,13 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
         // SAFETY: closing the child's end, which we own.
         unsafe { libc::close(pair[1]) };
     }
-    // SAFETY: pair[0] is ours if created.
+    // SAFETY: pair[0] and done[0] are ours if created; done[1] is init's.
     let ours = (pair[0] >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pair[0]) });
+    // SAFETY: as above.
+    let done_rd = (done[0] >= 0).then(|| unsafe {
+        libc::close(done[1]);
+        OwnedFd::from_raw_fd(done[0])
+    });
     if pid < 0 {
         restore_signals(&saved);
         return Err(SpawnError::Namespaces { error: clone_err, advice: super::namespaces::userns_advice() });
@@ -220,15 +234,28 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
             detail: u32::from_ne_bytes(rec[4..8].try_into().unwrap_or_default()),
             errno: i32::from_ne_bytes(rec[8..].try_into().unwrap_or_default()),
         };
-        return Ok(Started { pid, listener: None, failure: Some(f), saved });
+        return Ok(Started { pid, listener: None, failure: Some(f), saved, done: None });
     }
     let listener = ours.and_then(|s| super::notify::recv_fd(s.as_raw_fd()));
-    Ok(Started { pid, listener, failure: None, saved })
+    Ok(Started { pid, listener, failure: None, saved, done: done_rd })
 }
 
 /// Waits for the tree; returns the exit code (128+N for a signal).
 pub fn wait(started: &Started) -> i32 {
     let pid = started.pid;
+    if let Some(code) = started.done.as_ref().and_then(|d| read_code(d.as_raw_fd())) {
+        // Everything in the namespace is dead; init is only tearing the namespaces down.
+        // SAFETY: reaping our own child if it is already gone.
+        if unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0 {
+            // SAFETY: a detached thread reaps init when the kernel is done with it.
+            let _ = std::thread::Builder::new()
+                .name("codex-box-reap".into())
+                .spawn(move || unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) });
+        }
+        CHILD.store(0, Ordering::SeqCst);
+        restore_signals(&started.saved);
+        return code;
+    }
     let mut st = 0;
     loop {
         // SAFETY: waiting on our own child.
@@ -246,165 +273,24 @@ pub fn wait(started: &Started) -> i32 {
     status_code(st)
 }
 
+/// The exit code init reports, or None when it died without reporting.
+fn read_code(fd: RawFd) -> Option<i32> {
+    let mut b = [0u8; 4];
+    loop {
+        // SAFETY: reading into a stack buffer from our pipe end.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 4) };
+        if n == 4 {
+            return Some(i32::from_ne_bytes(b));
+        }
+        if n >= 0 || errno() != libc::EINTR {
+            return None;
+        }
+    }
+}
+
 fn restore_signals(saved: &[libc::sigaction; 4]) {
     for (s, old) in FORWARDED.iter().zip(saved) {
         // SAFETY: putting back the caller's disposition saved by `start`.
         unsafe { libc::sigaction(*s, old, std::ptr::null_mut()) };
     }
-}
-
-/// The first child: init of the namespaces (or, without namespaces, the command itself).
-fn child(
-    l: &Launch,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-    pipe: RawFd,
-    sock: RawFd,
-    block: &libc::sigset_t,
-    old: &libc::sigset_t,
-) -> ! {
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    let Some((_, uid_map, gid_map)) = &l.namespaces else {
-        command(l, argv, envp, pipe, sock, old)
-    };
-    if let Err(e) = super::namespaces::write_file(c"/proc/self/setgroups", b"deny")
-        .and_then(|_| super::namespaces::write_file(c"/proc/self/uid_map", uid_map.as_bytes()))
-        .and_then(|_| super::namespaces::write_file(c"/proc/self/gid_map", gid_map.as_bytes()))
-    {
-        report(pipe, Stage::IdMap, 0, e);
-    }
-    if let Err((i, e)) = mounts::apply(&l.mounts) {
-        report(pipe, Stage::Mount, i as u32, e);
-    }
-    // SAFETY: `cwd` is a valid C string.
-    if unsafe { libc::chdir(l.cwd.as_ptr()) } < 0 {
-        report(pipe, Stage::Chdir, 0, errno());
-    }
-    // PID 1 only receives signals it has a handler for.
-    for s in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
-        // SAFETY: installing a no-op handler; the signals stay blocked and are taken by sigwaitinfo.
-        unsafe { libc::signal(*s, noop as *const () as libc::sighandler_t) };
-    }
-    let w = raw_fork(0);
-    if w == 0 {
-        command(l, argv, envp, pipe, sock, old);
-    }
-    if w < 0 {
-        report(pipe, Stage::Fork, 0, errno());
-    }
-    // SAFETY: closing our copies; the command keeps its own until exec.
-    unsafe {
-        libc::close(pipe);
-        if sock >= 0 {
-            libc::close(sock);
-        }
-    }
-    loop {
-        // SAFETY: siginfo_t is plain data filled by sigwaitinfo.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: valid set and out-pointer.
-        let sig = unsafe { libc::sigwaitinfo(block, &mut info) };
-        if sig == libc::SIGCHLD {
-            loop {
-                let mut st = 0;
-                // SAFETY: reaping any child of init (orphans are re-parented to it).
-                let pid = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
-                if pid <= 0 {
-                    break;
-                }
-                if pid == w {
-                    // SAFETY: leaving; the kernel kills the rest of the PID namespace.
-                    unsafe { libc::_exit(status_code(st)) };
-                }
-            }
-        } else if sig > 0 && info.si_code != libc::SI_KERNEL {
-            // SAFETY: forwarding to the command.
-            unsafe { libc::kill(w, sig) };
-        }
-    }
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// The command's process: capabilities, no_new_privs, Landlock, seccomp, exec.
-fn command(
-    l: &Launch,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
-    pipe: RawFd,
-    sock: RawFd,
-    old: &libc::sigset_t,
-) -> ! {
-    // SAFETY: integer prctls, default dispositions and the caller's signal mask, then
-    // close-on-exec for every inherited descriptor above stderr (the kernel checks the range).
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        // SIGPIPE too: the Rust runtime ignores it, and an ignored signal survives exec.
-        for s in FORWARDED.iter().chain([libc::SIGCHLD, libc::SIGPIPE].iter()) {
-            libc::signal(*s, libc::SIG_DFL);
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, old, std::ptr::null_mut());
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
-    }
-    if !l.harden {
-        // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
-        unsafe { libc::execve(l.exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        report(pipe, Stage::Exec, 0, errno())
-    }
-    for cap in 0..=l.cap_last {
-        // SAFETY: integer prctl; EINVAL for unknown capabilities is fine, and EPERM too outside a
-        // user namespace (an unprivileged caller has nothing to drop).
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } < 0 && errno() == libc::EPERM && l.namespaces.is_some() {
-            report(pipe, Stage::Caps, cap, libc::EPERM);
-        }
-    }
-    let hdr = CapHeader { version: 0x2008_0522, pid: 0 };
-    let data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
-    // SAFETY: clearing ambient capabilities, then capset with a v3 header and two data words.
-    unsafe {
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-        if libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) < 0 {
-            report(pipe, Stage::Caps, 99, errno());
-        }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-            report(pipe, Stage::NoNewPrivs, 0, errno());
-        }
-    }
-    if let Some((rs, rules)) = &l.landlock {
-        if let Err((i, e)) = super::landlock::add_rules(rs.as_raw_fd(), rules) {
-            report(pipe, Stage::LandlockRule, i as u32, e);
-        }
-        if let Err(e) = super::landlock::restrict_self(rs.as_raw_fd()) {
-            report(pipe, Stage::Landlock, 0, e);
-        }
-    }
-    if let Some(prog) = &l.seccomp {
-        match seccomp::install(prog, l.notify) {
-            Err(e) => report(pipe, Stage::Seccomp, 0, e),
-            Ok(Some(listener)) => {
-                if let Err(e) = super::notify::send_fd(sock, listener.as_raw_fd()) {
-                    report(pipe, Stage::SendListener, 0, e);
-                }
-                // SAFETY: our copy of the listener must not reach the command.
-                unsafe { libc::close(std::os::fd::IntoRawFd::into_raw_fd(listener)) };
-            }
-            Ok(None) => {}
-        }
-    }
-    // SAFETY: argv and envp are NULL-terminated arrays of valid C strings.
-    unsafe { libc::execve(l.exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    report(pipe, Stage::Exec, 0, errno())
 }
