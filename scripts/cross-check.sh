@@ -30,7 +30,7 @@ done
 step "cargo build --release --target $musl --bin codex-box"
 cargo build --locked --release --target "$musl" --bin codex-box
 bin="${CARGO_TARGET_DIR:-target}/$musl/release/codex-box"
-if ldd "$bin" >/dev/null 2>&1; then
+if ! ldd "$bin" 2>&1 | grep -qE 'not a dynamic executable|statically linked'; then
     echo "cross-check: $bin is dynamically linked; expected a static binary" >&2
     exit 1
 fi
