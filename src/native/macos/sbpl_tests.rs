@@ -222,3 +222,31 @@ fn one_parameter_per_path_and_kind() {
     let names: Vec<&str> = prof.params.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(names, ["READABLE_ROOT_0", "DENY_READ_0", "WRITABLE_ROOT_0", "PROTECTED_0"]);
 }
+
+/// From the profile layer to sandbox-exec's arguments, through a symlinked project (as macOS's /tmp is).
+#[cfg(unix)]
+#[test]
+fn workspace_write_from_the_profile_layer_through_a_symlinked_project() {
+    use crate::native::macos::paths::canonical_fs;
+    use crate::native::profile::{build_policy, Host, Settings};
+    use crate::policy::SandboxMode;
+
+    let dir = tempfile::tempdir().unwrap();
+    let real = std::fs::canonicalize(dir.path()).unwrap().join("real project");
+    std::fs::create_dir_all(real.join(".codex")).unwrap();
+    let link = dir.path().join("proj");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let host = Host { cwd: link.clone(), home: Some(dir.path().join("home")), tmpdir: None, runtime_dir: None };
+    let settings = Settings { mode: SandboxMode::WorkspaceWrite, exclude_slash_tmp: true, ..Settings::default() };
+    let policy = build_policy(&settings, &host).unwrap();
+    let canonical = Policy { fs: canonical_fs(&policy.fs), ..policy };
+    let prof = plan(&canonical).unwrap().unwrap();
+    let value = |name: &str| prof.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(value("WRITABLE_ROOT_0"), Some(real.clone()), "{:?}", prof.params);
+    let protected: Vec<PathBuf> = prof.params.iter().filter(|(k, _)| k.starts_with("PROTECTED_")).map(|(_, v)| v.clone()).collect();
+    for name in [".git", ".codex", ".agents"] {
+        assert!(protected.contains(&real.join(name)), "{name}: {protected:?}");
+    }
+    assert!(!prof.text.contains("real project"));
+    assert!(prof.params.iter().any(|(k, v)| k.starts_with("DENY_READ_") && v.ends_with(".ssh")));
+}

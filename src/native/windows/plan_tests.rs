@@ -122,3 +122,24 @@ fn full_access_allowlist_and_relative_paths() {
     assert_eq!(err, PlanError::Relative(p("proj")));
     assert!(err.to_string().contains("proj"));
 }
+
+/// From the profile layer to the plan, with the host's real paths.
+#[test]
+fn workspace_write_from_the_profile_layer() {
+    use crate::native::profile::{build_policy, Host, Settings};
+    use crate::policy::SandboxMode;
+
+    let dir = tempfile::tempdir().unwrap();
+    let proj = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir(proj.join(".git")).unwrap();
+    let host = Host { cwd: proj.clone(), home: None, tmpdir: None, runtime_dir: None };
+    let settings = Settings { mode: SandboxMode::WorkspaceWrite, exclude_slash_tmp: true, network: true, ..Settings::default() };
+    let policy = build_policy(&settings, &host).unwrap();
+    let plan = plan(&policy, "t", &|p: &Path| p.exists()).unwrap().unwrap();
+    assert_eq!(plan.aces[0], Ace { path: proj.clone(), sid: cap("codex-box-t-root-0"), mode: Mode::Allow, rights: Rights::Write });
+    for name in [".git", ".codex", ".agents"] {
+        assert!(plan.aces.iter().any(|a| a.path == proj.join(name) && a.mode == Mode::Deny), "{name}: {:?}", plan.aces);
+    }
+    assert_eq!(plan.placeholders, vec![proj.join(".codex"), proj.join(".agents")], ".git exists, the others get placeholders");
+    assert!(!plan.not_enforced.iter().any(|m| m.starts_with("network")), "network was asked for: nothing missing");
+}
