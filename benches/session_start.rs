@@ -42,10 +42,10 @@ fn main() {
     };
     let wd = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_codex-box");
-    let run_box = || {
+    let run_box = |applier: &str| {
         let t = Instant::now();
         let st = Command::new(bin)
-            .args(["run", "--work_dir", wd.path().to_str().unwrap()])
+            .args(["run", "--work_dir", wd.path().to_str().unwrap(), "--firewall-applier", applier])
             .args(NAMES.iter().flat_map(|n| ["--allow-domain", n]))
             .args(["--", "true"])
             .env("CODEX_DOCKER_IMAGE", &image)
@@ -82,20 +82,23 @@ fn main() {
         }
     });
     // Warm up both paths once.
-    run_box();
+    run_box("entrypoint");
+    run_box("sidecar");
     bare();
-    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut a, mut b, mut c, mut sc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
-        a.push(run_box());
+        a.push(run_box("entrypoint"));
+        sc.push(run_box("sidecar"));
         b.push(bare());
         if let Some(f) = &cli {
             c.push(f());
         }
     }
-    let (ma, mb) = (median(a), median(b));
+    let (ma, mb, ms_) = (median(a), median(b), median(sc));
     println!("session start, {n} runs each, image {image}");
     println!("  codex-box run (firewall, 10 allowlisted names + built-ins) -- true");
     println!("                                  median {:8.1} ms", ms(ma));
+    println!("  same, --firewall-applier sidecar median {:8.1} ms", ms(ms_));
     println!("  bare API create/start/wait/rm   median {:8.1} ms", ms(mb));
     if !c.is_empty() {
         let mc = median(c);
@@ -103,6 +106,7 @@ fn main() {
         println!("  ratio codex-box / docker run    {:.2}x", ma.as_secs_f64() / mc.as_secs_f64());
     }
     println!("  ratio codex-box / bare API      {:.2}x  (target <= 1.30x)", ma.as_secs_f64() / mb.as_secs_f64());
+    println!("  ratio sidecar / bare API        {:.2}x", ms_.as_secs_f64() / mb.as_secs_f64());
 }
 
 fn which(cmd: &str) -> bool {

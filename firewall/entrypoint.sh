@@ -14,42 +14,17 @@
 set -eu
 R=/run/codex-box
 
-fail() {
-    echo "codex-box: $*" >&2
-    exit 125
-}
-
-if [ -s "$R/firewall.v4" ]; then
-    for tool in ipset iptables-restore ip6tables-restore; do
-        command -v "$tool" >/dev/null 2>&1 ||
-            fail "the image has no $tool, which the egress firewall needs; use the codex-sandbox image (codex-box image build) or add iptables and ipset to yours; the agent was not started"
-    done
-    ipset restore -exist <"$R/firewall.ipset" ||
-        fail "could not load the egress address sets (ipset restore); the host kernel needs the ip_set and xt_set modules (modprobe ip_set xt_set); the agent was not started"
-    iptables-restore <"$R/firewall.v4" || fail "could not install the IPv4 egress rules (iptables-restore); the agent was not started"
-    ip6tables-restore <"$R/firewall.v6" ||
-        fail "could not install the IPv6 egress rules (ip6tables-restore); the host kernel needs ip6tables support; the agent was not started"
+# The firewall: applied here (entrypoint mode) unless a sidecar container already applied it in the
+# network namespace this container joined (CODEX_BOX_FIREWALL=sidecar; this container then has no
+# NET_ADMIN, and codex-box reads the record of blocked destinations through the sidecar).
+. "$R/apply.sh"
+own_firewall=false
+if [ -s "$R/firewall.v4" ] && [ "${CODEX_BOX_FIREWALL:-entrypoint}" = entrypoint ]; then
+    apply_firewall
+    verify_firewall
+    own_firewall=true
 fi
-
-if [ -n "${CODEX_BOX_VERIFY_BLOCKED:-}" ]; then
-    # host:port that must NOT be reachable once the rules are in place.
-    vhost=${CODEX_BOX_VERIFY_BLOCKED%:*}
-    vport=${CODEX_BOX_VERIFY_BLOCKED##*:}
-    if timeout 3 bash -c "exec 3<>/dev/tcp/$vhost/$vport" 2>/dev/null; then
-        fail "firewall verification failed: $CODEX_BOX_VERIFY_BLOCKED is reachable although it is not allowlisted; the agent was not started"
-    fi
-fi
-if [ -n "${CODEX_BOX_VERIFY_ALLOWED:-}" ]; then
-    ahost=${CODEX_BOX_VERIFY_ALLOWED%:*}
-    aport=${CODEX_BOX_VERIFY_ALLOWED##*:}
-    if ! timeout 5 bash -c "exec 3<>/dev/tcp/$ahost/$aport" 2>/dev/null; then
-        fail "firewall verification failed: allowlisted $CODEX_BOX_VERIFY_ALLOWED is not reachable; the agent was not started"
-    fi
-fi
-unset CODEX_BOX_VERIFY_BLOCKED CODEX_BOX_VERIFY_ALLOWED
-# What the verification itself tried is not the agent's doing.
-ipset flush codex_blocked4 2>/dev/null || true
-ipset flush codex_blocked6 2>/dev/null || true
+unset CODEX_BOX_FIREWALL
 
 if [ -s "$R/ca.pem" ]; then
     bundle=/tmp/.codex-box-ca-bundle.pem
@@ -65,7 +40,7 @@ if [ -n "${CODEX_BOX_TTY_SIZE:-}" ]; then
 fi
 unset CODEX_BOX_TTY_SIZE
 
-if [ ! -s "$R/firewall.v4" ]; then
+if [ "$own_firewall" = false ]; then
     exec setpriv --reuid="$CODEX_BOX_UID" --regid="$CODEX_BOX_GID" --clear-groups \
         --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs \
         -- /bin/sh "$R/agent.sh" "$@"
@@ -99,7 +74,7 @@ blocked=$({ ipset list codex_blocked4 2>/dev/null; ipset list codex_blocked6 2>/
     }
     END {
         if (n) {
-            printf "%d attempt(s) to %d destination(s): ", total, n
+            printf "%d packet(s) to %d destination(s): ", total, n
             for (i = 1; i <= n && i <= 10; i++) printf "%s%s", (i > 1 ? ", " : ""), d[i]
             if (n > 10) printf ", ..."
             print ""

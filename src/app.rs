@@ -148,6 +148,10 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     }
     image::ensure(&docker, &cfg.image, &cfg.ca_certs).await?;
 
+    // The default verification target: a listener of our own on the network's gateway (this host).
+    // Were the firewall not in force, a connection to it would succeed, so the check cannot pass by
+    // luck (a closed port would refuse either way). It lives until the session ends.
+    let mut verify_listener = None;
     let fw = match &allow {
         None => {
             eprintln!("codex-box: warning: --egress open: the session has unrestricted network access");
@@ -164,7 +168,14 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
                 );
             }
             let gw = firewall::gateway(&docker, cfg.egress.network.as_deref()).await;
-            Some(firewall::assemble(allow, &res, &cfg.egress, gw))
+            let mut egress = cfg.egress.clone();
+            if let (None, Some(ip)) = (&egress.verify_blocked, gw) {
+                if let Ok(l) = std::net::TcpListener::bind((ip, 0)) {
+                    egress.verify_blocked = l.local_addr().ok().map(|a| a.to_string());
+                    verify_listener = Some(l);
+                }
+            }
+            Some(firewall::assemble(allow, &res, &egress, gw))
         }
     };
 
@@ -205,6 +216,13 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         extra_env,
         network: cfg.egress.network.clone(),
         pinned_hosts: fw.is_some(),
+        applier: match (args.firewall_applier.as_deref(), args.runtime.as_deref()) {
+            (Some("sidecar"), _) => spec::Applier::Sidecar,
+            (Some(_), _) | (None, None | Some("runc")) => spec::Applier::Entrypoint,
+            // Rules set inside a sandboxing runtime (gVisor) need not reach the kernel's netfilter.
+            (None, Some(_)) => spec::Applier::Sidecar,
+        },
+        runtime: args.runtime.clone(),
         dns: fw.as_ref().map(|f| f.dns.clone()).unwrap_or_default(),
     };
     let refresh = fw.as_ref().map(|f| session::Refresh {
@@ -223,7 +241,9 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
             })
             .unwrap_or_default(),
     };
-    let outcome = session::run(&docker, plan, &files, refresh).await?;
+    let outcome = session::run(&docker, plan, &files, refresh).await;
+    drop(verify_listener);
+    let outcome = outcome?;
     if outcome.oom_killed {
         eprintln!(
             "codex-box: the session ran out of memory (limit {} MiB) and was killed; raise it with --memory, e.g. --memory 8g",

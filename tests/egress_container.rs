@@ -123,17 +123,64 @@ fn only_allowlisted_destinations_are_reachable_and_the_agent_cannot_change_the_r
     if !docker_ready("egress firewall") {
         return;
     }
-    let net = TestNet::new("main", "198.51.100", "2001:db8:77");
+    allowlist_holds("entrypoint", "main", "198.51.100", "2001:db8:77", None);
+}
+
+#[test]
+fn the_same_holds_with_the_firewall_in_a_sidecar() {
+    if !docker_ready("egress firewall (sidecar)") {
+        return;
+    }
+    allowlist_holds("sidecar", "side", "198.18.80", "2001:db8:80", None);
+}
+
+/// Whether the engine has the gVisor runtime (CI configures it; elsewhere an explicit skip).
+fn gvisor() -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let has = rt.block_on(async {
+        let d = codex_box::docker::engine::connect().await.unwrap();
+        d.info().await.ok().and_then(|i| i.runtimes).is_some_and(|r| r.contains_key("runsc"))
+    });
+    if !has {
+        skip("the engine has no runsc runtime (gVisor); .ci/run configures it");
+    }
+    has
+}
+
+#[test]
+fn the_same_holds_for_an_agent_under_gvisor() {
+    if !docker_ready("egress firewall (gVisor)") || !gvisor() {
+        return;
+    }
+    // --runtime runsc selects the sidecar applier: rules set inside gVisor would not apply.
+    allowlist_holds("auto", "gvisor", "198.18.82", "2001:db8:82", Some("runsc"));
+}
+
+#[test]
+fn under_gvisor_the_entrypoint_applier_fails_closed() {
+    if !docker_ready("gVisor entrypoint applier") || !gvisor() {
+        return;
+    }
+    let p = Project::new();
+    let out = p.run_sh(&["--runtime", "runsc", "--firewall-applier", "entrypoint"], "echo AGENT-STARTED");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(!text(&out.stdout).contains("AGENT-STARTED"));
+    assert!(text(&out.stderr).contains("--firewall-applier sidecar"), "{}", text(&out.stderr));
+}
+
+/// The allowlist scenario on a test network `v4.0/24` + `v6::/64` with the given applier.
+fn allowlist_holds(applier: &str, tag: &str, v4: &str, v6: &str, runtime: Option<&str>) {
+    let net = TestNet::new(tag, v4, v6);
     let dns = TestDns::start(
         Zone::new(60)
-            .addr("allowed.test", "198.51.100.10")
-            .addr("allowed.test", "2001:db8:77::10")
-            .addr("blocked.test", "198.51.100.11")
-            .addr("blocked.test", "2001:db8:77::11"),
+            .addr("allowed.test", &format!("{v4}.10"))
+            .addr("allowed.test", &format!("{v6}::10"))
+            .addr("blocked.test", &format!("{v4}.11"))
+            .addr("blocked.test", &format!("{v6}::11")),
     );
     // Controls without the sandbox: every test host answers HTTP and the UDP echo on 53.
-    assert!(udp_echo_answers("198.51.100.10:53"), "control: host A answers on UDP 53");
-    assert!(std::net::TcpStream::connect("198.51.100.11:80").is_ok(), "control: host B answers");
+    assert!(udp_echo_answers(&format!("{v4}.10:53")), "control: host A answers on UDP 53");
+    assert!(std::net::TcpStream::connect(format!("{v4}.11:80")).is_ok(), "control: host B answers");
 
     let p = Project::new();
     // A setuid-root copy of iptables in the workdir: no_new_privs must make the bit worthless.
@@ -145,61 +192,67 @@ fn only_allowlisted_destinations_are_reachable_and_the_agent_cannot_change_the_r
     let script = r#"
         probe() { if curl -sS -o /dev/null --max-time 3 "$1" 2>/dev/null; then echo "OPEN $1"; else echo "CLOSED $1"; fi; }
         probe http://allowed.test/
-        probe http://198.51.100.10/
-        probe "http://[2001:db8:77::10]/"
+        probe http://V4.10/
+        probe "http://[V6::10]/"
         probe http://blocked.test/
-        probe http://198.51.100.11/
-        probe "http://[2001:db8:77::11]/"
-        probe http://198.51.100.12/
-        probe http://198.51.100.1/
-        probe https://198.51.100.10:8443/
+        probe http://V4.11/
+        probe "http://[V6::11]/"
+        probe http://V4.12/
+        probe http://V4.1/
+        probe https://V4.10:8443/
         python3 -c "
 import socket
 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(2)
 try:
-    s.sendto(b'ping',('198.51.100.10',53)); s.recv(16); print('OPEN dns')
+    s.sendto(b'ping',('V4.10',53)); s.recv(16); print('OPEN dns')
 except OSError: print('CLOSED dns')"
         iptables -P OUTPUT ACCEPT 2>/dev/null && echo "CHANGED iptables"
         ipset flush 2>/dev/null && echo "CHANGED ipset"
         ./iptables -P OUTPUT ACCEPT 2>/dev/null && echo "CHANGED setuid-iptables"
         su -c 'iptables -P OUTPUT ACCEPT' root </dev/null 2>/dev/null && echo "CHANGED su"
         sudo -n iptables -P OUTPUT ACCEPT 2>/dev/null && echo "CHANGED sudo"
-        probe http://198.51.100.11/
+        probe http://V4.11/
         probe http://allowed.test/
-    "#;
-    let out = p.run_sh(
-        &[
-            "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test",
-            "--verify-blocked", "198.51.100.11:80", "--verify-allowed", "198.51.100.10:80",
-        ],
-        script,
-    );
+    "#.replace("V4", v4).replace("V6", v6);
+    let (blocked, allowed) = (format!("{v4}.11:80"), format!("{v4}.10:80"));
+    let mut args = vec![
+        "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test",
+        "--verify-blocked", &blocked, "--verify-allowed", &allowed,
+    ];
+    if applier != "auto" {
+        args.extend(["--firewall-applier", applier]);
+    }
+    if let Some(r) = runtime {
+        args.extend(["--runtime", r]);
+    }
+    let out = p.run_sh(&args, &script);
     let s = text(&out.stdout);
     assert!(out.status.success(), "{s}\n{}", text(&out.stderr));
     let lines: Vec<&str> = s.lines().collect();
-    let expect = [
+    let expect: Vec<String> = [
         "OPEN http://allowed.test/",
-        "OPEN http://198.51.100.10/",
-        "OPEN http://[2001:db8:77::10]/",
+        "OPEN http://V4.10/",
+        "OPEN http://[V6::10]/",
         "CLOSED http://blocked.test/",
-        "CLOSED http://198.51.100.11/",
-        "CLOSED http://[2001:db8:77::11]/",
-        "CLOSED http://198.51.100.12/",
-        "CLOSED http://198.51.100.1/",
-        "CLOSED https://198.51.100.10:8443/",
+        "CLOSED http://V4.11/",
+        "CLOSED http://[V6::11]/",
+        "CLOSED http://V4.12/",
+        "CLOSED http://V4.1/",
+        "CLOSED https://V4.10:8443/",
         "CLOSED dns",
-        "CLOSED http://198.51.100.11/",
+        "CLOSED http://V4.11/",
         "OPEN http://allowed.test/",
-    ];
+    ].iter().map(|l| l.replace("V4", v4).replace("V6", v6)).collect();
     assert_eq!(lines, expect, "stderr: {}", text(&out.stderr));
     assert!(!s.contains("CHANGED"), "{s}");
     // The session-end summary names what was blocked, from the kernel's per-destination record.
     let err = text(&out.stderr);
     let summary = err.lines().find(|l| l.starts_with("codex-box: egress blocked")).unwrap_or_else(|| panic!("no summary: {err}"));
-    for dest in ["198.51.100.11 tcp:80", "198.51.100.12 tcp:80", "198.51.100.1 tcp:80", "198.51.100.10 tcp:8443", "198.51.100.10 udp:53", "2001:db8:77::11 tcp:80"] {
-        assert!(summary.contains(dest), "{dest} missing from {summary}");
+    for dest in ["V4.11 tcp:80", "V4.12 tcp:80", "V4.1 tcp:80", "V4.10 tcp:8443", "V4.10 udp:53", "V6::11 tcp:80"] {
+        let dest = dest.replace("V4", v4).replace("V6", v6);
+        assert!(summary.contains(&dest), "{dest} missing from {summary}");
     }
-    assert!(!summary.contains("198.51.100.10 tcp:80"), "allowed traffic is not reported: {summary}");
+    assert!(!summary.contains(&format!("{v4}.10 tcp:80")), "allowed traffic is not reported: {summary}");
     drop(dns);
 }
 
@@ -276,27 +329,40 @@ fn the_live_refresh_lets_a_moved_name_through_within_its_interval() {
     if !docker_ready("egress refresh") {
         return;
     }
-    let net = TestNet::new("refresh", "198.18.78", "2001:db8:79");
-    let dns = TestDns::start(Zone::new(1).addr("allowed.test", "198.18.78.10"));
+    refresh_holds("entrypoint");
+}
+
+#[test]
+fn the_live_refresh_works_through_the_sidecar_too() {
+    if !docker_ready("egress refresh (sidecar)") {
+        return;
+    }
+    refresh_holds("sidecar");
+}
+
+fn refresh_holds(applier: &str) {
+    let (tag, v4, v6) = if applier == "sidecar" { ("refresh-side", "198.18.81", "2001:db8:81") } else { ("refresh", "198.18.78", "2001:db8:79") };
+    let net = TestNet::new(tag, v4, v6);
+    let dns = TestDns::start(Zone::new(1).addr("allowed.test", &format!("{v4}.10")));
     let p = Project::new();
     let dns_addr = dns.addr.to_string();
     let script = r#"
         probe() { if curl -sS -o /dev/null --max-time 2 "$1" 2>/dev/null; then echo "OPEN $1"; else echo "CLOSED $1"; fi; }
         probe http://allowed.test/
-        probe http://198.18.78.12/
+        probe http://V4.12/
         touch phase1
-        for i in $(seq 1 40); do
-            curl -sS -o /dev/null --max-time 1 http://198.18.78.12/ 2>/dev/null && break
+        for i in $(seq 1 60); do
+            curl -sS -o /dev/null --max-time 1 http://V4.12/ 2>/dev/null && break
             sleep 0.5
         done
-        probe http://198.18.78.12/
-        for i in $(seq 1 20); do getent hosts allowed.test | grep -q 198.18.78.12 && break; sleep 0.25; done
+        probe http://V4.12/
+        for i in $(seq 1 40); do getent hosts allowed.test | grep -q V4.12 && break; sleep 0.25; done
         getent hosts allowed.test | awk '{print "HOSTS " $1}'
-        probe http://198.18.78.11/
-    "#;
+        probe http://V4.11/
+    "#.replace("V4", v4);
     let wd = p.wd.to_str().unwrap().to_string();
     let child = p
-        .cmd(&["run", "--work_dir", &wd, "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test", "--refresh-min", "1", "--", "sh", "-c", script])
+        .cmd(&["run", "--work_dir", &wd, "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test", "--refresh-min", "1", "--firewall-applier", applier, "--", "sh", "-c", &script])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -307,22 +373,18 @@ fn the_live_refresh_lets_a_moved_name_through_within_its_interval() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The name moves to a third host.
-    dns.set_zone(Zone::new(1).addr("allowed.test", "198.18.78.12"));
+    dns.set_zone(Zone::new(1).addr("allowed.test", &format!("{v4}.12")));
     let out = child.wait_with_output().unwrap();
     let s = text(&out.stdout);
     let lines: Vec<&str> = s.lines().collect();
-    assert_eq!(
-        lines,
-        [
+    let expect: Vec<String> = [
             "OPEN http://allowed.test/",
-            "CLOSED http://198.18.78.12/",
-            "OPEN http://198.18.78.12/",
-            "HOSTS 198.18.78.12",
-            "CLOSED http://198.18.78.11/",
-        ],
-        "{}",
-        text(&out.stderr)
-    );
+            "CLOSED http://V4.12/",
+            "OPEN http://V4.12/",
+            "HOSTS V4.12",
+            "CLOSED http://V4.11/",
+        ].iter().map(|l| l.replace("V4", v4)).collect();
+    assert_eq!(lines, expect, "{applier}: stdout {s:?}, stderr {}", text(&out.stderr));
 }
 
 #[test]
@@ -349,4 +411,38 @@ fn an_image_without_the_firewall_tools_is_refused_not_run_open() {
     let out = p.run_sh(&["--image", base, "--egress", "open"], "echo AGENT-STARTED");
     assert_eq!(text(&out.stdout), "AGENT-STARTED\n", "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--egress open"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn with_a_sidecar_not_even_docker_exec_as_root_can_change_the_rules() {
+    if !docker_ready("sidecar exec") {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (applier, can_change) in [("sidecar", false), ("entrypoint", true)] {
+        let p = Project::new();
+        let wd = p.wd.to_str().unwrap().to_string();
+        let mut child = p
+            .cmd(&["run", "--work_dir", &wd, "--firewall-applier", applier, "--", "sleep", "30"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(wait_running(&p.wd, 30), "{applier}: session did not start");
+        let agent = containers_for(&p.wd).into_iter().find(|n| !n.ends_with("_fw")).unwrap();
+        let changed = rt.block_on(async {
+            let d = codex_box::docker::engine::connect().await.unwrap();
+            // The sidecar runs first; the agent's container may still be starting.
+            for _ in 0..100 {
+                match codex_box::docker::refresh::exec_root(&d, agent.trim_start_matches('/'), &["iptables", "-P", "OUTPUT", "ACCEPT"], b"").await {
+                    Ok((code, _)) => return code == 0,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+            panic!("{applier}: could not exec into the agent's container");
+        });
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        child.wait().unwrap();
+        assert_eq!(changed, can_change, "{applier}: docker exec -u 0 iptables -P OUTPUT ACCEPT");
+        assert!(containers_for(&p.wd).is_empty(), "{applier}: agent and sidecar removed");
+    }
 }

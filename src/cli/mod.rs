@@ -199,6 +199,18 @@ pub struct SessionArgs {
     #[arg(long = "egress", value_name = "MODE", default_value = "allowlist", value_parser = ["allowlist", "open"])]
     pub egress: String,
 
+    /// Where the firewall is applied: `entrypoint` (the session container's root entrypoint, before the
+    /// agent exists; fastest; the default with runc) or `sidecar` (a separate container owning the
+    /// network namespace, so the session container never holds NET_ADMIN — not even for
+    /// `docker exec -u 0`; the default with --runtime).
+    #[arg(long = "firewall-applier", value_name = "WHERE", value_parser = ["entrypoint", "sidecar"])]
+    pub firewall_applier: Option<String>,
+
+    /// OCI runtime of the agent's container, e.g. `runsc` (gVisor: the agent's system calls go to a
+    /// user-space kernel). Must be configured in the engine; the firewall sidecar keeps runc.
+    #[arg(long = "runtime", value_name = "NAME")]
+    pub runtime: Option<String>,
+
     /// Docker network the session joins (default: the engine's default bridge).
     #[arg(long = "network", value_name = "NAME")]
     pub network: Option<String>,

@@ -24,6 +24,9 @@ use super::tty;
 /// The session entrypoint and the agent wrapper (see firewall/).
 pub const ENTRYPOINT: &str = include_str!("../../firewall/entrypoint.sh");
 pub const AGENT_WRAPPER: &str = include_str!("../../firewall/agent.sh");
+/// The firewall applier shared by the entrypoint and the sidecar, and the sidecar's own script.
+pub const APPLY: &str = include_str!("../../firewall/apply.sh");
+pub const SIDECAR: &str = include_str!("../../firewall/sidecar.sh");
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -39,6 +42,8 @@ pub enum SessionError {
     Attach(bollard::errors::Error),
     #[error("interrupted before the session started; nothing was left behind")]
     Interrupted,
+    #[error("the firewall sidecar did not come up; the agent was not started:\n{0}")]
+    Sidecar(String),
 }
 
 /// Files written into the session directory (mounted read-only at /run/codex-box).
@@ -66,6 +71,8 @@ pub fn write_session_dir(files: &SessionFiles) -> Result<tempfile::TempDir, Sess
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).map_err(err)?;
     put("entrypoint.sh", ENTRYPOINT.as_bytes(), 0o644).map_err(err)?;
     put("agent.sh", AGENT_WRAPPER.as_bytes(), 0o644).map_err(err)?;
+    put("apply.sh", APPLY.as_bytes(), 0o644).map_err(err)?;
+    put("sidecar.sh", SIDECAR.as_bytes(), 0o644).map_err(err)?;
     if let Some(h) = &files.init_hook {
         let data = std::fs::read(h).map_err(|source| SessionError::SessionDir { path: h.clone(), source })?;
         put("init.sh", &data, 0o755).map_err(err)?;
@@ -113,7 +120,7 @@ pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles, refresh:
     let session_dir = write_session_dir(files)?;
     plan.session_dir = session_dir.path().to_path_buf();
     plan.labels = labels(&plan.work_dir, session_dir.path());
-    let (body, created_points) = spec::container_body(&plan);
+    let (_, created_points) = spec::container_body(&plan, None);
     // Only mount points that do not exist now are ours to remove afterwards.
     let created_points: Vec<PathBuf> = created_points.into_iter().filter(|p| std::fs::symlink_metadata(p).is_err()).collect();
 
@@ -122,9 +129,10 @@ pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles, refresh:
     let signals = tokio::spawn(forward_signals(docker.clone(), started.clone(), cancel_tx, plan.tty));
 
     let name_slot: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let sidecar_slot: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let result = tokio::select! {
-        r = drive(docker, &plan, body, name_slot.clone(), started.clone(), hits.clone(), refresh) => r,
+        r = drive(docker, &plan, name_slot.clone(), sidecar_slot.clone(), started.clone(), hits.clone(), refresh) => r,
         _ = cancel_rx.wait_for(|c| *c) => Err(SessionError::Interrupted),
     };
     signals.abort();
@@ -133,13 +141,35 @@ pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles, refresh:
     let name = name_slot.lock().expect("not poisoned").clone();
     let mut oom = false;
     let pids_hits = hits.load(std::sync::atomic::Ordering::Relaxed);
-    if let Some(name) = &name {
-        if let Ok(info) = docker.inspect_container(name, None).await {
-            oom = info.state.and_then(|s| s.oom_killed).unwrap_or(false);
+    let side = sidecar_slot.lock().expect("not poisoned").clone();
+    let agent_cleanup = async {
+        let mut oom = false;
+        if let Some(name) = &name {
+            if let Ok(info) = docker.inspect_container(name, None).await {
+                oom = info.state.and_then(|s| s.oom_killed).unwrap_or(false);
+            }
+            let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+            let _ = docker.remove_container(name, Some(opts)).await;
         }
-        let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
-        let _ = docker.remove_container(name, Some(opts)).await;
-    }
+        oom
+    };
+    let sidecar_cleanup = async {
+        if let Some(side) = &side {
+            if result.is_ok() {
+                let list = "ipset list codex_blocked4 2>/dev/null; ipset list codex_blocked6 2>/dev/null";
+                if let Ok((_, text)) = super::refresh::exec_root(docker, side, &["sh", "-c", list], b"").await {
+                    if let Some(line) = blocked_summary(&text) {
+                        eprintln!("codex-box: egress blocked {line}");
+                    }
+                }
+            }
+            let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+            let _ = docker.remove_container(side, Some(opts)).await;
+        }
+    };
+    // The sidecar holds the namespace, so its record outlives the agent: both are cleaned at once.
+    let (agent_oom, ()) = tokio::join!(agent_cleanup, sidecar_cleanup);
+    oom |= agent_oom;
     for p in created_points.iter().rev() {
         let _ = std::fs::remove_dir(p);
     }
@@ -153,21 +183,53 @@ pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles, refresh:
 async fn drive(
     docker: &Docker,
     plan: &Plan,
-    body: bollard::models::ContainerCreateBody,
     name_slot: Arc<Mutex<Option<String>>>,
+    sidecar_slot: Arc<Mutex<Option<String>>>,
     started: Arc<Mutex<Option<String>>>,
     pids_hits: Arc<std::sync::atomic::AtomicU64>,
     refresh: Option<Refresh>,
 ) -> Result<i32, SessionError> {
+    let with_sidecar = plan.pinned_hosts && plan.applier == spec::Applier::Sidecar;
+    let conflict = |e: &bollard::errors::Error| matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 409, .. });
     let mut n = 1;
     let (name, id) = loop {
+        if n > 9 {
+            return Err(SessionError::TooMany(9));
+        }
         let name = spec::container_name(&plan.work_dir, n);
+        let side = with_sidecar.then(|| spec::sidecar_name(&name));
+        if let Some(side) = &side {
+            let opts = CreateContainerOptions { name: Some(side.clone()), ..Default::default() };
+            match docker.create_container(Some(opts), spec::sidecar_body(plan)).await {
+                Ok(_) => *sidecar_slot.lock().expect("not poisoned") = Some(side.clone()),
+                Err(e) if conflict(&e) => {
+                    n += 1;
+                    continue;
+                }
+                Err(e) => return Err(SessionError::Create(e)),
+            }
+        }
+        let (body, _) = spec::container_body(plan, side.as_deref());
         let opts = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
-        match docker.create_container(Some(opts), body.clone()).await {
+        // The agent's container is created while the sidecar starts and applies the rules.
+        let (created, sidecar_up) = match &side {
+            Some(side) => tokio::join!(docker.create_container(Some(opts), body), start_sidecar(docker, side)),
+            None => (docker.create_container(Some(opts), body).await, Ok(())),
+        };
+        if let Err(e) = sidecar_up {
+            if let Ok(r) = &created {
+                let _ = docker.remove_container(&r.id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+            }
+            return Err(e);
+        }
+        match created {
             Ok(r) => break (name, r.id),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) if n < 9 => n += 1,
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
-                return Err(SessionError::TooMany(n))
+            Err(e) if conflict(&e) => {
+                let taken = sidecar_slot.lock().expect("not poisoned").take();
+                if let Some(side) = taken {
+                    let _ = docker.remove_container(&side, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                }
+                n += 1;
             }
             Err(e) => return Err(SessionError::Create(e)),
         }
@@ -199,7 +261,8 @@ async fn drive(
     let refresher = refresh.map(|r| {
         let settings = crate::egress::RefreshSettings { min_delay: r.egress.refresh_min, ..Default::default() };
         let hosts = plan.session_dir.join("hosts");
-        tokio::spawn(super::refresh::run(docker.clone(), name.clone(), hosts, r.allow, r.egress, r.initial, settings))
+        let target = sidecar_slot.lock().expect("not poisoned").clone().unwrap_or_else(|| name.clone());
+        tokio::spawn(super::refresh::run(docker.clone(), target, hosts, r.allow, r.egress, r.initial, settings))
     });
     if plan.tty {
         if let Some((rows, cols)) = tty::size() {
@@ -261,6 +324,52 @@ async fn drive(
         }
     };
     Ok(code as i32)
+}
+
+/// Starts the firewall sidecar and waits until it reports the rules applied and verified; its output
+/// is the error when it stops first.
+async fn start_sidecar(docker: &Docker, side: &str) -> Result<(), SessionError> {
+    let attach = docker
+        .attach_container(side, Some(AttachContainerOptions { stream: true, stdout: true, stderr: true, logs: true, ..Default::default() }))
+        .await
+        .map_err(SessionError::Attach)?;
+    docker.start_container(side, None).await.map_err(SessionError::Start)?;
+    let mut output = attach.output;
+    let mut seen = String::new();
+    while let Some(Ok(chunk)) = output.next().await {
+        seen.push_str(&chunk.to_string());
+        if seen.contains("codex-box-firewall-ready") {
+            return Ok(());
+        }
+    }
+    Err(SessionError::Sidecar(seen.trim().to_string()))
+}
+
+/// One line summarising `ipset list` output of the blocked-destination sets: attempts, destinations,
+/// the first ten with their counts. `None` when nothing was blocked.
+pub fn blocked_summary(ipset_list: &str) -> Option<String> {
+    let mut members = false;
+    let mut dests: Vec<(String, u64)> = Vec::new();
+    for line in ipset_list.lines() {
+        if line.starts_with("Name:") {
+            members = false;
+        } else if line.starts_with("Members:") {
+            members = true;
+        } else if members {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let Some(first) = f.first() else { continue };
+            let packets = f.windows(2).find(|w| w[0] == "packets").and_then(|w| w[1].parse().ok()).unwrap_or(0);
+            let dest = first.replacen(',', " ", 1);
+            dests.push((dest, packets));
+        }
+    }
+    if dests.is_empty() {
+        return None;
+    }
+    let total: u64 = dests.iter().map(|d| d.1).sum();
+    let shown: Vec<String> = dests.iter().take(10).map(|(d, p)| format!("{d} ({p})")).collect();
+    let more = if dests.len() > 10 { ", ..." } else { "" };
+    Some(format!("{total} packet(s) to {} destination(s): {}{more}", dests.len(), shown.join(", ")))
 }
 
 /// SIGINT/SIGTERM/SIGHUP: before the container runs, cancel; afterwards, forward to the container
@@ -326,6 +435,16 @@ pub fn parse_pids_events(text: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocked_summary_matches_the_entrypoints() {
+        let list = "Name: codex_blocked4\nType: hash:ip,port\nMembers:\n198.51.100.11,tcp:80 packets 2 bytes 120\n198.51.100.10,udp:53 packets 1 bytes 60\nName: codex_blocked6\nMembers:\n2001:db8::11,tcp:80 packets 1 bytes 80\n";
+        assert_eq!(
+            blocked_summary(list).unwrap(),
+            "4 packet(s) to 3 destination(s): 198.51.100.11 tcp:80 (2), 198.51.100.10 udp:53 (1), 2001:db8::11 tcp:80 (1)"
+        );
+        assert_eq!(blocked_summary("Name: codex_blocked4\nMembers:\n"), None);
+    }
 
     #[test]
     fn pids_events() {

@@ -46,6 +46,79 @@ pub struct Plan {
     pub pinned_hosts: bool,
     /// The container's resolvers (only when DNS is allowed).
     pub dns: Vec<String>,
+    /// Where the firewall is applied (when there is one).
+    pub applier: Applier,
+    /// OCI runtime of the agent's container (None: the engine's default).
+    pub runtime: Option<String>,
+}
+
+/// Where the egress firewall is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Applier {
+    /// By the agent container's root entrypoint, before the agent exists. Cheapest; NET_ADMIN stays
+    /// in the container's capability set (never in the agent's), so a host user with Docker access
+    /// could `docker exec -u 0` and change the rules.
+    #[default]
+    Entrypoint,
+    /// By a sidecar container that owns the network namespace; the agent's container joins it and has
+    /// no NET_ADMIN at all. Costs one more container per session.
+    Sidecar,
+}
+
+/// Capabilities of the agent's container: what the entrypoint needs to change user and empty the
+/// bounding set (SETUID, SETGID, SETPCAP), what Docker's init needs to signal the agent (KILL), and —
+/// only when the entrypoint applies the firewall itself — NET_ADMIN and NET_RAW.
+pub fn agent_caps(applier: Applier, firewall_here: bool) -> Vec<String> {
+    let mut caps = vec!["SETUID", "SETGID", "SETPCAP", "KILL"];
+    if firewall_here && applier == Applier::Entrypoint {
+        caps.extend(["NET_ADMIN", "NET_RAW"]);
+    }
+    caps.into_iter().map(String::from).collect()
+}
+
+/// Name of the firewall sidecar of a session container.
+pub fn sidecar_name(agent: &str) -> String {
+    format!("{agent}_fw")
+}
+
+fn is_verify_env(k: &str) -> bool {
+    k.starts_with("CODEX_BOX_VERIFY_")
+}
+
+/// The firewall sidecar: owns the network namespace, applies and verifies the rules from the session
+/// directory, then holds the namespace. Small, read-only, only NET_ADMIN and NET_RAW.
+pub fn sidecar_body(plan: &Plan) -> ContainerCreateBody {
+    let mut labels = plan.labels.clone();
+    labels.insert(format!("{LABEL}.role"), "firewall".into());
+    let env: Vec<String> =
+        plan.extra_env.iter().filter(|(k, _)| is_verify_env(k)).map(|(k, v)| format!("{k}={v}")).collect();
+    ContainerCreateBody {
+        image: Some(plan.image.clone()),
+        entrypoint: Some(vec!["/bin/sh".into(), format!("{RUN_DIR}/sidecar.sh")]),
+        cmd: Some(vec![]),
+        env: Some(env),
+        user: Some("0:0".into()),
+        hostname: Some("codex-box".into()),
+        labels: Some(labels),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        host_config: Some(HostConfig {
+            mounts: Some(vec![bind(&plan.session_dir, RUN_DIR.into(), true)]),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            init: Some(true),
+            pids_limit: Some(32),
+            memory: Some(64 << 20),
+            memory_swap: Some(64 << 20),
+            network_mode: plan.network.clone(),
+            dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
+            auto_remove: Some(false),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// A path inside the container for a host path: `/app` + the absolute host path.
@@ -150,8 +223,9 @@ pub fn env(plan: &Plan) -> Vec<String> {
     env
 }
 
-/// The full create body, and the host paths Docker may create as mount points.
-pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
+/// The full create body, and the host paths Docker may create as mount points. `sidecar` names the
+/// firewall sidecar whose network namespace the container joins (sidecar mode).
+pub fn container_body(plan: &Plan, sidecar: Option<&str>) -> (ContainerCreateBody, Vec<PathBuf>) {
     let mut mounts = vec![bind(&plan.work_dir, container_path(&plan.work_dir), false)];
     let (protected, created) = protected_mounts(&plan.work_dir, plan.allow_git_write);
     mounts.extend(protected);
@@ -183,7 +257,7 @@ pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
         tmpfs: Some(tmpfs),
         readonly_rootfs: Some(true),
         cap_drop: Some(vec!["ALL".into()]),
-        cap_add: Some(["NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "SETPCAP", "KILL"].iter().map(|s| s.to_string()).collect()),
+        cap_add: Some(agent_caps(if sidecar.is_some() { Applier::Sidecar } else { Applier::Entrypoint }, plan.pinned_hosts)),
         security_opt: Some(vec!["no-new-privileges:true".into()]),
         init: Some(true),
         pids_limit: Some(plan.limits.pids),
@@ -191,18 +265,28 @@ pub fn container_body(plan: &Plan) -> (ContainerCreateBody, Vec<PathBuf>) {
         memory_swap: Some(plan.limits.memory_bytes),
         nano_cpus: plan.limits.nano_cpus,
         auto_remove: Some(false),
-        network_mode: plan.network.clone(),
-        dns: (!plan.dns.is_empty()).then(|| plan.dns.clone()),
+        runtime: plan.runtime.clone(),
+        network_mode: match sidecar {
+            Some(s) => Some(format!("container:{s}")),
+            None => plan.network.clone(),
+        },
+        dns: (sidecar.is_none() && !plan.dns.is_empty()).then(|| plan.dns.clone()),
         ..Default::default()
     };
+    let mut env = env(plan);
+    if sidecar.is_some() {
+        env.retain(|e| !is_verify_env(e));
+        env.push("CODEX_BOX_FIREWALL=sidecar".into());
+    }
     let body = ContainerCreateBody {
         image: Some(plan.image.clone()),
         entrypoint: Some(vec!["/bin/sh".into(), format!("{RUN_DIR}/entrypoint.sh")]),
         cmd: Some(plan.command.clone()),
-        env: Some(env(plan)),
+        env: Some(env),
         working_dir: Some(container_path(&plan.work_dir)),
         user: Some("0:0".into()),
-        hostname: Some("codex-box".into()),
+        // A container that joins another's network namespace takes its hostname.
+        hostname: sidecar.is_none().then(|| "codex-box".into()),
         tty: Some(plan.tty),
         open_stdin: Some(true),
         stdin_once: Some(true),
@@ -248,11 +332,41 @@ mod tests {
             network: None,
             pinned_hosts: true,
             dns: vec![],
+            applier: Applier::Entrypoint,
+            runtime: None,
         }
     }
 
     fn find<'a>(mounts: &'a [Mount], target: &str) -> &'a Mount {
         mounts.iter().find(|m| m.target.as_deref() == Some(target)).unwrap_or_else(|| panic!("no mount at {target}"))
+    }
+
+    #[test]
+    fn sidecar_mode_moves_net_admin_and_verification_to_the_sidecar() {
+        let t = tempfile::tempdir().unwrap();
+        let mut p = plan(t.path());
+        p.extra_env = vec![("CODEX_BOX_VERIFY_BLOCKED".into(), "198.51.100.11:80".into())];
+        p.network = Some("testnet".into());
+        p.dns = vec!["192.0.2.53".into()];
+        let (agent, _) = container_body(&p, Some("codex_x_fw"));
+        let h = agent.host_config.unwrap();
+        assert_eq!(h.network_mode.as_deref(), Some("container:codex_x_fw"));
+        let caps = h.cap_add.unwrap();
+        assert!(!caps.iter().any(|c| c.starts_with("NET_")), "{caps:?}");
+        assert!(agent.hostname.is_none() && h.dns.is_none());
+        let env = agent.env.unwrap();
+        assert!(env.contains(&"CODEX_BOX_FIREWALL=sidecar".to_string()));
+        assert!(!env.iter().any(|e| e.starts_with("CODEX_BOX_VERIFY_")));
+        let side = sidecar_body(&p);
+        let sh = side.host_config.unwrap();
+        assert_eq!(sh.cap_add, Some(vec!["NET_ADMIN".to_string(), "NET_RAW".to_string()]));
+        assert_eq!(sh.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(sh.network_mode.as_deref(), Some("testnet"));
+        assert_eq!(sh.readonly_rootfs, Some(true));
+        assert_eq!(side.env, Some(vec!["CODEX_BOX_VERIFY_BLOCKED=198.51.100.11:80".to_string()]));
+        // Entrypoint mode keeps NET_ADMIN in the container (never in the agent's set).
+        let (agent, _) = container_body(&p, None);
+        assert!(agent.host_config.unwrap().cap_add.unwrap().contains(&"NET_ADMIN".to_string()));
     }
 
     #[test]
@@ -266,7 +380,7 @@ mod tests {
     #[test]
     fn hardened_host_config() {
         let t = tempfile::tempdir().unwrap();
-        let (body, _) = container_body(&plan(t.path()));
+        let (body, _) = container_body(&plan(t.path()), None);
         let h = body.host_config.unwrap();
         assert_eq!(h.readonly_rootfs, Some(true));
         assert_eq!(h.cap_drop, Some(vec!["ALL".to_string()]));
@@ -295,7 +409,7 @@ mod tests {
         std::fs::write(wd.join(".git/config"), "").unwrap();
         std::fs::create_dir_all(wd.join(".codex")).unwrap();
         std::fs::create_dir_all(wd.join("codex")).unwrap();
-        let (body, created) = container_body(&plan(wd));
+        let (body, created) = container_body(&plan(wd), None);
         let mounts = body.host_config.unwrap().mounts.unwrap();
         let app = container_path(wd);
         assert_eq!(find(&mounts, &app).read_only, Some(false));
