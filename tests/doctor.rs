@@ -4,12 +4,13 @@
 //! Needs the Docker engine and the codex-sandbox image; without them "skipped: …", failed under CI=true.
 #![cfg(target_os = "linux")]
 
+#[macro_use]
 mod support;
 
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::{docker_ready, image, text};
+use support::{image, text};
 
 fn doctor(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_codex-box"));
@@ -40,9 +41,7 @@ fn get<'a>(r: &'a [(String, String, String)], name: &str) -> &'a (String, String
 
 #[test]
 fn healthy_host_passes_and_json_has_one_object_per_check() {
-    if !docker_ready("doctor healthy") {
-        return;
-    }
+    need_docker!();
     let human = doctor(&[], &[]);
     assert_eq!(human.status.code(), Some(0), "{}{}", text(&human.stdout), text(&human.stderr));
     let out = text(&human.stdout);
@@ -82,9 +81,7 @@ fn engine_absent_fails_with_docker_host_fix() {
 
 #[test]
 fn image_absent_fails_with_build_fix() {
-    if !docker_ready("doctor image absent") {
-        return;
-    }
+    need_docker!();
     let missing = "codex-box-doctor-test-nonexistent:none";
     for out in [doctor(&["--json"], &[("CODEX_DOCKER_IMAGE", missing)]), doctor(&["--json", "--image", missing], &[])] {
         assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
@@ -98,9 +95,7 @@ fn image_absent_fails_with_build_fix() {
 
 #[test]
 fn kernel_features_absent_warn_without_failing() {
-    if !docker_ready("doctor pretend missing") {
-        return;
-    }
+    need_docker!();
     let out = doctor(&["--json"], &[("CODEX_BOX_SANDBOX_PRETEND_MISSING", "landlock,userns")]);
     assert_eq!(out.status.code(), Some(0), "the container path still works: {}", text(&out.stdout));
     let r = report(&out);
