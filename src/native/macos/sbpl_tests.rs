@@ -250,3 +250,13 @@ fn workspace_write_from_the_profile_layer_through_a_symlinked_project() {
     assert!(!prof.text.contains("real project"));
     assert!(prof.params.iter().any(|(k, v)| k.starts_with("DENY_READ_") && v.ends_with(".ssh")));
 }
+
+#[test]
+fn base_lets_scripts_write_to_their_own_descriptors_and_nothing_else_in_dev() {
+    let t = profile(&FsPolicy::default(), Network::None).unwrap().text;
+    assert!(t.contains("(literal \"/dev/stderr\")") && t.contains("(subpath \"/dev/fd\")"), "{t}");
+    assert!(!t.contains("(subpath \"/dev\")"), "all of /dev is never opened: {t}");
+    assert!(balanced(&t));
+    // With no roots, nothing outside the base is readable or writable.
+    assert!(!t.contains("(param "), "{t}");
+}
