@@ -7,15 +7,17 @@
 //! private temporary directory. Because of that the sandbox always runs degraded on Windows and
 //! needs `--allow-degraded` (unless the policy asks for nothing it cannot do).
 //!
-//! `plan` and `cmdline` are pure and unit-tested on Linux; `apply` (Win32 calls through windows-sys)
-//! exists only on Windows, is checked by `cargo check --target x86_64-pc-windows-gnu`, and has not
-//! been run by this project's CI.
+//! `plan` and `cmdline` are pure and unit-tested on Linux; `apply` and `security` (Win32 calls through
+//! windows-sys) exist only on Windows, are checked by `cargo check --target x86_64-pc-windows-gnu`,
+//! and have not been run by this project's CI.
 
 pub mod cmdline;
 pub mod plan;
 
 #[cfg(windows)]
 mod apply;
+#[cfg(windows)]
+mod security;
 
 #[cfg(windows)]
 pub use apply::run;
