@@ -2,6 +2,9 @@
 //! text (plus the two iptables restores) against one `ipset add` process per entry, inside a
 //! network namespace this bench creates (`cbx-bench-<pid>`). Target: 10 000 entries under 200 ms.
 //! The entries come from 198.18.0.0/15 (the benchmarking range) and no packet is sent.
+// Linux only (network namespaces, iptables); elsewhere the bench is empty (checked, never run).
+#![cfg_attr(not(target_os = "linux"), no_main)]
+#![cfg(target_os = "linux")]
 
 #[path = "../tests/support/mod.rs"]
 mod support;

@@ -6,6 +6,9 @@
 //! throughput, per-request latency and the ratios (targets: >= 90 % of direct throughput, <= 1 ms
 //! added per request). Everything runs on 127.0.0.1; names come from the test DNS server.
 
+#![cfg_attr(not(unix), no_main)]
+#![cfg(unix)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 

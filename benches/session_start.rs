@@ -3,6 +3,9 @@
 //! there), in one run. Prints medians and ratios. Target: codex-box ≤ 1.3 × the bare API run.
 //!
 //! `cargo bench --bench session_start` (ITERATIONS=N to change the sample count).
+// Needs a Unix host; elsewhere the bench is empty (checked, never run).
+#![cfg_attr(not(unix), no_main)]
+#![cfg(unix)]
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -324,7 +324,7 @@ pub fn parse_size(s: &str) -> Option<i64> {
     (n.is_finite() && bytes >= 6.0 * (1 << 20) as f64 && bytes < 9e18).then_some(bytes as i64)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -1,11 +1,14 @@
 //! codex-box: run the Codex CLI agent, or any command, behind a boundary a prompt injection cannot
 //! talk its way out of. See REQUIREMENTS.md for the design.
 
+#[cfg(unix)]
 pub mod app;
 pub mod cli;
+#[cfg(unix)]
 pub mod codex_home;
 pub mod config;
 pub mod docker;
+pub mod doctor;
 pub mod egress;
 pub mod native;
 pub mod policy;

@@ -18,7 +18,7 @@ fn main() {
             std::process::exit(125);
         }
     };
-    let code = match rt.block_on(codex_box::app::main(cli)) {
+    let code = match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("codex-box: {e:#}");
@@ -27,4 +27,21 @@ fn main() {
     };
     rt.shutdown_timeout(std::time::Duration::from_millis(50));
     std::process::exit(code);
+}
+
+#[cfg(unix)]
+async fn run(cli: codex_box::cli::Cli) -> anyhow::Result<i32> {
+    codex_box::app::main(cli).await
+}
+
+/// Windows: only the native sandbox and doctor are available; container sessions need a Unix host for now.
+#[cfg(not(unix))]
+async fn run(cli: codex_box::cli::Cli) -> anyhow::Result<i32> {
+    if let Some(codex_box::cli::Command::Doctor(d)) = &cli.command {
+        return Ok(codex_box::doctor::run(d).await);
+    }
+    anyhow::bail!(
+        "container sessions are not supported on Windows yet; run codex-box inside WSL2, \
+         or use the native sandbox: `codex-box sandbox -- CMD`"
+    )
 }

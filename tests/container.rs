@@ -1,4 +1,5 @@
 //! Container sessions against the real engine and the real codex-sandbox image.
+#![cfg(unix)]
 
 #[macro_use]
 mod support;

@@ -1,5 +1,6 @@
 //! The egress firewall of container sessions, with real packets — only to hosts this test creates:
 //! its own Docker network with HTTP test hosts, and its own DNS server on loopback.
+#![cfg(unix)]
 
 mod support;
 

@@ -1,5 +1,6 @@
 //! Resolution against a tiny DNS server on loopback: A+AAAA, CNAME chains and their TTLs, NXDOMAIN
 //! as a warning or a strict error, and an unreachable or slow server failing in bounded time.
+#![cfg(unix)]
 
 mod support;
 

@@ -4,6 +4,7 @@
 //! Every check has both sides: what is allowed connects, what is not is refused at once (a REJECT
 //! the firewall produced — the hosts listen on every port tried). Needs root; otherwise skipped
 //! ("skipped: …"), and failed under CI=true.
+#![cfg(target_os = "linux")]
 
 mod support;
 

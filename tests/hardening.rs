@@ -1,5 +1,6 @@
 //! Session integrity and hardening against real containers: nothing the agent writes is trusted by the
 //! next session or by the host, and a runaway process cannot hurt the host.
+#![cfg(unix)]
 
 #[macro_use]
 mod support;

@@ -1,6 +1,7 @@
 //! The egress proxy on loopback, with real sockets: a test DNS server maps several names to the
 //! same loopback address, where one test upstream listens — so only the proxy's name check can
 //! tell them apart. Packets go only to 127.0.0.0/8.
+#![cfg(unix)]
 
 mod support;
 

@@ -2,6 +2,7 @@
 //! network with one test host serving HTTP (a page, an npm packument, a dumb-HTTP git repository)
 //! and a raw TCP port 443, and its own DNS server on loopback that maps TWO names, allowed.test and
 //! other.test, to that ONE address. Only the proxy's name check tells them apart.
+#![cfg(unix)]
 
 mod support;
 

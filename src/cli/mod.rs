@@ -32,6 +32,18 @@ pub enum Command {
     Egress(EgressArgs),
     /// Run a command in a native sandbox (Landlock + seccomp + namespaces on Linux), no container.
     Sandbox(SandboxArgs),
+    /// Check that this host can run sessions (engine, image, firewall tools) and sandbox natively.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DoctorArgs {
+    /// Print the checks as a JSON array (one object per check).
+    #[arg(long = "json")]
+    pub json: bool,
+    /// Session image to check (also CODEX_DOCKER_IMAGE; default codex-sandbox).
+    #[arg(long = "image", env = "CODEX_DOCKER_IMAGE", value_name = "IMAGE")]
+    pub image: Option<String>,
 }
 
 /// Platform of a native sandbox.

@@ -239,7 +239,7 @@ async fn drive(
     let attach = docker
         .attach_container(
             &name,
-            Some(AttachContainerOptions { stream: true, stdin: true, stdout: true, stderr: true, logs: true, ..Default::default() }),
+            Some(AttachContainerOptions { stream: true, stdin: true, stdout: true, stderr: true, logs: false, ..Default::default() }),
         )
         .await
         .map_err(SessionError::Attach)?;
@@ -330,7 +330,7 @@ async fn drive(
 /// is the error when it stops first.
 async fn start_sidecar(docker: &Docker, side: &str) -> Result<(), SessionError> {
     let attach = docker
-        .attach_container(side, Some(AttachContainerOptions { stream: true, stdout: true, stderr: true, logs: true, ..Default::default() }))
+        .attach_container(side, Some(AttachContainerOptions { stream: true, stdout: true, stderr: true, logs: false, ..Default::default() }))
         .await
         .map_err(SessionError::Attach)?;
     docker.start_container(side, None).await.map_err(SessionError::Start)?;

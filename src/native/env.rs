@@ -11,9 +11,15 @@ pub const SECRET_MARKERS: &[&str] =
 /// Prefixes of variable names that belong to credential-bearing tools.
 pub const SECRET_PREFIXES: &[&str] = &["AWS_", "AZURE_", "GOOGLE_", "GCP_", "GCLOUD_", "VAULT_", "KUBECONFIG"];
 
+/// Names that match a marker but only carry an identity (git's author and committer).
+pub const HARMLESS_PREFIXES: &[&str] = &["GIT_AUTHOR_", "GIT_COMMITTER_"];
+
 /// Whether a variable name looks like it carries a secret.
 pub fn looks_secret(name: &str) -> bool {
     let up = name.to_ascii_uppercase();
+    if HARMLESS_PREFIXES.iter().any(|p| up.starts_with(p)) {
+        return false;
+    }
     SECRET_MARKERS.iter().any(|m| up.contains(m)) || SECRET_PREFIXES.iter().any(|p| up.starts_with(p))
 }
 
@@ -50,12 +56,13 @@ mod tests {
     fn secrets_are_removed_and_ordinary_variables_kept() {
         let (kept, removed) = scrub(
             vars(&["PATH", "HOME", "OPENAI_API_KEY", "GITHUB_TOKEN", "DB_PASSWORD", "AWS_REGION",
-                   "MY_SECRET", "SSH_AUTH_SOCK", "LANG", "TERM", "npm_config__auth"]),
+                   "MY_SECRET", "SSH_AUTH_SOCK", "LANG", "TERM", "npm_config__auth", "GIT_AUTHOR_NAME",
+                   "HTTP_AUTHORIZATION"]),
             &EnvPolicy::default(),
         );
         let kept: Vec<_> = kept.into_iter().map(|(k, _)| k).collect();
-        assert_eq!(kept, ["PATH", "HOME", "LANG", "TERM"]);
-        assert_eq!(removed.len(), 7);
+        assert_eq!(kept, ["PATH", "HOME", "LANG", "TERM", "GIT_AUTHOR_NAME"]);
+        assert_eq!(removed.len(), 8);
     }
 
     #[test]

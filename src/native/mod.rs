@@ -1,14 +1,18 @@
 //! Native sandboxes: the backend seam between the one [`Policy`] and the host kernel.
 //!
 //! `profile` builds the policy from flags and TOML; `env` scrubs secrets from the environment; the
-//! platform backend (`linux`; macOS and Windows are not implemented yet and say so) enforces it and
-//! reports an [`Enforcement`]. No backend reads configuration.
+//! platform backend (`linux`: Landlock + seccomp + namespaces; `macos`: Seatbelt through sandbox-exec;
+//! `windows`: a write-restricted token, ACLs and a job object) enforces it and reports an
+//! [`Enforcement`]. Each backend's pure translation (Seatbelt profile, Windows plan) compiles on every
+//! platform so it is unit-tested on Linux. No backend reads configuration.
 
 pub mod env;
 pub mod profile;
 
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod macos;
+pub mod windows;
 
 use crate::cli::{Platform, SandboxArgs};
 use crate::policy::Policy;
@@ -80,6 +84,12 @@ pub enum NativeError {
     #[cfg(target_os = "linux")]
     #[error(transparent)]
     Linux(#[from] linux::LinuxError),
+    #[cfg(target_os = "macos")]
+    #[error(transparent)]
+    Macos(#[from] macos::MacosError),
+    #[cfg(windows)]
+    #[error(transparent)]
+    Windows(#[from] windows::WindowsError),
 }
 
 fn name(p: Platform) -> &'static str {
@@ -112,7 +122,11 @@ pub fn probe() -> Option<Support> {
 pub fn apply(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, NativeError> {
     #[cfg(target_os = "linux")]
     return Ok(linux::run(policy, argv, opts)?);
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
+    return Ok(macos::run(policy, argv, opts)?);
+    #[cfg(windows)]
+    return Ok(windows::run(policy, argv, opts)?);
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
     {
         let _ = (policy, argv, opts);
         Err(NativeError::Unsupported(name(host_platform())))
@@ -134,6 +148,16 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
         Ok(outcome) => Ok(outcome.code),
         #[cfg(target_os = "linux")]
         Err(NativeError::Linux(e)) if e.exit_code().is_some() => {
+            eprintln!("codex-box: {e}");
+            Ok(e.exit_code().unwrap_or(1))
+        }
+        #[cfg(target_os = "macos")]
+        Err(NativeError::Macos(e)) if e.exit_code().is_some() => {
+            eprintln!("codex-box: {e}");
+            Ok(e.exit_code().unwrap_or(1))
+        }
+        #[cfg(windows)]
+        Err(NativeError::Windows(e)) if e.exit_code().is_some() => {
             eprintln!("codex-box: {e}");
             Ok(e.exit_code().unwrap_or(1))
         }

@@ -99,8 +99,11 @@ impl Log {
         let err = |source| LogError { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
         Ok(Log { file: Some(Mutex::new(file)), path: Some(path.to_path_buf()), counts: Mutex::default(), print_denials })

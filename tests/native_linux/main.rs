@@ -30,6 +30,13 @@ pub fn sandbox_works() -> bool {
     require(out.status.success(), &format!("the kernel refuses the sandbox: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
+/// The Landlock ABI the sandbox reports with -v (0 when none).
+pub fn landlock_abi() -> u32 {
+    let out = Command::new(BIN).args(["sandbox", "-v", "--", "true"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    err.split("Landlock ABI ").nth(1).and_then(|r| r.split(';').next()).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
 pub fn python() -> bool {
     require(Path::new(PY).exists(), "no /usr/bin/python3")
 }

@@ -12,6 +12,7 @@ macro_rules! need_docker {
 }
 
 pub mod dns_server;
+#[cfg(target_os = "linux")]
 pub mod netns;
 
 use std::os::unix::fs::PermissionsExt;

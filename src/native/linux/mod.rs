@@ -72,15 +72,24 @@ fn pretend() -> Vec<Feature> {
 
 /// What the running kernel offers (honouring `CODEX_BOX_SANDBOX_PRETEND_MISSING`, for tests).
 pub fn probe() -> Support {
+    let mut s = probe_quick();
+    s.user_notif = s.seccomp && user_notif_available();
+    s
+}
+
+/// `probe` without the user-notification check (a procfs read), which only --log-denials needs.
+fn probe_quick() -> Support {
     let fake = pretend();
     let landlock_abi = if fake.contains(&Feature::Landlock) { None } else { landlock::abi().ok() };
     // SAFETY: integer prctl query.
     let seccomp = !fake.contains(&Feature::Seccomp) && unsafe { libc::prctl(libc::PR_GET_SECCOMP, 0, 0, 0, 0) } >= 0;
-    let user_notif = seccomp
-        && std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").is_ok_and(|s| s.contains("user_notif"));
     let userns = !fake.contains(&Feature::UserNs)
         && std::fs::read_to_string("/proc/sys/user/max_user_namespaces").map_or(true, |s| s.trim() != "0");
-    Support { landlock_abi, seccomp, user_notif, userns }
+    Support { landlock_abi, seccomp, user_notif: false, userns }
+}
+
+fn user_notif_available() -> bool {
+    std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").is_ok_and(|s| s.contains("user_notif"))
 }
 
 fn find_exe(cmd: &str, path: Option<&str>) -> Option<PathBuf> {
@@ -106,7 +115,7 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         return Err(LinuxError::Allowlist);
     }
     let network_off = policy.net == NetPolicy::None;
-    let support = probe();
+    let support = probe_quick();
     let mut missing: Vec<String> = Vec::new();
     let boundary = !policy.full_access;
 
@@ -126,7 +135,7 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         }
         missing.push("seccomp: ptrace, io_uring, TIOCSTI and non-unix sockets are NOT refused".into());
     }
-    if opts.log_denials && use_seccomp && !support.user_notif {
+    if opts.log_denials && use_seccomp && !user_notif_available() {
         return Err(LinuxError::NoUserNotif);
     }
     let use_ns = boundary && support.userns;
@@ -208,7 +217,7 @@ fn attempt(c: &Ctx, use_ns: bool) -> Result<i32, LinuxError> {
         // Hide what a path resolves to (e.g. /var/run/docker.sock is /run/docker.sock): one mount
         // each, and a symlinked ~/.ssh is hidden where it really lives.
         let mut fs = policy.fs.clone();
-        fs.deny_read = fs.deny_read.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect();
+        fs.deny_read = fs.deny_read.iter().filter(|p| p.exists()).map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect();
         steps = mounts::prepare(&mounts::plan(&fs, c.cwd, true, &mounts::host_kind));
     }
     let result = launch_and_wait(c, use_ns, steps);
@@ -226,8 +235,9 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
     let (policy, opts, network_off) = (c.policy, c.opts, c.network_off);
     let landlock = match c.landlock_abi {
         Some(abi) => {
+            // Top-level symlinks (/bin -> usr/bin) point into other top-level entries: no rule needed.
             let top: Vec<PathBuf> = std::fs::read_dir("/")
-                .map(|d| d.flatten().map(|e| e.path()).collect())
+                .map(|d| d.flatten().filter(|e| e.file_type().is_ok_and(|t| !t.is_symlink())).map(|e| e.path()).collect())
                 .unwrap_or_default();
             let plan = landlock::plan(&policy.fs, network_off, abi, &top, use_ns);
             Some((landlock::create(&plan)?, landlock::prepare_rules(&plan)))
@@ -248,7 +258,8 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
         harden: c.boundary,
         seccomp: c.use_seccomp.then(|| seccomp::compile(&rules, opts.log_denials)),
         notify: opts.log_denials && c.use_seccomp,
-        cap_last: std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(63),
+        // Capabilities the kernel does not know answer EINVAL, which the child ignores.
+        cap_last: 63,
     };
     if opts.verbose {
         for g in c.landlock_abi.map(landlock::gaps).unwrap_or_default() {

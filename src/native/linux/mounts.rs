@@ -229,7 +229,8 @@ fn remount_ro(target: &CStr) -> Result<(), i32> {
         (libc::ST_NOEXEC, libc::MS_NOEXEC),
         (libc::ST_NOATIME, libc::MS_NOATIME),
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
+        // ST_RELATIME (<sys/statvfs.h>, 4096): the libc crate only defines it for glibc, not musl.
+        (0x1000, libc::MS_RELATIME),
     ] {
         if sv.f_flag & st != 0 {
             flags |= ms;

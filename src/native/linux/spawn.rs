@@ -86,6 +86,16 @@ pub struct Started {
 
 pub(super) const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// Inits that reported but were still tearing their namespaces down.
+static PENDING: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+
+/// Reaps the inits left by earlier runs that have finished by now.
+fn reap_pending() {
+    if let Ok(mut pending) = PENDING.lock() {
+        // SAFETY: non-blocking waits on our own children.
+        pending.retain(|&pid| unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0);
+    }
+}
 
 extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo with SA_SIGINFO.
@@ -156,6 +166,7 @@ pub(super) fn status_code(st: libc::c_int) -> i32 {
 
 /// Starts the tree. Returns once the command is exec'd (or a child reported a failure).
 pub fn start(l: &Launch) -> Result<Started, SpawnError> {
+    reap_pending();
     let argv = null_terminated(&l.argv);
     let envp = null_terminated(&l.envp);
     let mut fds = [0; 2];
@@ -244,13 +255,13 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
 pub fn wait(started: &Started) -> i32 {
     let pid = started.pid;
     if let Some(code) = started.done.as_ref().and_then(|d| read_code(d.as_raw_fd())) {
-        // Everything in the namespace is dead; init is only tearing the namespaces down.
-        // SAFETY: reaping our own child if it is already gone.
+        // Everything in the namespace is dead; init is only tearing the namespaces down. Reap it if
+        // it is gone, else at the next start (a process that exits reaps nothing anyway).
+        // SAFETY: reaping our own child without blocking.
         if unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0 {
-            // SAFETY: a detached thread reaps init when the kernel is done with it.
-            let _ = std::thread::Builder::new()
-                .name("codex-box-reap".into())
-                .spawn(move || unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) });
+            if let Ok(mut pending) = PENDING.lock() {
+                pending.push(pid);
+            }
         }
         CHILD.store(0, Ordering::SeqCst);
         restore_signals(&started.saved);

@@ -1,0 +1,233 @@
+//! What `codex-box doctor` observes, gathered by thin code: the engine and its socket, the image and
+//! the firewall tools inside it (one short container, no network), the kernel features the native
+//! sandbox uses (the same probe it uses, so `CODEX_BOX_SANDBOX_PRETEND_MISSING` applies), and DNS
+//! for the built-in allowlist names. Judging the facts is `doctor::checks`' job, not this module's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::Docker;
+
+use crate::docker::{engine, image};
+use crate::egress::{resolve_all, ResolverSettings, BUILTIN_NAMES};
+
+/// Tools the session entrypoint needs inside the image.
+pub const IMAGE_TOOLS: &[&str] = &["iptables-restore", "ip6tables-restore", "ipset", "setpriv"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    pub version: String,
+    pub api_version: String,
+    /// The API version codex-box negotiated.
+    pub negotiated_api: String,
+    pub os: String,
+}
+
+/// The engine's unix socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    pub path: PathBuf,
+    pub exists: bool,
+    /// Readable and writable by this process (access(2)).
+    pub accessible: bool,
+    pub mode: u32,
+    /// Group name (or number) owning the socket.
+    pub group: String,
+}
+
+/// Kernel features of a Linux host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kernel {
+    pub landlock_abi: Option<u32>,
+    pub seccomp: bool,
+    pub user_notif: bool,
+    pub userns: bool,
+    /// `kernel.apparmor_restrict_unprivileged_userns`, when the kernel has it.
+    pub apparmor_restrict_userns: Option<bool>,
+}
+
+/// Per built-in name: the number of addresses, or why it did not resolve.
+pub type NameLookups = Vec<(String, Result<usize, String>)>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub host_os: &'static str,
+    pub docker_host: String,
+    /// Engine details, or the reason (with its advice) it cannot be used.
+    pub engine: Result<EngineInfo, String>,
+    /// `None` when DOCKER_HOST is not a unix socket.
+    pub socket: Option<Socket>,
+    pub image_name: String,
+    /// `None`: not checked (no engine).
+    pub image: Option<Result<bool, String>>,
+    /// (tool, found); `None`: not checked (no image).
+    pub image_tools: Option<Result<Vec<(String, bool)>, String>>,
+    /// `None` on macOS and Windows.
+    pub kernel: Option<Kernel>,
+    pub sandbox_exec: bool,
+    pub bwrap: Option<PathBuf>,
+    /// (name, number of addresses or the failure), or why no resolver could be built.
+    pub dns: Result<NameLookups, String>,
+}
+
+fn host_os() -> &'static str {
+    if cfg!(target_os = "macos") {
+        "macos"
+    } else if cfg!(windows) {
+        "windows"
+    } else {
+        "linux"
+    }
+}
+
+#[cfg(unix)]
+fn socket(host: &str) -> Option<Socket> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let path = PathBuf::from(host.strip_prefix("unix://")?);
+    let meta = std::fs::metadata(&path).ok();
+    let accessible = std::ffi::CString::new(path.as_os_str().as_bytes()).is_ok_and(|c| {
+        // SAFETY: a NUL-terminated path; access(2) only reads it.
+        unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
+    });
+    let gid = meta.as_ref().map_or(0, |m| m.gid());
+    let group = std::fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|g| {
+            g.lines().find_map(|l| {
+                let mut f = l.split(':');
+                let name = f.next()?;
+                (f.nth(1)? == gid.to_string()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| gid.to_string());
+    Some(Socket { exists: meta.is_some(), accessible, mode: meta.map_or(0, |m| m.mode()), group, path })
+}
+
+#[cfg(not(unix))]
+fn socket(_host: &str) -> Option<Socket> {
+    None
+}
+
+#[cfg(target_os = "linux")]
+fn kernel() -> Option<Kernel> {
+    let s = crate::native::linux::probe();
+    let apparmor = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+        .ok()
+        .map(|v| v.trim() == "1");
+    Some(Kernel { landlock_abi: s.landlock_abi, seccomp: s.seccomp, user_notif: s.user_notif, userns: s.userns, apparmor_restrict_userns: apparmor })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn kernel() -> Option<Kernel> {
+    None
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+async fn engine_info(docker: &Docker) -> Result<EngineInfo, String> {
+    let v = docker.version().await.map_err(|e| engine::classify(&engine::host(), e).to_string())?;
+    let c = docker.client_version();
+    Ok(EngineInfo {
+        version: v.version.unwrap_or_else(|| "?".into()),
+        api_version: v.api_version.unwrap_or_else(|| "?".into()),
+        negotiated_api: format!("{}.{}", c.major_version, c.minor_version),
+        os: format!("{}/{}", v.os.unwrap_or_default(), v.arch.unwrap_or_default()),
+    })
+}
+
+/// Runs `command -v` for each tool in a short-lived container without network.
+async fn image_tools(docker: &Docker, image: &str) -> Result<Vec<(String, bool)>, String> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    use bollard::query_parameters::{LogsOptions, RemoveContainerOptions};
+    use futures_util::StreamExt;
+
+    let script = format!(
+        "for t in {}; do if command -v \"$t\" >/dev/null 2>&1; then echo \"$t yes\"; else echo \"$t no\"; fi; done",
+        IMAGE_TOOLS.join(" ")
+    );
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(vec!["/bin/sh".into(), "-c".into()]),
+        cmd: Some(vec![script]),
+        network_disabled: Some(true),
+        labels: Some([("codex-box.doctor".to_string(), "1".to_string())].into()),
+        host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
+        ..Default::default()
+    };
+    let id = docker.create_container(None, body).await.map_err(|e| e.to_string())?.id;
+    let result = async {
+        docker.start_container(&id, None).await.map_err(|e| e.to_string())?;
+        let _ = docker.wait_container(&id, None).next().await;
+        let mut logs = docker.logs(&id, Some(LogsOptions { stdout: true, stderr: true, ..Default::default() }));
+        let mut text = String::new();
+        while let Some(chunk) = logs.next().await {
+            text.push_str(&chunk.map_err(|e| e.to_string())?.to_string());
+        }
+        Ok(parse_tools(&text))
+    }
+    .await;
+    let _ = docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+    result
+}
+
+/// Parses `tool yes|no` lines; a tool without a line counts as missing.
+pub fn parse_tools(text: &str) -> Vec<(String, bool)> {
+    IMAGE_TOOLS
+        .iter()
+        .map(|t| (t.to_string(), text.lines().any(|l| l.trim() == format!("{t} yes"))))
+        .collect()
+}
+
+async fn dns() -> Result<NameLookups, String> {
+    let names: Vec<String> = BUILTIN_NAMES.iter().map(|n| n.to_string()).collect();
+    let settings = ResolverSettings { timeout: Duration::from_secs(3), ..ResolverSettings::default() };
+    let r = resolve_all(&names, &settings).await.map_err(|e| e.to_string())?;
+    Ok(r.names
+        .into_iter()
+        .map(|n| {
+            let res = match n.error {
+                Some(e) if n.addrs.is_empty() => Err(e.to_string()),
+                _ if n.addrs.is_empty() => Err("no addresses".to_string()),
+                _ => Ok(n.addrs.len()),
+            };
+            (n.name, res)
+        })
+        .collect())
+}
+
+/// Observes everything; never fails (a failure is a fact).
+pub async fn gather(image_name: &str) -> Facts {
+    let docker_host = engine::host();
+    let container_side = async {
+        match engine::connect().await {
+            Err(e) => (Err(e.to_string()), None, None),
+            Ok(d) => {
+                let info = engine_info(&d).await;
+                let present = image::exists(&d, image_name).await.map_err(|e| e.to_string());
+                let tools = match present {
+                    Ok(true) => Some(image_tools(&d, image_name).await),
+                    _ => None,
+                };
+                (info, Some(present), tools)
+            }
+        }
+    };
+    let ((engine, image, image_tools), dns) = tokio::join!(container_side, dns());
+    Facts {
+        host_os: host_os(),
+        socket: socket(&docker_host),
+        docker_host,
+        engine,
+        image_name: image_name.to_string(),
+        image,
+        image_tools,
+        kernel: kernel(),
+        sandbox_exec: std::path::Path::new("/usr/bin/sandbox-exec").is_file(),
+        bwrap: which("bwrap"),
+        dns,
+    }
+}

@@ -1,0 +1,150 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn healthy() -> Facts {
+    Facts {
+        host_os: "linux",
+        docker_host: "unix:///var/run/docker.sock".into(),
+        engine: Ok(EngineInfo { version: "20.10.24".into(), api_version: "1.41".into(), negotiated_api: "1.41".into(), os: "linux/amd64".into() }),
+        socket: Some(Socket { path: "/var/run/docker.sock".into(), exists: true, accessible: true, mode: 0o140660, group: "docker".into() }),
+        image_name: "codex-sandbox".into(),
+        image: Some(Ok(true)),
+        image_tools: Some(Ok(facts::IMAGE_TOOLS.iter().map(|t| (t.to_string(), true)).collect())),
+        kernel: Some(Kernel { landlock_abi: Some(4), seccomp: true, user_notif: true, userns: true, apparmor_restrict_userns: None }),
+        sandbox_exec: false,
+        bwrap: None,
+        dns: Ok(vec![("api.openai.com".into(), Ok(2)), ("chatgpt.com".into(), Ok(1))]),
+    }
+}
+
+fn status(checks: &[Check], name: &str) -> Status {
+    checks.iter().find(|c| c.check == name).unwrap_or_else(|| panic!("no check {name}: {checks:?}")).status
+}
+
+fn fix(checks: &[Check], name: &str) -> String {
+    checks.iter().find(|c| c.check == name).and_then(|c| c.fix.clone()).unwrap_or_default()
+}
+
+#[test]
+fn a_healthy_host_is_all_ok() {
+    let c = checks(&healthy());
+    assert!(c.iter().all(|c| c.status == Status::Ok), "{c:?}");
+    assert_eq!(exit_code(&c), 0);
+    let names: Vec<&str> = c.iter().map(|c| c.check).collect();
+    assert_eq!(
+        names,
+        ["engine", "api-version", "socket", "image", "image-tools", "landlock", "seccomp", "userns", "apparmor-userns", "bubblewrap", "dns"]
+    );
+}
+
+#[test]
+fn no_engine_fails_and_names_docker_host() {
+    let f = Facts {
+        engine: Err("no Docker engine answers".into()),
+        docker_host: "unix:///nope.sock".into(),
+        socket: Some(Socket { path: "/nope.sock".into(), exists: false, accessible: false, mode: 0, group: "0".into() }),
+        image: None,
+        image_tools: None,
+        ..healthy()
+    };
+    let c = checks(&f);
+    assert_eq!(status(&c, "engine"), Status::Fail);
+    assert!(fix(&c, "engine").contains("DOCKER_HOST") && fix(&c, "engine").contains("/nope.sock"));
+    assert_eq!(status(&c, "socket"), Status::Fail);
+    assert_eq!(status(&c, "image"), Status::Warn);
+    assert_eq!(exit_code(&c), 1);
+}
+
+#[test]
+fn socket_permission_names_the_group() {
+    let f = Facts {
+        socket: Some(Socket { path: "/var/run/docker.sock".into(), exists: true, accessible: false, mode: 0o140660, group: "docker".into() }),
+        ..healthy()
+    };
+    let c = checks(&f);
+    assert_eq!(status(&c, "socket"), Status::Fail);
+    assert!(fix(&c, "socket").contains("usermod -aG docker"), "{c:?}");
+    let tcp = Facts { socket: None, docker_host: "tcp://10.0.0.1:2375".into(), ..healthy() };
+    assert_eq!(status(&checks(&tcp), "socket"), Status::Ok);
+}
+
+#[test]
+fn missing_image_or_tools_fail_with_the_build_command() {
+    let c = checks(&Facts { image: Some(Ok(false)), image_tools: None, image_name: "nope:1".into(), ..healthy() });
+    assert_eq!(status(&c, "image"), Status::Fail);
+    assert!(fix(&c, "image").contains("codex-box image build --tag nope:1"));
+    assert_eq!(exit_code(&c), 1);
+    let mut tools: Vec<(String, bool)> = facts::IMAGE_TOOLS.iter().map(|t| (t.to_string(), true)).collect();
+    tools[2].1 = false;
+    let c = checks(&Facts { image_tools: Some(Ok(tools)), ..healthy() });
+    assert_eq!(status(&c, "image-tools"), Status::Fail);
+    assert!(c.iter().any(|c| c.detail.contains("lacks ipset")), "{c:?}");
+}
+
+#[test]
+fn old_api_warns() {
+    let mut f = healthy();
+    f.engine = Ok(EngineInfo { api_version: "1.40".into(), ..f.engine.clone().unwrap() });
+    let c = checks(&f);
+    assert_eq!(status(&c, "api-version"), Status::Warn);
+    assert_eq!(exit_code(&c), 0);
+}
+
+#[test]
+fn native_gaps_warn_but_do_not_fail() {
+    let f = Facts {
+        kernel: Some(Kernel { landlock_abi: None, seccomp: false, user_notif: false, userns: false, apparmor_restrict_userns: Some(true) }),
+        bwrap: Some(PathBuf::from("/usr/bin/bwrap")),
+        ..healthy()
+    };
+    let c = checks(&f);
+    for name in ["landlock", "seccomp", "userns", "apparmor-userns"] {
+        assert_eq!(status(&c, name), Status::Warn, "{name}");
+    }
+    assert!(fix(&c, "apparmor-userns").contains("kernel.apparmor_restrict_unprivileged_userns=0"));
+    assert!(fix(&c, "landlock").contains("5.13"));
+    assert_eq!(status(&c, "bubblewrap"), Status::Ok);
+    assert_eq!(exit_code(&c), 0);
+}
+
+#[test]
+fn unresolvable_names_warn() {
+    let f = Facts { dns: Ok(vec![("a.example".into(), Ok(1)), ("b.example".into(), Err("no such name".into()))]), ..healthy() };
+    let c = checks(&f);
+    assert_eq!(status(&c, "dns"), Status::Warn);
+    assert!(c.iter().any(|c| c.detail.contains("b.example (no such name)")));
+    assert_eq!(exit_code(&c), 0);
+}
+
+#[test]
+fn other_platforms_report_their_backend() {
+    let mac = Facts { host_os: "macos", kernel: None, sandbox_exec: true, ..healthy() };
+    assert_eq!(status(&checks(&mac), "native-sandbox"), Status::Ok);
+    let win = Facts { host_os: "windows", kernel: None, socket: None, ..healthy() };
+    let c = checks(&win);
+    assert_eq!(status(&c, "native-sandbox"), Status::Warn);
+    assert!(c.iter().any(|c| c.detail.contains("NOT restricted")));
+}
+
+#[test]
+fn report_and_json_have_one_entry_per_check() {
+    let f = Facts { image: Some(Ok(false)), image_tools: None, ..healthy() };
+    let c = checks(&f);
+    let text = render(&c);
+    assert!(text.lines().any(|l| l.starts_with("FAIL  image ")), "{text}");
+    assert!(text.contains("fix: build it"));
+    let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+    let arr = json.as_array().unwrap();
+    assert_eq!(arr.len(), c.len());
+    assert_eq!(arr[3]["check"], "image");
+    assert_eq!(arr[3]["status"], "fail");
+    assert_eq!(arr[0]["status"], "ok");
+    assert!(arr[0].get("fix").is_none());
+}
+
+#[test]
+fn tool_lines_are_parsed() {
+    let t = facts::parse_tools("iptables-restore yes\nip6tables-restore yes\nipset no\n");
+    assert_eq!(t, vec![("iptables-restore".into(), true), ("ip6tables-restore".into(), true), ("ipset".into(), false), ("setpriv".into(), false)]);
+}
