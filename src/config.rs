@@ -69,6 +69,30 @@ pub struct EgressSettings {
     pub refresh_min: std::time::Duration,
 }
 
+impl Default for EgressSettings {
+    /// Allowlist mode with the built-in names only, ports 443 and 80, the system resolver, DNS closed.
+    fn default() -> Self {
+        EgressSettings {
+            open: false,
+            proxy: false,
+            deny: Vec::new(),
+            deny_config: Vec::new(),
+            log_denials: false,
+            flags: Vec::new(),
+            env: None,
+            config: Vec::new(),
+            ports: crate::egress::config::DEFAULT_PORTS.to_vec(),
+            dns_server: None,
+            allow_dns: false,
+            strict: false,
+            network: None,
+            verify_blocked: None,
+            verify_allowed: None,
+            refresh_min: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
 /// Default image name.
 pub const DEFAULT_IMAGE: &str = "codex-sandbox";
 /// Default process limit of a session container.

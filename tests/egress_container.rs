@@ -87,12 +87,7 @@ impl TestNet {
         let net = TestNet { name, hosts, rt };
         // Wait until the hosts answer (from the host: no firewall on this path).
         for last in [10, 11, 12] {
-            let addr: std::net::SocketAddr = format!("{v4}.{last}:80").parse().unwrap();
-            let start = std::time::Instant::now();
-            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                assert!(start.elapsed() < Duration::from_secs(20), "test host {addr} did not come up");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            wait_for_port(&format!("{v4}.{last}:80"), 20);
         }
         net
     }

@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig};
 use bollard::query_parameters::RemoveContainerOptions;
@@ -89,12 +88,7 @@ impl TestNet {
         });
         let net = TestNet { name, host, rt };
         for port in [80, 443] {
-            let addr: std::net::SocketAddr = format!("{v4}.10:{port}").parse().unwrap();
-            let start = std::time::Instant::now();
-            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                assert!(start.elapsed() < Duration::from_secs(30), "test host {addr} did not come up");
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            wait_for_port(&format!("{v4}.10:{port}"), 30);
         }
         net
     }

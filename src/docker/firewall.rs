@@ -127,22 +127,10 @@ mod tests {
 
     fn settings() -> EgressSettings {
         EgressSettings {
-            open: false,
-            proxy: false,
-            deny: vec![],
-            deny_config: vec![],
-            log_denials: false,
             flags: vec!["allowed.test".into(), "198.51.100.0/28".into()],
             env: Some("github.com, repo.maven.apache.org".into()),
-            config: vec![],
-            ports: vec![443, 80],
             dns_server: Some("127.0.0.1:5353".parse().unwrap()),
-            allow_dns: false,
-            strict: false,
-            network: None,
-            verify_blocked: None,
-            verify_allowed: None,
-            refresh_min: std::time::Duration::from_secs(30),
+            ..EgressSettings::default()
         }
     }
 

@@ -106,22 +106,11 @@ mod tests {
 
     fn settings() -> EgressSettings {
         EgressSettings {
-            open: false,
             proxy: true,
             flags: vec!["**.pypi.org".into(), "*.npmjs.org".into()],
             env: Some("github.com".into()),
-            config: vec![],
             deny: vec!["evil.pypi.org".into()],
-            deny_config: vec![],
-            log_denials: false,
-            ports: vec![443, 80],
-            dns_server: None,
-            allow_dns: false,
-            strict: false,
-            network: None,
-            verify_blocked: None,
-            verify_allowed: None,
-            refresh_min: std::time::Duration::from_secs(30),
+            ..EgressSettings::default()
         }
     }
 

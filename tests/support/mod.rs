@@ -157,3 +157,13 @@ pub fn skip(reason: &str) {
     }
     eprintln!("skipped: {reason}");
 }
+
+/// Waits until `addr` accepts TCP connections (a test host coming up), at most `secs` seconds.
+pub fn wait_for_port(addr: &str, secs: u64) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_err() {
+        assert!(start.elapsed().as_secs() < secs, "test host {addr} did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
