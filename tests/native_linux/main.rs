@@ -50,8 +50,21 @@ pub struct Fx {
     pub home: PathBuf,
 }
 
+/// Where fixtures live: the target directory, unless it is below /tmp (a checkout in /tmp): the
+/// sandbox's private /tmp hides the host's, so read-only fixtures there would be invisible and the
+/// tests would pass or fail for the wrong reason. /var/tmp is never made private.
+fn fixture_base() -> PathBuf {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let canonical = target.canonicalize().unwrap_or_else(|_| target.clone());
+    if canonical.starts_with("/tmp") {
+        PathBuf::from("/var/tmp")
+    } else {
+        target
+    }
+}
+
 pub fn fx() -> Fx {
-    let dir = tempfile::Builder::new().prefix("native-").tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = tempfile::Builder::new().prefix("native-").tempdir_in(fixture_base()).unwrap();
     let root = dir.path().canonicalize().unwrap();
     let (work, outside, home) = (root.join("work"), root.join("outside"), root.join("home"));
     for d in [&work, &outside, &home] {
