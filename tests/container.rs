@@ -337,3 +337,42 @@ fn two_sessions_on_one_workdir_get_distinct_containers() {
     assert_eq!(first.wait().unwrap().code(), Some(143), "SIGTERM reaches the command: 128+15");
     assert!(containers_for(&p.wd).is_empty());
 }
+
+#[test]
+fn the_main_job_runs_codex_interactively_with_the_remaining_arguments() {
+    need_docker!();
+    let p = Project::new();
+    let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let wd = p.wd.to_str().unwrap();
+    // `codex-box --work_dir DIR -- ARGS`: Codex in a terminal, ARGS passed to it.
+    let mut child = p
+        .cmd(&["--work_dir", wd, "--", "--version"])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&all).contains("codex-cli ") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let status = child.wait().unwrap();
+    let seen = reader.join().unwrap();
+    assert!(status.success(), "{seen}");
+    assert!(seen.contains("codex-cli "), "{seen:?}");
+    assert!(containers_for(&p.wd).is_empty());
+}
