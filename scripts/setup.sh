@@ -23,6 +23,12 @@ fi
 
 if ! docker version >/dev/null 2>&1 && ! $SUDO docker version >/dev/null 2>&1; then
     log "starting dockerd"
+    # A dockerd that was killed leaves its pid files behind, and a new one refuses to start.
+    for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+        if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+            $SUDO rm -f "$pidfile"
+        fi
+    done
     if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
         $SUDO systemctl start docker
     else
