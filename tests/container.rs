@@ -376,3 +376,26 @@ fn the_main_job_runs_codex_interactively_with_the_remaining_arguments() {
     assert!(seen.contains("codex-cli "), "{seen:?}");
     assert!(containers_for(&p.wd).is_empty());
 }
+
+#[test]
+fn a_session_ca_certificate_is_trusted_by_the_agents_tools() {
+    need_docker!();
+    let p = Project::new();
+    let pem = p.root.path().join("corp-proxy.pem");
+    let marker = "MIIBcodexboxsessioncamarker";
+    std::fs::write(&pem, format!("-----BEGIN CERTIFICATE-----\n{marker}\n-----END CERTIFICATE-----\n")).unwrap();
+    let out = p.run_sh(
+        &["--ca-cert", pem.to_str().unwrap()],
+        "for v in SSL_CERT_FILE NODE_EXTRA_CA_CERTS REQUESTS_CA_BUNDLE GIT_SSL_CAINFO; do eval f=\\$$v; grep -q MIIBcodexboxsessioncamarker \"$f\" && echo \"$v ok\"; done; \
+         grep -c 'BEGIN CERTIFICATE' \"$SSL_CERT_FILE\"",
+    );
+    let s = text(&out.stdout);
+    for v in ["SSL_CERT_FILE ok", "NODE_EXTRA_CA_CERTS ok", "REQUESTS_CA_BUNDLE ok", "GIT_SSL_CAINFO ok"] {
+        assert!(s.contains(v), "{v}: {s} {}", text(&out.stderr));
+    }
+    let count: usize = s.lines().last().unwrap().trim().parse().unwrap();
+    assert!(count > 1, "the system bundle is kept beside the session's certificate: {s}");
+    // Control: without --ca-cert the image's own bundle does not contain it.
+    let out = p.run_sh(&[], "grep -q MIIBcodexboxsessioncamarker \"$SSL_CERT_FILE\" && echo FOUND || echo absent");
+    assert_eq!(text(&out.stdout), "absent\n", "{}", text(&out.stderr));
+}
