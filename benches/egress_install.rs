@@ -20,18 +20,9 @@ use support::netns::{unsupported, Netns};
 
 /// Runs a command on the calling thread's namespace, feeding it `stdin`.
 fn run(argv: &[&str], stdin: &str) {
-    let mut child = Command::new(argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    let mut child =
+        Command::new(argv[0]).args(&argv[1..]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().expect("spawn");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success(), "{argv:?} failed");
 }
 
@@ -51,14 +42,9 @@ fn main() {
     );
     for n in [10usize, 1_000, 10_000] {
         let base = u32::from(Ipv4Addr::new(198, 18, 0, 0));
-        let addrs: Vec<IpAddr> = (0..n as u32)
-            .map(|i| IpAddr::V4(Ipv4Addr::from(base + 2 * i)))
-            .collect();
+        let addrs: Vec<IpAddr> = (0..n as u32).map(|i| IpAddr::V4(Ipv4Addr::from(base + 2 * i))).collect();
         let t = Instant::now();
-        let spec = FirewallSpec {
-            sets: aggregate(addrs.clone(), &[]),
-            ..FirewallSpec::default()
-        };
+        let spec = FirewallSpec { sets: aggregate(addrs.clone(), &[]), ..FirewallSpec::default() };
         let texts = render(&spec);
         let render_time = t.elapsed();
         assert_eq!(spec.sets.v4.len(), n);
@@ -73,19 +59,14 @@ fn main() {
         });
         let count = ns.exec(&["ipset", "list", SET_V4, "-terse"], None).unwrap();
         let listed = String::from_utf8_lossy(&count.stdout).to_string();
-        assert!(
-            listed.contains(&format!("Number of entries: {n}")),
-            "{listed}"
-        );
+        assert!(listed.contains(&format!("Number of entries: {n}")), "{listed}");
 
         let baseline = ns.enter(move || {
             run(&["ipset", "flush", SET_V4], "");
             let t = Instant::now();
             for a in &addrs {
-                let ok = Command::new("ipset")
-                    .args(["add", SET_V4, &a.to_string(), "-exist"])
-                    .status()
-                    .expect("ipset add");
+                let ok =
+                    Command::new("ipset").args(["add", SET_V4, &a.to_string(), "-exist"]).status().expect("ipset add");
                 assert!(ok.success());
             }
             t.elapsed()
@@ -99,11 +80,7 @@ fn main() {
             baseline.as_secs_f64() / restore.as_secs_f64()
         );
         if n == 10_000 {
-            let verdict = if full < Duration::from_millis(200) {
-                "met"
-            } else {
-                "MISSED"
-            };
+            let verdict = if full < Duration::from_millis(200) { "met" } else { "MISSED" };
             println!("target: 10 000 entries installed (ipset + iptables) under 200 ms: {verdict}");
         }
     }

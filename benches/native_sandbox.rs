@@ -69,10 +69,26 @@ fn main() {
     let mut cases: Vec<(&str, Vec<String>)> = vec![
         ("/bin/true", s(&["/bin/true"])),
         ("codex-box sandbox -- true", vec![bin.clone(), "sandbox".into(), "--".into(), "true".into()]),
-        ("codex-box sandbox --full-auto -- true", vec![bin, "sandbox".into(), "--full-auto".into(), "--".into(), "true".into()]),
+        (
+            "codex-box sandbox --full-auto -- true",
+            vec![bin, "sandbox".into(), "--full-auto".into(), "--".into(), "true".into()],
+        ),
     ];
     if let Some(bwrap) = on_path("bwrap") {
-        let mut v = s(&["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-all", "--die-with-parent", "true"]);
+        let mut v = s(&[
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--unshare-all",
+            "--die-with-parent",
+            "true",
+        ]);
         v.insert(0, bwrap);
         cases.push(("bwrap (ro /, unshare-all) true", v));
     } else {

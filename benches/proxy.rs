@@ -77,7 +77,11 @@ fn server() -> SocketAddr {
                         }
                     }
                 } else {
-                    let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", SMALL_BODY.len());
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        SMALL_BODY.len()
+                    );
                     let _ = s.write_all(SMALL_BODY);
                 }
             });
@@ -168,10 +172,14 @@ fn main() {
         assert!(request(p, server, paddr, "/small") > 0);
     }
 
-    println!("large download: {} MiB, median of 3 (and best); CPU = the whole process (client, server, proxy) per GiB", BIG >> 20);
+    println!(
+        "large download: {} MiB, median of 3 (and best); CPU = the whole process (client, server, proxy) per GiB",
+        BIG >> 20
+    );
     let mut direct_mbps = 0.0;
     let mut direct_cpu = 0.0;
-    for (name, p) in [("direct", Path::Direct), ("CONNECT tunnel", Path::Tunnel), ("plain HTTP forward", Path::Forward)] {
+    for (name, p) in [("direct", Path::Direct), ("CONNECT tunnel", Path::Tunnel), ("plain HTTP forward", Path::Forward)]
+    {
         let runs: Vec<(f64, f64)> = (0..3)
             .map(|_| {
                 let (t, cpu) = (Instant::now(), cpu_seconds());
@@ -197,7 +205,8 @@ fn main() {
 
     println!("paced download: {} MiB from a server sending 125 MiB/s (a 1 Gbit/s-class link)", PACED >> 20);
     let mut direct_paced = 0.0;
-    for (name, p) in [("direct", Path::Direct), ("CONNECT tunnel", Path::Tunnel), ("plain HTTP forward", Path::Forward)] {
+    for (name, p) in [("direct", Path::Direct), ("CONNECT tunnel", Path::Tunnel), ("plain HTTP forward", Path::Forward)]
+    {
         let t = Instant::now();
         let n = request(p, server, paddr, "/paced");
         assert!(n > PACED, "{name}: short download ({n} bytes)");
@@ -212,7 +221,8 @@ fn main() {
 
     println!("{REQUESTS} small requests, a new connection each; best of 5 rounds (median in brackets)");
     let mut direct_ms = (0.0, 0.0);
-    for (name, p) in [("direct", Path::Direct), ("CONNECT tunnel", Path::Tunnel), ("plain HTTP forward", Path::Forward)] {
+    for (name, p) in [("direct", Path::Direct), ("CONNECT tunnel", Path::Tunnel), ("plain HTTP forward", Path::Forward)]
+    {
         let rounds: Vec<f64> = (0..5)
             .map(|_| {
                 let t = Instant::now();
@@ -228,7 +238,11 @@ fn main() {
             direct_ms = (best, med);
             println!("  {name:<20} {best:7.3} ms/request [{med:.3}]");
         } else {
-            println!("  {name:<20} {best:7.3} ms/request [{med:.3}]  (+{:.3} ms added [+{:.3}])", best - direct_ms.0, med - direct_ms.1);
+            println!(
+                "  {name:<20} {best:7.3} ms/request [{med:.3}]  (+{:.3} ms added [+{:.3}])",
+                best - direct_ms.0,
+                med - direct_ms.1
+            );
         }
     }
     let summary = rt.block_on(proxy.shutdown());

@@ -16,8 +16,16 @@ use futures_util::StreamExt;
 
 /// Ten allowlisted names (registry hosts that resolve on CI machines; elsewhere they warn).
 const NAMES: [&str; 10] = [
-    "deb.debian.org", "security.debian.org", "registry.npmjs.org", "pypi.org", "files.pythonhosted.org",
-    "crates.io", "static.crates.io", "index.crates.io", "repo.maven.apache.org", "github.com",
+    "deb.debian.org",
+    "security.debian.org",
+    "registry.npmjs.org",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "crates.io",
+    "static.crates.io",
+    "index.crates.io",
+    "repo.maven.apache.org",
+    "github.com",
 ];
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -68,7 +76,10 @@ fn main() {
             let id = docker.create_container(None, body).await.unwrap().id;
             docker.start_container(&id, None).await.unwrap();
             let _ = docker.wait_container(&id, None).next().await;
-            docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await.unwrap();
+            docker
+                .remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+                .await
+                .unwrap();
             t.elapsed()
         })
     };
@@ -76,7 +87,11 @@ fn main() {
     let cli = which("docker").then_some({
         move || {
             let t = Instant::now();
-            let st = Command::new("docker").args(["run", "--rm", &image_cli, "true"]).stdout(Stdio::null()).status().unwrap();
+            let st = Command::new("docker")
+                .args(["run", "--rm", &image_cli, "true"])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
             assert!(st.success());
             t.elapsed()
         }

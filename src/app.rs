@@ -101,7 +101,10 @@ fn confirm_outside(work_dir: &Path, paths: &[(&str, &PathBuf)]) -> Result<()> {
         if !std::io::stdin().is_terminal() {
             bail!("{flag} {} is outside the work dir and would be writable by the agent; run in a terminal to confirm, or choose a path inside {}", p.display(), work_dir.display());
         }
-        eprint!("codex-box: {flag} {} is outside the work dir and will be WRITABLE by the agent. Type yes to continue: ", p.display());
+        eprint!(
+            "codex-box: {flag} {} is outside the work dir and will be WRITABLE by the agent. Type yes to continue: ",
+            p.display()
+        );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -349,7 +352,11 @@ async fn show_egress(e: &crate::cli::EgressArgs) -> Result<i32> {
     for w in &warnings {
         println!("warning: {w}");
     }
-    println!("ports: {:?}; DNS from the session: {}", cfg.egress.ports, if fw.dns.is_empty() { "closed".to_string() } else { fw.dns.join(", ") });
+    println!(
+        "ports: {:?}; DNS from the session: {}",
+        cfg.egress.ports,
+        if fw.dns.is_empty() { "closed".to_string() } else { fw.dns.join(", ") }
+    );
     if e.rules {
         for (name, data) in &fw.files {
             println!("--- {name}\n{}", String::from_utf8_lossy(data));

@@ -134,7 +134,8 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
         }
         from_user.push(init.clone());
     }
-    let init_hook = fs::metadata(&init).ok().filter(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).map(|_| init);
+    let init_hook =
+        fs::metadata(&init).ok().filter(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).map(|_| init);
 
     let sessions_dir = cfg.sessions_path.clone().unwrap_or_else(|| env_dir.join("sessions"));
     let made_sessions_dir = !sessions_dir.exists();
@@ -266,7 +267,13 @@ mod tests {
     fn auth_search_order() {
         let t = tempfile::tempdir().unwrap();
         let (home, wd, cdir) = (t.path().join("home"), t.path().join("wd"), t.path().join("cdir"));
-        for d in [home.join(".codex"), home.join(".config/codex"), wd.join("codex"), wd.join(".codex/.environment"), cdir.clone()] {
+        for d in [
+            home.join(".codex"),
+            home.join(".config/codex"),
+            wd.join("codex"),
+            wd.join(".codex/.environment"),
+            cdir.clone(),
+        ] {
             fs::create_dir_all(&d).unwrap();
         }
         let candidates = [

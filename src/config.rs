@@ -159,7 +159,9 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Egress(#[from] crate::egress::NameError),
-    #[error("--allow-dns needs the resolver to open: give it with --dns-server IP (or dns_server in {PROJECT_CONFIG})")]
+    #[error(
+        "--allow-dns needs the resolver to open: give it with --dns-server IP (or dns_server in {PROJECT_CONFIG})"
+    )]
     AllowDnsWithoutServer,
     #[error("--allow-dns: the container's resolver must listen on port 53, not {0}")]
     AllowDnsPort(SocketAddr),
@@ -209,8 +211,11 @@ impl SessionConfig {
         let existing_file = |flag: &'static str, p: &Option<PathBuf>| -> Result<Option<PathBuf>, ConfigError> {
             p.as_ref()
                 .map(|p| {
-                    std::fs::canonicalize(cwd.join(p))
-                        .map_err(|source| ConfigError::FileMissing { flag, path: p.clone(), source })
+                    std::fs::canonicalize(cwd.join(p)).map_err(|source| ConfigError::FileMissing {
+                        flag,
+                        path: p.clone(),
+                        source,
+                    })
                 })
                 .transpose()
         };
@@ -306,7 +311,8 @@ fn absolute(cwd: &Path, p: &Path) -> PathBuf {
 /// Canonicalises and checks the work dir: not `/`, a directory, inside WORKSPACE_ROOT_DIR if set.
 pub fn resolve_work_dir(arg: Option<&Path>, root: Option<&Path>, cwd: &Path) -> Result<PathBuf, ConfigError> {
     let given = arg.map(|p| absolute(cwd, p)).unwrap_or_else(|| cwd.to_path_buf());
-    let dir = std::fs::canonicalize(&given).map_err(|source| ConfigError::WorkDirMissing { path: given.clone(), source })?;
+    let dir =
+        std::fs::canonicalize(&given).map_err(|source| ConfigError::WorkDirMissing { path: given.clone(), source })?;
     if !dir.is_dir() {
         return Err(ConfigError::WorkDirNotDir(dir));
     }
@@ -368,7 +374,8 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join(".codex")).unwrap();
         assert_eq!(ProjectConfig::load(t.path()).unwrap(), ProjectConfig::default());
-        std::fs::write(t.path().join(PROJECT_CONFIG), "[egress]\nallow = [\"github.com\"]\n[limits]\npids = 99\n").unwrap();
+        std::fs::write(t.path().join(PROJECT_CONFIG), "[egress]\nallow = [\"github.com\"]\n[limits]\npids = 99\n")
+            .unwrap();
         let c = ProjectConfig::load(t.path()).unwrap();
         assert_eq!((c.egress.allow.clone(), c.limits.pids), (vec!["github.com".to_string()], Some(99)));
         std::fs::write(t.path().join(PROJECT_CONFIG), "[egress]\nalow = []\n").unwrap();
@@ -379,7 +386,12 @@ mod tests {
     #[test]
     fn host_ports() {
         assert!(valid_host_port("192.0.2.1:80") && valid_host_port("[2001:db8::1]:443") && valid_host_port("h.test:9"));
-        assert!(!valid_host_port("192.0.2.1") && !valid_host_port("a;b:1") && !valid_host_port("h:0") && !valid_host_port(":80"));
+        assert!(
+            !valid_host_port("192.0.2.1")
+                && !valid_host_port("a;b:1")
+                && !valid_host_port("h:0")
+                && !valid_host_port(":80")
+        );
     }
 
     #[test]
@@ -396,7 +408,10 @@ mod tests {
         assert!(err.to_string().contains("WORKSPACE_ROOT_DIR"));
         std::fs::write(root.join("file"), "").unwrap();
         assert!(matches!(resolve_work_dir(Some(Path::new("file")), None, &root), Err(ConfigError::WorkDirNotDir(_))));
-        assert!(matches!(resolve_work_dir(Some(Path::new("nope")), None, &root), Err(ConfigError::WorkDirMissing { .. })));
+        assert!(matches!(
+            resolve_work_dir(Some(Path::new("nope")), None, &root),
+            Err(ConfigError::WorkDirMissing { .. })
+        ));
         // A symlink pointing outside the root is judged by its target.
         std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
         assert!(resolve_work_dir(Some(Path::new("link")), Some(&root), &root).is_err());

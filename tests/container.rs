@@ -228,7 +228,10 @@ fn shipped_init_hooks_work() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let p = Project::new();
     let hook = repo.join("init-hooks/sandbox-setup.sh");
-    let out = p.run_sh(&["--init_script", hook.to_str().unwrap()], "git config user.name; echo $NPM_CONFIG_PREFIX; git -C . status >/dev/null 2>&1; echo ok");
+    let out = p.run_sh(
+        &["--init_script", hook.to_str().unwrap()],
+        "git config user.name; echo $NPM_CONFIG_PREFIX; git -C . status >/dev/null 2>&1; echo ok",
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(s.contains("codex (sandbox)") && s.contains("/home/codex/.npm-global"), "{s}");
@@ -248,7 +251,15 @@ fn shipped_init_hooks_work() {
     let sdk = host.join(".sdkman/candidates/java/25-tem");
     let m2 = host.join(".m2");
     let out = q.run_sh(
-        &["--init_script", java.to_str().unwrap(), "--trust", "--read-only", sdk.to_str().unwrap(), "--read-only", m2.to_str().unwrap()],
+        &[
+            "--init_script",
+            java.to_str().unwrap(),
+            "--trust",
+            "--read-only",
+            sdk.to_str().unwrap(),
+            "--read-only",
+            m2.to_str().unwrap(),
+        ],
         "java -version; echo $MAVEN_ARGS; cat $HOME/.m2/settings.xml",
     );
     let s = text(&out.stdout);
@@ -264,7 +275,10 @@ fn an_unreachable_engine_and_a_forbidden_socket_are_explained() {
     let out = p.cmd(&["run", "--", "true"]).env("DOCKER_HOST", "unix:///nonexistent/docker.sock").output().unwrap();
     assert_eq!(out.status.code(), Some(125));
     let err = text(&out.stderr);
-    assert!(err.contains("no Docker engine answers at unix:///nonexistent/docker.sock") && err.contains("DOCKER_HOST"), "{err}");
+    assert!(
+        err.contains("no Docker engine answers at unix:///nonexistent/docker.sock") && err.contains("DOCKER_HOST"),
+        "{err}"
+    );
     assert!(!p.wd.join(".codex").exists(), "nothing written when the engine is missing");
     if !docker_ready("socket permission") {
         return;

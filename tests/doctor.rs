@@ -23,7 +23,8 @@ fn doctor(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// The `--json` report: check name → (status, fix).
 fn report(out: &Output) -> Vec<(String, String, String)> {
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("--json output does not parse: {e}\n{}", text(&out.stdout)));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("--json output does not parse: {e}\n{}", text(&out.stdout)));
     let arr = v.as_array().expect("a JSON array");
     arr.iter()
         .map(|c| {
@@ -45,7 +46,8 @@ fn healthy_host_passes_and_json_has_one_object_per_check() {
     let human = doctor(&[], &[]);
     assert_eq!(human.status.code(), Some(0), "{}{}", text(&human.stdout), text(&human.stderr));
     let out = text(&human.stdout);
-    for line in ["ok    engine", "ok    image ", "ok    image-tools", "ok    landlock", "ok    seccomp", "ok    userns"] {
+    for line in ["ok    engine", "ok    image ", "ok    image-tools", "ok    landlock", "ok    seccomp", "ok    userns"]
+    {
         assert!(out.lines().any(|l| l.starts_with(line)), "missing `{line}` in\n{out}");
     }
     let json = doctor(&["--json"], &[]);
@@ -57,7 +59,9 @@ fn healthy_host_passes_and_json_has_one_object_per_check() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), r.len(), "check names are unique");
-    for name in ["engine", "api-version", "socket", "image", "image-tools", "landlock", "seccomp", "userns", "bubblewrap"] {
+    for name in
+        ["engine", "api-version", "socket", "image", "image-tools", "landlock", "seccomp", "userns", "bubblewrap"]
+    {
         assert_eq!(get(&r, name).1, "ok", "{name}: {r:?}");
     }
     assert!(["ok", "warn"].contains(&get(&r, "dns").1.as_str()));

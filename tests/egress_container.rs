@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig};
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
+    NetworkingConfig,
+};
 use bollard::query_parameters::RemoveContainerOptions;
 use support::dns_server::{dead_address, TestDns, Zone};
 use support::*;
@@ -211,8 +214,16 @@ except OSError: print('CLOSED dns')"
     "#.replace("V4", v4).replace("V6", v6);
     let (blocked, allowed) = (format!("{v4}.11:80"), format!("{v4}.10:80"));
     let mut args = vec![
-        "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test",
-        "--verify-blocked", &blocked, "--verify-allowed", &allowed,
+        "--network",
+        &net.name,
+        "--dns-server",
+        &dns_addr,
+        "--allow-domain",
+        "allowed.test",
+        "--verify-blocked",
+        &blocked,
+        "--verify-allowed",
+        &allowed,
     ];
     if applier != "auto" {
         args.extend(["--firewall-applier", applier]);
@@ -237,12 +248,16 @@ except OSError: print('CLOSED dns')"
         "CLOSED dns",
         "CLOSED http://V4.11/",
         "OPEN http://allowed.test/",
-    ].iter().map(|l| l.replace("V4", v4).replace("V6", v6)).collect();
+    ]
+    .iter()
+    .map(|l| l.replace("V4", v4).replace("V6", v6))
+    .collect();
     assert_eq!(lines, expect, "stderr: {}", text(&out.stderr));
     assert!(!s.contains("CHANGED"), "{s}");
     // The session-end summary names what was blocked, from the kernel's per-destination record.
     let err = text(&out.stderr);
-    let summary = err.lines().find(|l| l.starts_with("codex-box: egress blocked")).unwrap_or_else(|| panic!("no summary: {err}"));
+    let summary =
+        err.lines().find(|l| l.starts_with("codex-box: egress blocked")).unwrap_or_else(|| panic!("no summary: {err}"));
     for dest in ["V4.11 tcp:80", "V4.12 tcp:80", "V4.1 tcp:80", "V4.10 tcp:8443", "V4.10 udp:53", "V6::11 tcp:80"] {
         let dest = dest.replace("V4", v4).replace("V6", v6);
         assert!(summary.contains(&dest), "{dest} missing from {summary}");
@@ -262,19 +277,44 @@ fn verification_refuses_to_start_the_agent_when_a_blocked_address_is_reachable()
     let dns_addr = dns.addr.to_string();
     // Claim that an allowlisted host must be blocked: the check must catch it.
     let out = p.run_sh(
-        &["--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test", "--verify-blocked", "198.18.77.10:80"],
+        &[
+            "--network",
+            &net.name,
+            "--dns-server",
+            &dns_addr,
+            "--allow-domain",
+            "allowed.test",
+            "--verify-blocked",
+            "198.18.77.10:80",
+        ],
         "echo AGENT-STARTED",
     );
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     assert!(!text(&out.stdout).contains("AGENT-STARTED"));
-    assert!(text(&out.stderr).contains("firewall verification failed: 198.18.77.10:80 is reachable"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("firewall verification failed: 198.18.77.10:80 is reachable"),
+        "{}",
+        text(&out.stderr)
+    );
     // Control: the right target passes, and so does the default (the gateway, this host).
     let out = p.run_sh(
-        &["--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test", "--verify-blocked", "198.18.77.11:80"],
+        &[
+            "--network",
+            &net.name,
+            "--dns-server",
+            &dns_addr,
+            "--allow-domain",
+            "allowed.test",
+            "--verify-blocked",
+            "198.18.77.11:80",
+        ],
         "echo AGENT-STARTED",
     );
     assert_eq!(text(&out.stdout), "AGENT-STARTED\n", "{}", text(&out.stderr));
-    let out = p.run_sh(&["--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test"], "echo AGENT-STARTED");
+    let out = p.run_sh(
+        &["--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test"],
+        "echo AGENT-STARTED",
+    );
     assert_eq!(text(&out.stdout), "AGENT-STARTED\n", "{}", text(&out.stderr));
     assert!(containers_for(&p.wd).is_empty());
 }
@@ -336,7 +376,11 @@ fn the_live_refresh_works_through_the_sidecar_too() {
 }
 
 fn refresh_holds(applier: &str) {
-    let (tag, v4, v6) = if applier == "sidecar" { ("refresh-side", "198.18.81", "2001:db8:81") } else { ("refresh", "198.18.78", "2001:db8:79") };
+    let (tag, v4, v6) = if applier == "sidecar" {
+        ("refresh-side", "198.18.81", "2001:db8:81")
+    } else {
+        ("refresh", "198.18.78", "2001:db8:79")
+    };
     let net = TestNet::new(tag, v4, v6);
     let dns = TestDns::start(Zone::new(1).addr("allowed.test", &format!("{v4}.10")));
     let p = Project::new();
@@ -357,7 +401,25 @@ fn refresh_holds(applier: &str) {
     "#.replace("V4", v4);
     let wd = p.wd.to_str().unwrap().to_string();
     let child = p
-        .cmd(&["run", "--work_dir", &wd, "--network", &net.name, "--dns-server", &dns_addr, "--allow-domain", "allowed.test", "--refresh-min", "1", "--firewall-applier", applier, "--", "sh", "-c", &script])
+        .cmd(&[
+            "run",
+            "--work_dir",
+            &wd,
+            "--network",
+            &net.name,
+            "--dns-server",
+            &dns_addr,
+            "--allow-domain",
+            "allowed.test",
+            "--refresh-min",
+            "1",
+            "--firewall-applier",
+            applier,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -373,12 +435,15 @@ fn refresh_holds(applier: &str) {
     let s = text(&out.stdout);
     let lines: Vec<&str> = s.lines().collect();
     let expect: Vec<String> = [
-            "OPEN http://allowed.test/",
-            "CLOSED http://V4.12/",
-            "OPEN http://V4.12/",
-            "HOSTS V4.12",
-            "CLOSED http://V4.11/",
-        ].iter().map(|l| l.replace("V4", v4)).collect();
+        "OPEN http://allowed.test/",
+        "CLOSED http://V4.12/",
+        "OPEN http://V4.12/",
+        "HOSTS V4.12",
+        "CLOSED http://V4.11/",
+    ]
+    .iter()
+    .map(|l| l.replace("V4", v4))
+    .collect();
     assert_eq!(lines, expect, "{applier}: stdout {s:?}, stderr {}", text(&out.stderr));
 }
 
@@ -428,14 +493,22 @@ fn with_a_sidecar_not_even_docker_exec_as_root_can_change_the_rules() {
             let d = codex_box::docker::engine::connect().await.unwrap();
             // The sidecar runs first; the agent's container may still be starting.
             for _ in 0..100 {
-                match codex_box::docker::refresh::exec_root(&d, agent.trim_start_matches('/'), &["iptables", "-P", "OUTPUT", "ACCEPT"], b"").await {
+                match codex_box::docker::refresh::exec_root(
+                    &d,
+                    agent.trim_start_matches('/'),
+                    &["iptables", "-P", "OUTPUT", "ACCEPT"],
+                    b"",
+                )
+                .await
+                {
                     Ok((code, _)) => return code == 0,
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
             panic!("{applier}: could not exec into the agent's container");
         });
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
         child.wait().unwrap();
         assert_eq!(changed, can_change, "{applier}: docker exec -u 0 iptables -P OUTPUT ACCEPT");
         assert!(containers_for(&p.wd).is_empty(), "{applier}: agent and sidecar removed");

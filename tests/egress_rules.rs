@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use codex_box::egress::counters::parse_counters;
 use codex_box::egress::resolve::NameResolution;
-use codex_box::egress::{
-    aggregate, plan_refresh, render, FirewallSpec, RefreshSettings, RefreshState, Resolution,
-};
+use codex_box::egress::{aggregate, plan_refresh, render, FirewallSpec, RefreshSettings, RefreshState, Resolution};
 use ipnet::IpNet;
 use support::netns::{unsupported, Netns};
 
@@ -47,10 +45,7 @@ fn tcp(ns: &Netns, ip: &str, port: u16) -> Probe {
             Ok(_) => Probe::Connected,
             Err(e) if e.kind() == ErrorKind::TimedOut => Probe::TimedOut,
             Err(e) => {
-                assert!(
-                    start.elapsed() < Duration::from_millis(500),
-                    "slow refusal: {e}"
-                );
+                assert!(start.elapsed() < Duration::from_millis(500), "slow refusal: {e}");
                 Probe::Refused
             }
         }
@@ -61,11 +56,7 @@ fn tcp(ns: &Netns, ip: &str, port: u16) -> Probe {
 fn udp53(ns: &Netns, ip: &str) -> Probe {
     let addr = sa(ip, 53);
     ns.enter(move || {
-        let bind = if addr.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        };
+        let bind = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
         let s = UdpSocket::bind(bind).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         s.connect(addr).unwrap();
@@ -76,14 +67,9 @@ fn udp53(ns: &Netns, ip: &str) -> Probe {
         let mut buf = [0u8; 16];
         match s.recv(&mut buf) {
             Ok(_) => Probe::Connected,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Probe::TimedOut
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Probe::TimedOut,
             Err(e) => {
-                assert!(
-                    start.elapsed() < Duration::from_millis(500),
-                    "slow refusal: {e}"
-                );
+                assert!(start.elapsed() < Duration::from_millis(500), "slow refusal: {e}");
                 Probe::Refused
             }
         }
@@ -92,8 +78,7 @@ fn udp53(ns: &Netns, ip: &str) -> Probe {
 
 fn apply(ns: &Netns, spec: &FirewallSpec) {
     let t = render(spec);
-    ns.exec(&["ipset", "restore", "-exist"], Some(&t.ipset))
-        .unwrap();
+    ns.exec(&["ipset", "restore", "-exist"], Some(&t.ipset)).unwrap();
     ns.exec(&["iptables-restore"], Some(&t.v4)).unwrap();
     ns.exec(&["ip6tables-restore"], Some(&t.v6)).unwrap();
 }
@@ -105,50 +90,25 @@ fn topology(pid: u32) -> Result<(Netns, Netns), String> {
     let hosts = Netns::add(&format!("cbx-test-{pid}-h"))?;
     let peer = hosts.name.clone();
     for ns in [&client, &hosts] {
-        ns.exec(
-            &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"],
-            None,
-        )?;
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"], None)?;
     }
-    client.exec(
-        &[
-            "ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", &peer,
-        ],
-        None,
-    )?;
+    client.exec(&["ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", &peer], None)?;
     for a in ["192.0.2.1/24", "10.77.0.1/24"] {
         client.exec(&["ip", "addr", "add", a, "dev", "veth0"], None)?;
     }
-    client.exec(
-        &[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            "2001:db8::1/64",
-            "dev",
-            "veth0",
-            "nodad",
-        ],
-        None,
-    )?;
+    client.exec(&["ip", "-6", "addr", "add", "2001:db8::1/64", "dev", "veth0", "nodad"], None)?;
     client.exec(&["ip", "link", "set", "veth0", "up"], None)?;
     for a in ["192.0.2.10/24", "192.0.2.20/24", "10.77.0.10/24"] {
         hosts.exec(&["ip", "addr", "add", a, "dev", "veth1"], None)?;
     }
     for a in ["2001:db8::10/64", "2001:db8::20/64"] {
-        hosts.exec(
-            &["ip", "-6", "addr", "add", a, "dev", "veth1", "nodad"],
-            None,
-        )?;
+        hosts.exec(&["ip", "-6", "addr", "add", a, "dev", "veth1", "nodad"], None)?;
     }
     hosts.exec(&["ip", "link", "set", "veth1", "up"], None)?;
     // Wait for the carrier: a neighbour solicitation sent before it is lost.
     let deadline = Instant::now() + Duration::from_secs(5);
     for (ns, dev) in [(&client, "veth0"), (&hosts, "veth1")] {
-        while !String::from_utf8_lossy(&ns.exec(&["ip", "link", "show", dev], None)?.stdout)
-            .contains("state UP")
-        {
+        while !String::from_utf8_lossy(&ns.exec(&["ip", "link", "show", dev], None)?.stdout).contains("state UP") {
             if Instant::now() > deadline {
                 return Err(format!("{dev} in {} did not come up", ns.name));
             }
@@ -192,11 +152,7 @@ fn generated_rules_allow_the_allowlist_and_reject_the_rest() {
 
     // Names resolved to ALLOWED4, ALLOWED6 and (rebinding) PRIVATE4; port 443 only; no DNS.
     let resolved = [ip(ALLOWED4), ip(ALLOWED6), ip(PRIVATE4)];
-    let spec = FirewallSpec {
-        sets: aggregate(resolved, &[]),
-        ports: vec![443],
-        ..FirewallSpec::default()
-    };
+    let spec = FirewallSpec { sets: aggregate(resolved, &[]), ports: vec![443], ..FirewallSpec::default() };
     apply(&client, &spec);
     apply(&client, &spec); // idempotent
 
@@ -204,16 +160,8 @@ fn generated_rules_allow_the_allowlist_and_reject_the_rest() {
     assert_eq!(tcp(&client, ALLOWED6, 443), Probe::Connected);
     assert_eq!(tcp(&client, OTHER4, 443), Probe::Refused);
     assert_eq!(tcp(&client, OTHER6, 443), Probe::Refused);
-    assert_eq!(
-        tcp(&client, ALLOWED4, 8443),
-        Probe::Refused,
-        "port not allowed"
-    );
-    assert_eq!(
-        tcp(&client, PRIVATE4, 443),
-        Probe::Refused,
-        "private range, not explicit"
-    );
+    assert_eq!(tcp(&client, ALLOWED4, 8443), Probe::Refused, "port not allowed");
+    assert_eq!(tcp(&client, PRIVATE4, 443), Probe::Refused, "private range, not explicit");
     assert_eq!(tcp(&client, OTHER4, 53), Probe::Refused);
     assert_eq!(udp53(&client, OTHER4), Probe::Refused);
     assert_eq!(udp53(&client, ALLOWED4), Probe::Refused);
@@ -248,9 +196,7 @@ fn generated_rules_allow_the_allowlist_and_reject_the_rest() {
     let state = RefreshState::new(vec![], &moved(ALLOWED4), t0);
     let later = t0 + Duration::from_secs(60) + RefreshSettings::default().grace;
     let plan = plan_refresh(&state, &moved(OTHER4), later, &RefreshSettings::default());
-    client
-        .exec(&["ipset", "restore", "-exist"], Some(&plan.ipset_text()))
-        .unwrap();
+    client.exec(&["ipset", "restore", "-exist"], Some(&plan.ipset_text())).unwrap();
     assert_eq!(tcp(&client, OTHER4, 443), Probe::Connected);
     assert_eq!(tcp(&client, ALLOWED4, 443), Probe::Refused);
 
@@ -267,19 +213,12 @@ fn generated_rules_allow_the_allowlist_and_reject_the_rest() {
     assert_eq!(tcp(&client, PRIVATE4, 443), Probe::Connected);
     assert_eq!(udp53(&client, OTHER4), Probe::Connected);
     assert_eq!(tcp(&client, OTHER4, 53), Probe::Connected);
-    assert_eq!(
-        tcp(&client, OTHER4, 443),
-        Probe::Refused,
-        "the resolver gets DNS only"
-    );
+    assert_eq!(tcp(&client, OTHER4, 443), Probe::Refused, "the resolver gets DNS only");
     assert_eq!(udp53(&client, ALLOWED4), Probe::Refused);
     assert_eq!(udp53(&client, OTHER6), Probe::Refused);
 
     // An IPv6 resolver instead.
-    let spec = FirewallSpec {
-        dns: Some(sa(OTHER6, 53)),
-        ..spec
-    };
+    let spec = FirewallSpec { dns: Some(sa(OTHER6, 53)), ..spec };
     apply(&client, &spec);
     assert_eq!(udp53(&client, OTHER6), Probe::Connected);
     assert_eq!(tcp(&client, OTHER6, 53), Probe::Connected);

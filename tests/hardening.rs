@@ -77,7 +77,10 @@ fn git_is_read_only_by_default_cannot_be_replaced_and_is_writable_with_the_switc
     assert!(!p.wd.join(".git-old").exists() && !p.wd.join("codex").exists(), "no placeholder left behind");
     assert_eq!(std::fs::read_to_string(p.wd.join(".git/config")).unwrap(), "[core]\n");
 
-    let out = p.run_sh(&["--allow-git-write"], "echo hook > .git/hooks/pre-commit && echo HOOK-WRITTEN; echo '#' >> .git/config && echo CONFIG-WRITTEN");
+    let out = p.run_sh(
+        &["--allow-git-write"],
+        "echo hook > .git/hooks/pre-commit && echo HOOK-WRITTEN; echo '#' >> .git/config && echo CONFIG-WRITTEN",
+    );
     let s = text(&out.stdout);
     assert!(s.contains("HOOK-WRITTEN") && s.contains("CONFIG-WRITTEN"), "{s} {}", text(&out.stderr));
 
@@ -133,7 +136,13 @@ fn the_agent_has_no_capabilities_no_new_privileges_and_a_read_only_root() {
                   ip link set lo down 2>/dev/null && echo NET-ADMIN; true";
     let out = p.run_sh(&[], script);
     let s = text(&out.stdout);
-    for line in ["CapEff:\t0000000000000000", "CapPrm:\t0000000000000000", "CapBnd:\t0000000000000000", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1"] {
+    for line in [
+        "CapEff:\t0000000000000000",
+        "CapPrm:\t0000000000000000",
+        "CapBnd:\t0000000000000000",
+        "CapAmb:\t0000000000000000",
+        "NoNewPrivs:\t1",
+    ] {
         assert!(s.contains(line), "{line} missing in {s}");
     }
     assert!(!s.contains("WROTE-"), "{s}");

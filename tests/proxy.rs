@@ -58,8 +58,15 @@ impl Upstream {
                             let head = String::from_utf8_lossy(&got[..end]).to_string();
                             let line = head.lines().next().unwrap_or("").to_string();
                             let host = head.lines().find_map(|l| l.strip_prefix("Host: ")).unwrap_or("-").to_string();
-                            let body = format!("{line} | host={host} | connection={}", head.to_ascii_lowercase().contains("connection: close"));
-                            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                            let body = format!(
+                                "{line} | host={host} | connection={}",
+                                head.to_ascii_lowercase().contains("connection: close")
+                            );
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
                             return;
                         }
                     }
@@ -93,7 +100,8 @@ impl Fixture {
                 .addr("x.apex.test", "127.0.0.1")
                 .addr("private.test", "127.0.0.2"),
         );
-        let flags: Vec<String> = ["allowed.test", "*.wild.test", "**.apex.test", "private.test", "127.0.0.1"].map(String::from).to_vec();
+        let flags: Vec<String> =
+            ["allowed.test", "*.wild.test", "**.apex.test", "private.test", "127.0.0.1"].map(String::from).to_vec();
         let deny = vec!["bad.wild.test".to_string()];
         let rules = Rules::merge(&Inputs { flags: &flags, ..Inputs::default() }, &deny, &[]).unwrap();
         let config = ProxyConfig {
@@ -130,7 +138,10 @@ impl Fixture {
     }
 
     fn get(&self, host: &str) -> String {
-        self.exchange(format!("GET http://{host}:{}/path?q=1 HTTP/1.1\r\nHost: ignored.test\r\n\r\n", self.up.addr.port()).as_bytes())
+        self.exchange(
+            format!("GET http://{host}:{}/path?q=1 HTTP/1.1\r\nHost: ignored.test\r\n\r\n", self.up.addr.port())
+                .as_bytes(),
+        )
     }
 
     /// CONNECT host, then the ClientHello; the proxy's reply head, and what came back through the
@@ -199,7 +210,10 @@ fn two_names_on_one_address_are_told_apart_over_plain_http() {
     let ok = f.get("allowed.test");
     let port = f.up.addr.port();
     assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-    assert!(ok.ends_with(&format!("GET /path?q=1 HTTP/1.1 | host=allowed.test:{port} | connection=true")), "Host rewritten, Connection: close: {ok}");
+    assert!(
+        ok.ends_with(&format!("GET /path?q=1 HTTP/1.1 | host=allowed.test:{port} | connection=true")),
+        "Host rewritten, Connection: close: {ok}"
+    );
     let before = f.up.connections.load(Ordering::SeqCst);
     let no = f.get("other.test");
     assert!(no.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{no}");
@@ -257,7 +271,10 @@ fn wildcards_deny_over_allow_private_answers_and_ports() {
     assert_eq!(status("apex.test"), "HTTP/1.1 200 OK");
     assert_eq!(status("x.apex.test"), "HTTP/1.1 200 OK");
     let private = f.get("private.test");
-    assert!(private.starts_with("HTTP/1.1 403") && private.contains("resolves to 127.0.0.2 (private, loopback"), "{private}");
+    assert!(
+        private.starts_with("HTTP/1.1 403") && private.contains("resolves to 127.0.0.2 (private, loopback"),
+        "{private}"
+    );
     assert_eq!(status("127.0.0.1"), "HTTP/1.1 200 OK", "an explicit IP entry opens the literal");
     assert_eq!(status("127.0.0.3"), "HTTP/1.1 403 Forbidden");
     let port = f.up.addr.port() ^ 1;
@@ -265,7 +282,14 @@ fn wildcards_deny_over_allow_private_answers_and_ports() {
     assert!(other_port.contains(&format!("port {port} is not allowed")), "{other_port}");
     // A refused request with a body still gets its answer.
     let body = "x".repeat(200_000);
-    let refused = f.exchange(format!("POST http://other.test:{}/ HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", f.up.addr.port(), body.len()).as_bytes());
+    let refused = f.exchange(
+        format!(
+            "POST http://other.test:{}/ HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            f.up.addr.port(),
+            body.len()
+        )
+        .as_bytes(),
+    );
     assert!(refused.starts_with("HTTP/1.1 403 Forbidden"), "{refused}");
     let unknown = f.get("nowhere.allowed.test");
     assert!(unknown.starts_with("HTTP/1.1 403"), "{unknown}");
@@ -274,7 +298,8 @@ fn wildcards_deny_over_allow_private_answers_and_ports() {
 #[test]
 fn malformed_and_oversized_requests_are_refused_without_harming_a_tunnel() {
     let Some(good) = hello("allowed.test") else { return };
-    let limits = Limits { head: codex_box::proxy::http::HeadLimits { max_head: 2048, max_headers: 16 }, ..Limits::default() };
+    let limits =
+        Limits { head: codex_box::proxy::http::HeadLimits { max_head: 2048, max_headers: 16 }, ..Limits::default() };
     let f = Fixture::new(limits);
     // A tunnel that stays open while the bad requests come in.
     let mut t = f.client();
@@ -288,9 +313,18 @@ fn malformed_and_oversized_requests_are_refused_without_harming_a_tunnel() {
         (b"\x00\x01garbage\r\n\r\n".to_vec(), "400 Bad Request"),
         (b"GET /relative HTTP/1.1\r\nHost: allowed.test\r\n\r\n".to_vec(), "400 Bad Request"),
         (b"CONNECT allowed.test HTTP/1.1\r\n\r\n".to_vec(), "400 Bad Request"),
-        (format!("GET http://allowed.test/ HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(4096)).into_bytes(), "431 Request Header Fields Too Large"),
-        (format!("GET http://allowed.test/ HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(20)).into_bytes(), "431 Request Header Fields Too Large"),
-        (b"POST http://allowed.test/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), "411 Length Required"),
+        (
+            format!("GET http://allowed.test/ HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(4096)).into_bytes(),
+            "431 Request Header Fields Too Large",
+        ),
+        (
+            format!("GET http://allowed.test/ HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(20)).into_bytes(),
+            "431 Request Header Fields Too Large",
+        ),
+        (
+            b"POST http://allowed.test/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+            "411 Length Required",
+        ),
     ];
     for (req, status) in cases {
         let answer = f.exchange(&req);
@@ -336,7 +370,12 @@ fn a_listener_bound_elsewhere_is_served() {
     let up = Upstream::start();
     let flags = vec!["127.0.0.1".to_string()];
     let rules = Rules::merge(&Inputs { flags: &flags, ..Inputs::default() }, &[], &[]).unwrap();
-    let config = ProxyConfig { rules, ports: vec![up.addr.port()], resolver: ResolverSettings::default(), limits: Limits::default() };
+    let config = ProxyConfig {
+        rules,
+        ports: vec![up.addr.port()],
+        resolver: ResolverSettings::default(),
+        limits: Limits::default(),
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let proxy = rt.block_on(async {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -352,7 +391,11 @@ fn a_listener_bound_elsewhere_is_served() {
 
 #[test]
 fn an_idle_tunnel_and_a_slow_head_time_out() {
-    let limits = Limits { idle_timeout: Duration::from_millis(400), head_timeout: Duration::from_millis(400), ..Limits::default() };
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(400),
+        head_timeout: Duration::from_millis(400),
+        ..Limits::default()
+    };
     let f = Fixture::new(limits);
     let mut slow = f.client();
     slow.write_all(b"CONNECT allowed.te").unwrap();

@@ -8,7 +8,10 @@ mod support;
 
 use std::collections::HashMap;
 
-use bollard::models::{ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest, NetworkingConfig};
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
+    NetworkingConfig,
+};
 use bollard::query_parameters::RemoveContainerOptions;
 use support::dns_server::{TestDns, Zone};
 use support::*;
@@ -62,7 +65,11 @@ impl TestNet {
             d.create_network(NetworkCreateRequest {
                 name: name.clone(),
                 ipam: Some(Ipam {
-                    config: Some(vec![IpamConfig { subnet: Some(format!("{v4}.0/24")), gateway: Some(format!("{v4}.1")), ..Default::default() }]),
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(format!("{v4}.0/24")),
+                        gateway: Some(format!("{v4}.1")),
+                        ..Default::default()
+                    }]),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -79,10 +86,13 @@ impl TestNet {
                 user: Some("0".into()),
                 working_dir: Some("/tmp".into()),
                 host_config: Some(HostConfig { network_mode: Some(name.clone()), ..Default::default() }),
-                networking_config: Some(NetworkingConfig { endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])) }),
+                networking_config: Some(NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])),
+                }),
                 ..Default::default()
             };
-            let opts = bollard::query_parameters::CreateContainerOptions { name: Some(host.clone()), ..Default::default() };
+            let opts =
+                bollard::query_parameters::CreateContainerOptions { name: Some(host.clone()), ..Default::default() };
             d.create_container(Some(opts), body).await.unwrap();
             d.start_container(&host, None).await.unwrap();
         });
@@ -98,7 +108,9 @@ impl Drop for TestNet {
     fn drop(&mut self) {
         self.rt.block_on(async {
             let d = codex_box::docker::engine::connect().await.unwrap();
-            let _ = d.remove_container(&self.host, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+            let _ = d
+                .remove_container(&self.host, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+                .await;
             let _ = d.remove_network(&self.name).await;
         });
     }
@@ -161,12 +173,28 @@ fn only_the_proxy_is_reachable_and_it_tells_names_on_one_address_apart() {
     let v4 = "198.18.91";
     let net = TestNet::new("main", v4);
     let dns = TestDns::start(
-        Zone::new(60).addr("allowed.test", &format!("{v4}.10")).addr("www.allowed.test", &format!("{v4}.10")).addr("other.test", &format!("{v4}.10")),
+        Zone::new(60)
+            .addr("allowed.test", &format!("{v4}.10"))
+            .addr("www.allowed.test", &format!("{v4}.10"))
+            .addr("other.test", &format!("{v4}.10")),
     );
     let p = Project::new();
     let dns_addr = dns.addr.to_string();
     let script = SESSION.replace("TESTHOST", &format!("{v4}.10")).replace("GATEWAY", &format!("{v4}.1"));
-    let out = p.run_sh(&["--network", &net.name, "--egress", "proxy", "--dns-server", &dns_addr, "--allow-domain", "**.allowed.test", "--log-denials"], &script);
+    let out = p.run_sh(
+        &[
+            "--network",
+            &net.name,
+            "--egress",
+            "proxy",
+            "--dns-server",
+            &dns_addr,
+            "--allow-domain",
+            "**.allowed.test",
+            "--log-denials",
+        ],
+        &script,
+    );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -196,8 +224,12 @@ fn only_the_proxy_is_reachable_and_it_tells_names_on_one_address_apart() {
     assert!(log.contains("\tallow\tallowed.test:80\tGET\tallow **.allowed.test\n"), "{log}");
     assert!(log.contains("\tdeny\tother.test:80\tGET\tnot in the allowlist\n"), "{log}");
     assert!(log.contains("\tdeny\tallowed.test:443\tCONNECT\tTLS server name other.test does not match the CONNECT host allowed.test\n"), "{log}");
-    assert!(stderr.contains("codex-box: proxy denied GET other.test:80: not in the allowlist"), "--log-denials: {stderr}");
-    let summary = stderr.lines().find(|l| l.starts_with("codex-box: proxy: ")).unwrap_or_else(|| panic!("no summary: {stderr}"));
+    assert!(
+        stderr.contains("codex-box: proxy denied GET other.test:80: not in the allowlist"),
+        "--log-denials: {stderr}"
+    );
+    let summary =
+        stderr.lines().find(|l| l.starts_with("codex-box: proxy: ")).unwrap_or_else(|| panic!("no summary: {stderr}"));
     assert!(summary.contains(" denied; denied most: other.test ("), "{summary}");
     assert!(containers_for(&p.wd).is_empty());
     drop(dns);
@@ -206,17 +238,32 @@ fn only_the_proxy_is_reachable_and_it_tells_names_on_one_address_apart() {
 #[test]
 fn wildcards_are_refused_in_ip_mode_and_accepted_in_proxy_mode() {
     let p = Project::new();
-    let out = p.cmd(&["egress", "--work_dir", p.wd.to_str().unwrap(), "--allow-domain", "*.example.test"]).output().unwrap();
+    let out =
+        p.cmd(&["egress", "--work_dir", p.wd.to_str().unwrap(), "--allow-domain", "*.example.test"]).output().unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("wildcards cannot be enforced by an IP firewall"), "{}", text(&out.stderr));
     let out = p
-        .cmd(&["egress", "--work_dir", p.wd.to_str().unwrap(), "--egress", "proxy", "--allow-domain", "*.example.test", "--deny-domain", "bad.example.test"])
+        .cmd(&[
+            "egress",
+            "--work_dir",
+            p.wd.to_str().unwrap(),
+            "--egress",
+            "proxy",
+            "--allow-domain",
+            "*.example.test",
+            "--deny-domain",
+            "bad.example.test",
+        ])
         .output()
         .unwrap();
     let s = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(s.contains("allow:\n  api.openai.com\n") && s.contains("  *.example.test\ndeny:\n  bad.example.test\n"), "{s}");
-    let out = p.cmd(&["egress", "--work_dir", p.wd.to_str().unwrap(), "--deny-domain", "bad.example.test"]).output().unwrap();
+    assert!(
+        s.contains("allow:\n  api.openai.com\n") && s.contains("  *.example.test\ndeny:\n  bad.example.test\n"),
+        "{s}"
+    );
+    let out =
+        p.cmd(&["egress", "--work_dir", p.wd.to_str().unwrap(), "--deny-domain", "bad.example.test"]).output().unwrap();
     assert_ne!(out.status.code(), Some(0));
     assert!(text(&out.stderr).contains("--deny-domain only applies with --egress proxy"), "{}", text(&out.stderr));
 }
@@ -228,7 +275,8 @@ fn proxy_mode_works_with_the_sidecar_applier_and_on_the_default_bridge() {
     }
     let v4 = "198.18.92";
     let net = TestNet::new("sidecar", v4);
-    let dns = TestDns::start(Zone::new(60).addr("allowed.test", &format!("{v4}.10")).addr("other.test", &format!("{v4}.10")));
+    let dns =
+        TestDns::start(Zone::new(60).addr("allowed.test", &format!("{v4}.10")).addr("other.test", &format!("{v4}.10")));
     let p = Project::new();
     let dns_addr = dns.addr.to_string();
     let script = format!(
@@ -236,7 +284,18 @@ fn proxy_mode_works_with_the_sidecar_applier_and_on_the_default_bridge() {
          probe http://allowed.test/\nprobe http://other.test/\nprobe --noproxy '*' http://{v4}.10/\n"
     );
     let out = p.run_sh(
-        &["--network", &net.name, "--egress", "proxy", "--firewall-applier", "sidecar", "--dns-server", &dns_addr, "--allow-domain", "allowed.test"],
+        &[
+            "--network",
+            &net.name,
+            "--egress",
+            "proxy",
+            "--firewall-applier",
+            "sidecar",
+            "--dns-server",
+            &dns_addr,
+            "--allow-domain",
+            "allowed.test",
+        ],
         &script,
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));

@@ -327,7 +327,20 @@ mod tests {
 
     #[test]
     fn script_flags_and_codex_args() {
-        let c = parse(&["--work_dir", "/p", "--init_script", "h.sh", "--read-only", "/a", "--read-only", "/b", "--", "exec", "--full-auto", "fix it"]);
+        let c = parse(&[
+            "--work_dir",
+            "/p",
+            "--init_script",
+            "h.sh",
+            "--read-only",
+            "/a",
+            "--read-only",
+            "/b",
+            "--",
+            "exec",
+            "--full-auto",
+            "fix it",
+        ]);
         assert!(c.command.is_none());
         assert_eq!(c.session.work_dir.as_deref(), Some(std::path::Path::new("/p")));
         assert_eq!(c.session.read_only.len(), 2);
@@ -343,7 +356,18 @@ mod tests {
 
     #[test]
     fn proxy_mode_flags() {
-        let c = parse(&["run", "--egress", "proxy", "--allow-domain", "*.example.com", "--deny-domain", "bad.example.com", "--log-denials", "--", "true"]);
+        let c = parse(&[
+            "run",
+            "--egress",
+            "proxy",
+            "--allow-domain",
+            "*.example.com",
+            "--deny-domain",
+            "bad.example.com",
+            "--log-denials",
+            "--",
+            "true",
+        ]);
         let Some(Command::Run(r)) = c.command else { panic!() };
         assert_eq!((r.session.egress.as_str(), r.session.deny_domain.len(), r.session.log_denials), ("proxy", 1, true));
         assert!(Cli::try_parse_from(["codex-box", "--egress", "socks"]).is_err());

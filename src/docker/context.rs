@@ -11,7 +11,9 @@ pub const DOCKERFILE: &str = include_str!("../../images/Dockerfile.codex-sandbox
 pub enum ContextError {
     #[error("--ca-cert {path}: {source}; pass a readable PEM file")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("--ca-cert {0}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----); pass a PEM file, not DER")]
+    #[error(
+        "--ca-cert {0}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----); pass a PEM file, not DER"
+    )]
     NotPem(PathBuf),
     #[error("cannot assemble the build context: {0}")]
     Tar(std::io::Error),
@@ -85,7 +87,6 @@ pub fn entries(tar_bytes: &[u8]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,9 +106,20 @@ mod tests {
     #[test]
     fn dockerfile_has_what_sessions_need() {
         for needle in [
-            "ARG BASE_IMAGE", "ARG CODEX_VERSION", "@openai/codex@${CODEX_VERSION}", "iptables", "ipset",
-            "iproute2", "dnsutils", "openjdk-21-jdk-headless", "openjdk-17-jdk-headless", "useradd",
-            "WORKDIR /workspace", "update-ca-certificates", "NODE_EXTRA_CA_CERTS", "util-linux",
+            "ARG BASE_IMAGE",
+            "ARG CODEX_VERSION",
+            "@openai/codex@${CODEX_VERSION}",
+            "iptables",
+            "ipset",
+            "iproute2",
+            "dnsutils",
+            "openjdk-21-jdk-headless",
+            "openjdk-17-jdk-headless",
+            "useradd",
+            "WORKDIR /workspace",
+            "update-ca-certificates",
+            "NODE_EXTRA_CA_CERTS",
+            "util-linux",
         ] {
             assert!(DOCKERFILE.contains(needle), "Dockerfile lacks {needle}");
         }

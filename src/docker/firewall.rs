@@ -78,13 +78,21 @@ pub fn assemble(
     if let Some(a) = &settings.verify_allowed {
         env.push(("CODEX_BOX_VERIFY_ALLOWED".to_string(), a.clone()));
     }
-    SessionFirewall { allow: allow.clone(), resolution: res.clone(), files, hosts, dns: dns.map(|d| vec![d.ip().to_string()]).unwrap_or_default(), env }
+    SessionFirewall {
+        allow: allow.clone(),
+        resolution: res.clone(),
+        files,
+        hosts,
+        dns: dns.map(|d| vec![d.ip().to_string()]).unwrap_or_default(),
+        env,
+    }
 }
 
 /// The whole /etc/hosts of a session (mounted read-only from the session directory; codex-box
 /// rewrites it in place on refresh).
 pub fn hosts_file(res: &Resolution) -> String {
-    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tcodex-box\n");
+    let mut out =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tcodex-box\n");
     out.push_str(&egress::hosts_entries(res));
     out
 }
@@ -110,12 +118,10 @@ pub async fn gateway(docker: &bollard::Docker, network: Option<&str>) -> Option<
 pub fn gateway_from_ipam(configs: &[(Option<String>, Option<String>)]) -> Option<IpAddr> {
     let given = configs.iter().find_map(|(g, _)| g.as_deref()?.parse().ok());
     given.or_else(|| {
-        configs.iter().find_map(|(_, subnet)| {
-            match subnet.as_deref()?.parse::<IpNet>().ok()? {
-                IpNet::V4(n) if n.prefix_len() < 31 => Some(IpAddr::V4((u32::from(n.network()) + 1).into())),
-                IpNet::V6(n) if n.prefix_len() < 127 => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
-                _ => None,
-            }
+        configs.iter().find_map(|(_, subnet)| match subnet.as_deref()?.parse::<IpNet>().ok()? {
+            IpNet::V4(n) if n.prefix_len() < 31 => Some(IpAddr::V4((u32::from(n.network()) + 1).into())),
+            IpNet::V6(n) if n.prefix_len() < 127 => Some(IpAddr::V6((u128::from(n.network()) + 1).into())),
+            _ => None,
         })
     })
 }
@@ -138,8 +144,14 @@ mod tests {
     fn the_gateway_is_given_or_the_subnets_first_address() {
         let some = |s: &str| Some(s.to_string());
         assert_eq!(gateway_from_ipam(&[(None, some("172.17.0.0/16"))]), Some("172.17.0.1".parse().unwrap()));
-        assert_eq!(gateway_from_ipam(&[(some("198.18.0.254"), some("198.18.0.0/24"))]), Some("198.18.0.254".parse().unwrap()));
-        assert_eq!(gateway_from_ipam(&[(None, some("2001:db8::/64")), (some("10.0.0.1"), None)]), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            gateway_from_ipam(&[(some("198.18.0.254"), some("198.18.0.0/24"))]),
+            Some("198.18.0.254".parse().unwrap())
+        );
+        assert_eq!(
+            gateway_from_ipam(&[(None, some("2001:db8::/64")), (some("10.0.0.1"), None)]),
+            Some("10.0.0.1".parse().unwrap())
+        );
         assert_eq!(gateway_from_ipam(&[(None, some("fd00::/64"))]), Some("fd00::1".parse().unwrap()));
         assert_eq!(gateway_from_ipam(&[(None, None)]), None);
     }
@@ -179,7 +191,10 @@ mod tests {
         assert!(v4.contains("-A CODEX_REJECT -j SET --add-set codex_blocked4 dst,dst --exist"), "{v4}");
         assert!(!v4.contains("--dport 53 -j ACCEPT"), "no DNS without the opt-in: {v4}");
         let ipset = String::from_utf8(fw.files[0].1.clone()).unwrap();
-        assert!(ipset.contains("203.0.113.10") && ipset.contains("2001:db8::10") && ipset.contains("198.51.100.0/28"), "{ipset}");
+        assert!(
+            ipset.contains("203.0.113.10") && ipset.contains("2001:db8::10") && ipset.contains("198.51.100.0/28"),
+            "{ipset}"
+        );
         assert_eq!(fw.env, vec![("CODEX_BOX_VERIFY_BLOCKED".to_string(), "172.17.0.1:9".to_string())]);
         assert!(fw.dns.is_empty());
     }

@@ -132,7 +132,12 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
             }
             Err(bollard::errors::Error::DockerStreamError { error }) => {
                 pb.finish_and_clear();
-                return Err(ImageError::BuildStep { tag: spec.tag.clone(), step, output: tail(&output, 40), message: error });
+                return Err(ImageError::BuildStep {
+                    tag: spec.tag.clone(),
+                    step,
+                    output: tail(&output, 40),
+                    message: error,
+                });
             }
             Err(source) => {
                 pb.finish_and_clear();

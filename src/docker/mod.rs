@@ -10,9 +10,9 @@ pub mod engine;
 pub mod firewall;
 #[cfg(unix)]
 pub mod gc;
-pub mod refresh;
 pub mod image;
 pub mod proxy;
+pub mod refresh;
 #[cfg(unix)]
 pub mod session;
 #[cfg(unix)]

@@ -21,7 +21,8 @@ use super::firewall::{hosts_file, SessionFirewall};
 /// The proxy's rules from the session's allowlist sources: built-in names, `OPENAI_ALLOWED_DOMAINS`,
 /// `--allow-domain` and `[egress] allow` (wildcards accepted), and the deny entries.
 pub fn rules(settings: &EgressSettings) -> Result<Rules, NameError> {
-    let inputs = Inputs { builtin: true, env: settings.env.as_deref(), flags: &settings.flags, config: &settings.config };
+    let inputs =
+        Inputs { builtin: true, env: settings.env.as_deref(), flags: &settings.flags, config: &settings.config };
     Rules::merge(&inputs, &settings.deny, &settings.deny_config)
 }
 
@@ -71,7 +72,8 @@ pub fn assemble(proxy: SocketAddr, settings: &EgressSettings, gateway: IpAddr) -
     ];
     let blocked = settings.verify_blocked.clone().unwrap_or_else(|| SocketAddr::new(gateway, 9).to_string());
     let allowed = settings.verify_allowed.clone().unwrap_or_else(|| proxy.to_string());
-    let mut env = vec![("CODEX_BOX_VERIFY_BLOCKED".to_string(), blocked), ("CODEX_BOX_VERIFY_ALLOWED".to_string(), allowed)];
+    let mut env =
+        vec![("CODEX_BOX_VERIFY_BLOCKED".to_string(), blocked), ("CODEX_BOX_VERIFY_ALLOWED".to_string(), allowed)];
     env.extend(session_env(proxy));
     SessionFirewall {
         allow: Allowlist::default(),
@@ -124,14 +126,25 @@ mod tests {
         bad.deny = vec!["a..b".into()];
         assert!(rules(&bad).unwrap_err().to_string().contains("a..b"));
         // The IP-firewall mode still refuses wildcards.
-        assert!(super::super::firewall::allowlist(&settings()).unwrap_err().to_string().contains("wildcards cannot be enforced by an IP firewall"));
+        assert!(super::super::firewall::allowlist(&settings())
+            .unwrap_err()
+            .to_string()
+            .contains("wildcards cannot be enforced by an IP firewall"));
     }
 
     #[test]
     fn the_session_env_points_every_tool_at_the_proxy() {
         let env = session_env("172.17.0.1:40000".parse().unwrap());
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("{k}"));
-        for k in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "npm_config_proxy", "npm_config_https_proxy", "GIT_CONFIG_VALUE_0"] {
+        for k in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "npm_config_proxy",
+            "npm_config_https_proxy",
+            "GIT_CONFIG_VALUE_0",
+        ] {
             assert_eq!(get(k), "http://172.17.0.1:40000", "{k}");
         }
         assert_eq!(get("NO_PROXY"), "localhost,127.0.0.1,::1");
@@ -148,7 +161,8 @@ mod tests {
     fn the_firewall_opens_only_the_proxy_and_verifies_both_sides() {
         let fw = assemble("172.17.0.1:40000".parse().unwrap(), &settings(), "172.17.0.1".parse().unwrap());
         let v4 = String::from_utf8(fw.files[1].1.clone()).unwrap();
-        let accepts: Vec<&str> = v4.lines().filter(|l| l.starts_with("-A OUTPUT") && l.ends_with("-j ACCEPT")).collect();
+        let accepts: Vec<&str> =
+            v4.lines().filter(|l| l.starts_with("-A OUTPUT") && l.ends_with("-j ACCEPT")).collect();
         assert_eq!(
             accepts,
             [
@@ -160,6 +174,9 @@ mod tests {
         assert_eq!(fw.env[0], ("CODEX_BOX_VERIFY_BLOCKED".into(), "172.17.0.1:9".into()));
         assert_eq!(fw.env[1], ("CODEX_BOX_VERIFY_ALLOWED".into(), "172.17.0.1:40000".into()));
         assert!(fw.dns.is_empty() && !fw.hosts.contains("openai"));
-        assert_eq!(log_path(Path::new("/s"), "codex_x"), PathBuf::from(format!("/s/proxy/codex_x-{}.log", std::process::id())));
+        assert_eq!(
+            log_path(Path::new("/s"), "codex_x"),
+            PathBuf::from(format!("/s/proxy/codex_x-{}.log", std::process::id()))
+        );
     }
 }

@@ -13,10 +13,17 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::EgressSettings;
-use crate::egress::{plan_refresh, resolve_all, Allowlist, RefreshSettings, RefreshState, Resolution, ResolverSettings};
+use crate::egress::{
+    plan_refresh, resolve_all, Allowlist, RefreshSettings, RefreshState, Resolution, ResolverSettings,
+};
 
 /// Runs as root in the container: `cmd` with `stdin`; returns exit code and output.
-pub async fn exec_root(docker: &Docker, container: &str, cmd: &[&str], stdin: &[u8]) -> Result<(i64, String), bollard::errors::Error> {
+pub async fn exec_root(
+    docker: &Docker,
+    container: &str,
+    cmd: &[&str],
+    stdin: &[u8],
+) -> Result<(i64, String), bollard::errors::Error> {
     let exec = docker
         .create_exec(
             container,
@@ -110,7 +117,12 @@ mod tests {
     fn hosts_lines_of_allowlisted_names_are_replaced_others_kept() {
         let current = "127.0.0.1\tlocalhost\n198.51.100.10\tallowed.test\n172.17.0.2\tcodex-box\n";
         let res = Resolution {
-            names: vec![NameResolution { name: "allowed.test".into(), addrs: vec!["198.51.100.12".parse().unwrap()], min_ttl: None, error: None }],
+            names: vec![NameResolution {
+                name: "allowed.test".into(),
+                addrs: vec!["198.51.100.12".parse().unwrap()],
+                min_ttl: None,
+                error: None,
+            }],
             resolver: String::new(),
         };
         let out = rewrite_hosts(current, &["allowed.test".to_string()], &res);

@@ -116,13 +116,19 @@ pub struct Refresh {
 }
 
 /// Runs a session to its end and removes everything it made. Returns the command's exit code.
-pub async fn run(docker: &Docker, mut plan: Plan, files: &SessionFiles, refresh: Option<Refresh>) -> Result<Outcome, SessionError> {
+pub async fn run(
+    docker: &Docker,
+    mut plan: Plan,
+    files: &SessionFiles,
+    refresh: Option<Refresh>,
+) -> Result<Outcome, SessionError> {
     let session_dir = write_session_dir(files)?;
     plan.session_dir = session_dir.path().to_path_buf();
     plan.labels = labels(&plan.work_dir, session_dir.path());
     let (_, created_points) = spec::container_body(&plan, None);
     // Only mount points that do not exist now are ours to remove afterwards.
-    let created_points: Vec<PathBuf> = created_points.into_iter().filter(|p| std::fs::symlink_metadata(p).is_err()).collect();
+    let created_points: Vec<PathBuf> =
+        created_points.into_iter().filter(|p| std::fs::symlink_metadata(p).is_err()).collect();
 
     let started: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let (cancel_tx, mut cancel_rx) = tokio::sync::watch::channel(false);
@@ -190,7 +196,9 @@ async fn drive(
     refresh: Option<Refresh>,
 ) -> Result<i32, SessionError> {
     let with_sidecar = plan.pinned_hosts && plan.applier == spec::Applier::Sidecar;
-    let conflict = |e: &bollard::errors::Error| matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 409, .. });
+    let conflict = |e: &bollard::errors::Error| {
+        matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 409, .. })
+    };
     let mut n = 1;
     let (name, id) = loop {
         if n > 9 {
@@ -218,7 +226,9 @@ async fn drive(
         };
         if let Err(e) = sidecar_up {
             if let Ok(r) = &created {
-                let _ = docker.remove_container(&r.id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                let _ = docker
+                    .remove_container(&r.id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+                    .await;
             }
             return Err(e);
         }
@@ -227,7 +237,9 @@ async fn drive(
             Err(e) if conflict(&e) => {
                 let taken = sidecar_slot.lock().expect("not poisoned").take();
                 if let Some(side) = taken {
-                    let _ = docker.remove_container(&side, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                    let _ = docker
+                        .remove_container(&side, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+                        .await;
                 }
                 n += 1;
             }
@@ -239,7 +251,14 @@ async fn drive(
     let attach = docker
         .attach_container(
             &name,
-            Some(AttachContainerOptions { stream: true, stdin: true, stdout: true, stderr: true, logs: false, ..Default::default() }),
+            Some(AttachContainerOptions {
+                stream: true,
+                stdin: true,
+                stdout: true,
+                stderr: true,
+                logs: false,
+                ..Default::default()
+            }),
         )
         .await
         .map_err(SessionError::Attach)?;
@@ -266,7 +285,8 @@ async fn drive(
     });
     if plan.tty {
         if let Some((rows, cols)) = tty::size() {
-            let _ = docker.resize_container_tty(&name, ResizeContainerTTYOptions { h: rows as i32, w: cols as i32 }).await;
+            let _ =
+                docker.resize_container_tty(&name, ResizeContainerTTYOptions { h: rows as i32, w: cols as i32 }).await;
         }
         tokio::spawn(propagate_resize(docker.clone(), name.clone()));
     }
@@ -330,7 +350,16 @@ async fn drive(
 /// is the error when it stops first.
 async fn start_sidecar(docker: &Docker, side: &str) -> Result<(), SessionError> {
     let attach = docker
-        .attach_container(side, Some(AttachContainerOptions { stream: true, stdout: true, stderr: true, logs: false, ..Default::default() }))
+        .attach_container(
+            side,
+            Some(AttachContainerOptions {
+                stream: true,
+                stdout: true,
+                stderr: true,
+                logs: false,
+                ..Default::default()
+            }),
+        )
         .await
         .map_err(SessionError::Attach)?;
     docker.start_container(side, None).await.map_err(SessionError::Start)?;
@@ -408,7 +437,8 @@ async fn propagate_resize(docker: Docker, name: String) {
     let Ok(mut winch) = signal(SignalKind::window_change()) else { return };
     while winch.recv().await.is_some() {
         if let Some((rows, cols)) = tty::size() {
-            let _ = docker.resize_container_tty(&name, ResizeContainerTTYOptions { h: rows as i32, w: cols as i32 }).await;
+            let _ =
+                docker.resize_container_tty(&name, ResizeContainerTTYOptions { h: rows as i32, w: cols as i32 }).await;
         }
     }
 }
@@ -427,9 +457,7 @@ pub fn pids_limit_hits(id: &str) -> u64 {
 
 /// Parses the `max N` line of a pids.events file.
 pub fn parse_pids_events(text: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix("max ").and_then(|n| n.trim().parse().ok()))
-        .unwrap_or(0)
+    text.lines().find_map(|l| l.strip_prefix("max ").and_then(|n| n.trim().parse().ok())).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -458,7 +486,11 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let hook = t.path().join("h");
         std::fs::write(&hook, "#!/bin/sh\n").unwrap();
-        let files = SessionFiles { init_hook: Some(hook), ca_pem: b"PEM".to_vec(), extra: vec![("firewall.v4".into(), b"*filter".to_vec())] };
+        let files = SessionFiles {
+            init_hook: Some(hook),
+            ca_pem: b"PEM".to_vec(),
+            extra: vec![("firewall.v4".into(), b"*filter".to_vec())],
+        };
         let d = write_session_dir(&files).unwrap();
         let mode = |n: &str| std::fs::metadata(d.path().join(n)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode("."), 0o755);

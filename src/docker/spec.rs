@@ -163,7 +163,11 @@ fn empty_ro(target: String) -> Mount {
         typ: Some(MountType::TMPFS),
         target: Some(target),
         read_only: Some(true),
-        tmpfs_options: Some(bollard::models::MountTmpfsOptions { size_bytes: Some(4096), mode: Some(0o555), ..Default::default() }),
+        tmpfs_options: Some(bollard::models::MountTmpfsOptions {
+            size_bytes: Some(4096),
+            mode: Some(0o555),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -244,10 +248,7 @@ pub fn container_body(plan: &Plan, sidecar: Option<&str>) -> (ContainerCreateBod
 
     let tmpfs: HashMap<String, String> = [
         ("/tmp".to_string(), "rw,nosuid,nodev,size=2g,mode=1777".to_string()),
-        (
-            AGENT_HOME.to_string(),
-            format!("rw,nosuid,nodev,size=2g,mode=0755,uid={},gid={}", plan.uid, plan.gid),
-        ),
+        (AGENT_HOME.to_string(), format!("rw,nosuid,nodev,size=2g,mode=0755,uid={},gid={}", plan.uid, plan.gid)),
     ]
     .into_iter()
     .collect();
@@ -257,7 +258,10 @@ pub fn container_body(plan: &Plan, sidecar: Option<&str>) -> (ContainerCreateBod
         tmpfs: Some(tmpfs),
         readonly_rootfs: Some(true),
         cap_drop: Some(vec!["ALL".into()]),
-        cap_add: Some(agent_caps(if sidecar.is_some() { Applier::Sidecar } else { Applier::Entrypoint }, plan.pinned_hosts)),
+        cap_add: Some(agent_caps(
+            if sidecar.is_some() { Applier::Sidecar } else { Applier::Entrypoint },
+            plan.pinned_hosts,
+        )),
         security_opt: Some(vec!["no-new-privileges:true".into()]),
         init: Some(true),
         pids_limit: Some(plan.limits.pids),

@@ -112,10 +112,15 @@ fn socket(_host: &str) -> Option<Socket> {
 #[cfg(target_os = "linux")]
 fn kernel() -> Option<Kernel> {
     let s = crate::native::linux::probe();
-    let apparmor = std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-        .ok()
-        .map(|v| v.trim() == "1");
-    Some(Kernel { landlock_abi: s.landlock_abi, seccomp: s.seccomp, user_notif: s.user_notif, userns: s.userns, apparmor_restrict_userns: apparmor })
+    let apparmor =
+        std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").ok().map(|v| v.trim() == "1");
+    Some(Kernel {
+        landlock_abi: s.landlock_abi,
+        seccomp: s.seccomp,
+        user_notif: s.user_notif,
+        userns: s.userns,
+        apparmor_restrict_userns: apparmor,
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -176,10 +181,7 @@ async fn image_tools(docker: &Docker, image: &str) -> Result<Vec<(String, bool)>
 
 /// Parses `tool yes|no` lines; a tool without a line counts as missing.
 pub fn parse_tools(text: &str) -> Vec<(String, bool)> {
-    IMAGE_TOOLS
-        .iter()
-        .map(|t| (t.to_string(), text.lines().any(|l| l.trim() == format!("{t} yes"))))
-        .collect()
+    IMAGE_TOOLS.iter().map(|t| (t.to_string(), text.lines().any(|l| l.trim() == format!("{t} yes")))).collect()
 }
 
 async fn dns() -> Result<NameLookups, String> {

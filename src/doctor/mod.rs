@@ -72,7 +72,10 @@ fn engine_checks(f: &Facts, out: &mut Vec<Check>) {
                 )),
                 _ => out.push(warn(
                     "api-version",
-                    format!("engine API {} is older than {}.{}, the oldest tested", e.api_version, MIN_API.0, MIN_API.1),
+                    format!(
+                        "engine API {} is older than {}.{}, the oldest tested",
+                        e.api_version, MIN_API.0, MIN_API.1
+                    ),
                     "upgrade the Docker engine to 20.10 or later",
                 )),
             }
@@ -104,7 +107,9 @@ fn engine_checks(f: &Facts, out: &mut Vec<Check>) {
 
 fn image_checks(f: &Facts, out: &mut Vec<Check>) {
     let image = &f.image_name;
-    let build = format!("build it: `codex-box image build --tag {image}` (or choose another with --image / CODEX_DOCKER_IMAGE)");
+    let build = format!(
+        "build it: `codex-box image build --tag {image}` (or choose another with --image / CODEX_DOCKER_IMAGE)"
+    );
     match &f.image {
         None => out.push(warn("image", format!("{image}: not checked: no engine"), "fix the engine first")),
         Some(Err(e)) => out.push(fail("image", format!("cannot inspect {image}: {e}"), build.clone())),
@@ -135,7 +140,9 @@ fn kernel_checks(f: &Facts, out: &mut Vec<Check>) {
     let Some(k) = &f.kernel else {
         out.push(match f.host_os {
             "macos" if f.sandbox_exec => ok("native-sandbox", "macOS: Seatbelt through /usr/bin/sandbox-exec"),
-            "macos" => warn("native-sandbox", "macOS: /usr/bin/sandbox-exec is missing", "check the macOS installation"),
+            "macos" => {
+                warn("native-sandbox", "macOS: /usr/bin/sandbox-exec is missing", "check the macOS installation")
+            }
             os => warn(
                 "native-sandbox",
                 format!("{os}: write-restricted token; reads and network are NOT restricted"),
@@ -154,8 +161,12 @@ fn kernel_checks(f: &Facts, out: &mut Vec<Check>) {
     });
     out.push(match (k.seccomp, k.user_notif) {
         (true, true) => ok("seccomp", "seccomp filters and user notification (--log-denials)"),
-        (true, false) => warn("seccomp", "seccomp filters, but no user notification: --log-denials is unavailable", "use Linux 5.0+"),
-        (false, _) => warn("seccomp", format!("seccomp is not available: {degraded}"), "use a kernel with CONFIG_SECCOMP_FILTER"),
+        (true, false) => {
+            warn("seccomp", "seccomp filters, but no user notification: --log-denials is unavailable", "use Linux 5.0+")
+        }
+        (false, _) => {
+            warn("seccomp", format!("seccomp is not available: {degraded}"), "use a kernel with CONFIG_SECCOMP_FILTER")
+        }
     });
     out.push(if k.userns {
         ok("userns", "user namespaces available")
@@ -178,7 +189,10 @@ fn kernel_checks(f: &Facts, out: &mut Vec<Check>) {
     out.push(ok(
         "bubblewrap",
         match &f.bwrap {
-            Some(p) => format!("not needed (found at {}, unused): the native sandbox calls Landlock, seccomp and namespaces itself", p.display()),
+            Some(p) => format!(
+                "not needed (found at {}, unused): the native sandbox calls Landlock, seccomp and namespaces itself",
+                p.display()
+            ),
             None => "not needed: the native sandbox calls Landlock, seccomp and namespaces itself".to_string(),
         },
     ));
@@ -186,7 +200,11 @@ fn kernel_checks(f: &Facts, out: &mut Vec<Check>) {
 
 fn dns_check(f: &Facts, out: &mut Vec<Check>) {
     match &f.dns {
-        Err(e) => out.push(warn("dns", format!("no resolver: {e}"), "check /etc/resolv.conf; sessions need DNS to build the allowlist")),
+        Err(e) => out.push(warn(
+            "dns",
+            format!("no resolver: {e}"),
+            "check /etc/resolv.conf; sessions need DNS to build the allowlist",
+        )),
         Ok(names) => {
             let bad: Vec<String> =
                 names.iter().filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n} ({e})"))).collect();
@@ -195,7 +213,12 @@ fn dns_check(f: &Facts, out: &mut Vec<Check>) {
             } else {
                 out.push(warn(
                     "dns",
-                    format!("{} of {} built-in allowlist names do not resolve: {}", bad.len(), names.len(), bad.join(", ")),
+                    format!(
+                        "{} of {} built-in allowlist names do not resolve: {}",
+                        bad.len(),
+                        names.len(),
+                        bad.join(", ")
+                    ),
                     "check the DNS server or proxy; sessions still start, but those names stay blocked by the firewall",
                 ));
             }

@@ -6,12 +6,29 @@ fn healthy() -> Facts {
     Facts {
         host_os: "linux",
         docker_host: "unix:///var/run/docker.sock".into(),
-        engine: Ok(EngineInfo { version: "20.10.24".into(), api_version: "1.41".into(), negotiated_api: "1.41".into(), os: "linux/amd64".into() }),
-        socket: Some(Socket { path: "/var/run/docker.sock".into(), exists: true, accessible: true, mode: 0o140660, group: "docker".into() }),
+        engine: Ok(EngineInfo {
+            version: "20.10.24".into(),
+            api_version: "1.41".into(),
+            negotiated_api: "1.41".into(),
+            os: "linux/amd64".into(),
+        }),
+        socket: Some(Socket {
+            path: "/var/run/docker.sock".into(),
+            exists: true,
+            accessible: true,
+            mode: 0o140660,
+            group: "docker".into(),
+        }),
         image_name: "codex-sandbox".into(),
         image: Some(Ok(true)),
         image_tools: Some(Ok(facts::IMAGE_TOOLS.iter().map(|t| (t.to_string(), true)).collect())),
-        kernel: Some(Kernel { landlock_abi: Some(4), seccomp: true, user_notif: true, userns: true, apparmor_restrict_userns: None }),
+        kernel: Some(Kernel {
+            landlock_abi: Some(4),
+            seccomp: true,
+            user_notif: true,
+            userns: true,
+            apparmor_restrict_userns: None,
+        }),
         sandbox_exec: false,
         bwrap: None,
         dns: Ok(vec![("api.openai.com".into(), Ok(2)), ("chatgpt.com".into(), Ok(1))]),
@@ -34,7 +51,19 @@ fn a_healthy_host_is_all_ok() {
     let names: Vec<&str> = c.iter().map(|c| c.check).collect();
     assert_eq!(
         names,
-        ["engine", "api-version", "socket", "image", "image-tools", "landlock", "seccomp", "userns", "apparmor-userns", "bubblewrap", "dns"]
+        [
+            "engine",
+            "api-version",
+            "socket",
+            "image",
+            "image-tools",
+            "landlock",
+            "seccomp",
+            "userns",
+            "apparmor-userns",
+            "bubblewrap",
+            "dns"
+        ]
     );
 }
 
@@ -43,7 +72,13 @@ fn no_engine_fails_and_names_docker_host() {
     let f = Facts {
         engine: Err("no Docker engine answers".into()),
         docker_host: "unix:///nope.sock".into(),
-        socket: Some(Socket { path: "/nope.sock".into(), exists: false, accessible: false, mode: 0, group: "0".into() }),
+        socket: Some(Socket {
+            path: "/nope.sock".into(),
+            exists: false,
+            accessible: false,
+            mode: 0,
+            group: "0".into(),
+        }),
         image: None,
         image_tools: None,
         ..healthy()
@@ -59,7 +94,13 @@ fn no_engine_fails_and_names_docker_host() {
 #[test]
 fn socket_permission_names_the_group() {
     let f = Facts {
-        socket: Some(Socket { path: "/var/run/docker.sock".into(), exists: true, accessible: false, mode: 0o140660, group: "docker".into() }),
+        socket: Some(Socket {
+            path: "/var/run/docker.sock".into(),
+            exists: true,
+            accessible: false,
+            mode: 0o140660,
+            group: "docker".into(),
+        }),
         ..healthy()
     };
     let c = checks(&f);
@@ -94,7 +135,13 @@ fn old_api_warns() {
 #[test]
 fn native_gaps_warn_but_do_not_fail() {
     let f = Facts {
-        kernel: Some(Kernel { landlock_abi: None, seccomp: false, user_notif: false, userns: false, apparmor_restrict_userns: Some(true) }),
+        kernel: Some(Kernel {
+            landlock_abi: None,
+            seccomp: false,
+            user_notif: false,
+            userns: false,
+            apparmor_restrict_userns: Some(true),
+        }),
         bwrap: Some(PathBuf::from("/usr/bin/bwrap")),
         ..healthy()
     };
@@ -110,7 +157,10 @@ fn native_gaps_warn_but_do_not_fail() {
 
 #[test]
 fn unresolvable_names_warn() {
-    let f = Facts { dns: Ok(vec![("a.example".into(), Ok(1)), ("b.example".into(), Err("no such name".into()))]), ..healthy() };
+    let f = Facts {
+        dns: Ok(vec![("a.example".into(), Ok(1)), ("b.example".into(), Err("no such name".into()))]),
+        ..healthy()
+    };
     let c = checks(&f);
     assert_eq!(status(&c, "dns"), Status::Warn);
     assert!(c.iter().any(|c| c.detail.contains("b.example (no such name)")));
@@ -146,5 +196,13 @@ fn report_and_json_have_one_entry_per_check() {
 #[test]
 fn tool_lines_are_parsed() {
     let t = facts::parse_tools("iptables-restore yes\nip6tables-restore yes\nipset no\n");
-    assert_eq!(t, vec![("iptables-restore".into(), true), ("ip6tables-restore".into(), true), ("ipset".into(), false), ("setpriv".into(), false)]);
+    assert_eq!(
+        t,
+        vec![
+            ("iptables-restore".into(), true),
+            ("ip6tables-restore".into(), true),
+            ("ipset".into(), false),
+            ("setpriv".into(), false)
+        ]
+    );
 }

@@ -35,10 +35,7 @@ impl AllowSets {
 
     /// Every network of both families, v4 first.
     pub fn nets(&self) -> impl Iterator<Item = IpNet> + '_ {
-        self.v4
-            .iter()
-            .map(|n| IpNet::V4(*n))
-            .chain(self.v6.iter().map(|n| IpNet::V6(*n)))
+        self.v4.iter().map(|n| IpNet::V4(*n)).chain(self.v6.iter().map(|n| IpNet::V6(*n)))
     }
 }
 
@@ -47,27 +44,19 @@ impl AllowSets {
 pub fn aggregate(addrs: impl IntoIterator<Item = IpAddr>, nets: &[IpNet]) -> AllowSets {
     let mut v4 = Vec::new();
     let mut v6 = Vec::new();
-    let all = addrs
-        .into_iter()
-        .map(IpNet::from)
-        .chain(nets.iter().copied());
+    let all = addrs.into_iter().map(IpNet::from).chain(nets.iter().copied());
     for net in all {
         match net {
             IpNet::V4(n) => v4.push(n.trunc()),
             IpNet::V6(n) => match n.addr().to_ipv4_mapped() {
-                Some(ip) if n.prefix_len() >= 96 => v4.push(
-                    Ipv4Net::new(ip, n.prefix_len() - 96)
-                        .unwrap_or(Ipv4Net::from(ip))
-                        .trunc(),
-                ),
+                Some(ip) if n.prefix_len() >= 96 => {
+                    v4.push(Ipv4Net::new(ip, n.prefix_len() - 96).unwrap_or(Ipv4Net::from(ip)).trunc())
+                }
                 _ => v6.push(n.trunc()),
             },
         }
     }
-    AllowSets {
-        v4: Ipv4Net::aggregate(&v4),
-        v6: Ipv6Net::aggregate(&v6),
-    }
+    AllowSets { v4: Ipv4Net::aggregate(&v4), v6: Ipv6Net::aggregate(&v6) }
 }
 
 #[cfg(test)]
@@ -84,33 +73,16 @@ mod tests {
 
     #[test]
     fn duplicates_and_adjacent_addresses_merge() {
-        let sets = aggregate(
-            ips(&[
-                "203.0.113.4",
-                "203.0.113.5",
-                "203.0.113.5",
-                "203.0.113.6",
-                "2001:db8::1",
-            ]),
-            &[],
-        );
-        assert_eq!(
-            show(&sets),
-            ["203.0.113.4/31", "203.0.113.6/32", "2001:db8::1/128"]
-        );
+        let sets = aggregate(ips(&["203.0.113.4", "203.0.113.5", "203.0.113.5", "203.0.113.6", "2001:db8::1"]), &[]);
+        assert_eq!(show(&sets), ["203.0.113.4/31", "203.0.113.6/32", "2001:db8::1/128"]);
     }
 
     #[test]
     fn covered_entries_disappear_into_cidrs() {
-        let nets: Vec<IpNet> = ["198.51.100.0/24", "198.51.101.0/24", "2001:db8::/32"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let nets: Vec<IpNet> =
+            ["198.51.100.0/24", "198.51.101.0/24", "2001:db8::/32"].iter().map(|s| s.parse().unwrap()).collect();
         let sets = aggregate(ips(&["198.51.100.77", "2001:db8:1::5", "192.0.2.1"]), &nets);
-        assert_eq!(
-            show(&sets),
-            ["192.0.2.1/32", "198.51.100.0/23", "2001:db8::/32"]
-        );
+        assert_eq!(show(&sets), ["192.0.2.1/32", "198.51.100.0/23", "2001:db8::/32"]);
         assert!(sets.contains("198.51.101.200".parse().unwrap()));
         assert!(!sets.contains("198.51.102.1".parse().unwrap()));
         assert_eq!(sets.len(), 3);

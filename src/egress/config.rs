@@ -20,15 +20,9 @@ pub fn parse_dns_server(input: &str, origin: &'static str) -> Result<SocketAddr,
     let addr = s
         .parse::<SocketAddr>()
         .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-        .map_err(|_| NameError::DnsServer {
-            input: input.to_string(),
-            origin,
-        })?;
+        .map_err(|_| NameError::DnsServer { input: input.to_string(), origin })?;
     if addr.port() == 0 || addr.ip().is_unspecified() {
-        return Err(NameError::DnsServer {
-            input: input.to_string(),
-            origin,
-        });
+        return Err(NameError::DnsServer { input: input.to_string(), origin });
     }
     Ok(addr)
 }
@@ -68,9 +62,7 @@ impl EgressConfig {
     /// The ports, de-duplicated in order; none, or port 0, is an error.
     pub fn ports(&self) -> Result<Vec<u16>, NameError> {
         if self.ports.is_empty() || self.ports.contains(&0) {
-            return Err(NameError::Ports {
-                ports: self.ports.clone(),
-            });
+            return Err(NameError::Ports { ports: self.ports.clone() });
         }
         let mut ports = self.ports.clone();
         let mut seen = std::collections::BTreeSet::new();
@@ -80,10 +72,7 @@ impl EgressConfig {
 
     /// The parsed `dns_server`, if any.
     pub fn dns_server(&self) -> Result<Option<SocketAddr>, NameError> {
-        self.dns_server
-            .as_deref()
-            .map(|s| parse_dns_server(s, "[egress] dns_server"))
-            .transpose()
+        self.dns_server.as_deref().map(|s| parse_dns_server(s, "[egress] dns_server")).transpose()
     }
 }
 
@@ -101,38 +90,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.ports().unwrap(), vec![443, 8443]);
-        assert_eq!(
-            c.dns_server().unwrap(),
-            Some("192.0.2.53:53".parse().unwrap())
-        );
+        assert_eq!(c.dns_server().unwrap(), Some("192.0.2.53:53".parse().unwrap()));
         assert!(toml::from_str::<EgressConfig>("allwo = []").is_err());
-        let bad = EgressConfig {
-            ports: vec![],
-            ..EgressConfig::default()
-        };
-        assert!(bad
-            .ports()
-            .unwrap_err()
-            .to_string()
-            .contains("like ports = [443, 80]"));
+        let bad = EgressConfig { ports: vec![], ..EgressConfig::default() };
+        assert!(bad.ports().unwrap_err().to_string().contains("like ports = [443, 80]"));
     }
 
     #[test]
     fn dns_servers_parse_with_optional_port() {
         let p = |s| parse_dns_server(s, "--dns-server");
         assert_eq!(p("192.0.2.53").unwrap(), "192.0.2.53:53".parse().unwrap());
-        assert_eq!(
-            p("192.0.2.53:5353").unwrap(),
-            "192.0.2.53:5353".parse().unwrap()
-        );
-        assert_eq!(
-            p("2001:db8::53").unwrap(),
-            "[2001:db8::53]:53".parse().unwrap()
-        );
-        assert_eq!(
-            p("[2001:db8::53]:54").unwrap(),
-            "[2001:db8::53]:54".parse().unwrap()
-        );
+        assert_eq!(p("192.0.2.53:5353").unwrap(), "192.0.2.53:5353".parse().unwrap());
+        assert_eq!(p("2001:db8::53").unwrap(), "[2001:db8::53]:53".parse().unwrap());
+        assert_eq!(p("[2001:db8::53]:54").unwrap(), "[2001:db8::53]:54".parse().unwrap());
         assert_eq!(
             p("dns.example.com").unwrap_err().to_string(),
             "invalid DNS server \"dns.example.com\" (from --dns-server): expected an IP address \

@@ -46,9 +46,7 @@ pub fn parse_counters(save_output: &str) -> Result<Vec<RuleCount>, CounterError>
         if !line.starts_with('[') {
             continue;
         }
-        let malformed = || CounterError::Malformed {
-            line: line.to_string(),
-        };
+        let malformed = || CounterError::Malformed { line: line.to_string() };
         let (counter, rule) = line[1..].split_once("] ").ok_or_else(malformed)?;
         let (p, b) = counter.split_once(':').ok_or_else(malformed)?;
         let packets = p.parse().map_err(|_| malformed())?;
@@ -56,20 +54,9 @@ pub fn parse_counters(save_output: &str) -> Result<Vec<RuleCount>, CounterError>
         let rest = &line[comment_at + "--comment \"codex-box ".len()..];
         let category = rest.split('"').next().unwrap_or_default().to_string();
         let words: Vec<&str> = rule.split_whitespace().collect();
-        let destination = words
-            .windows(2)
-            .find(|w| w[0] == "-d")
-            .map(|w| w[1].to_string());
-        let rejects = words
-            .windows(2)
-            .any(|w| w[0] == "-j" && w[1] == REJECT_CHAIN);
-        out.push(RuleCount {
-            category,
-            destination,
-            packets,
-            bytes,
-            rejects,
-        });
+        let destination = words.windows(2).find(|w| w[0] == "-d").map(|w| w[1].to_string());
+        let rejects = words.windows(2).any(|w| w[0] == "-j" && w[1] == REJECT_CHAIN);
+        out.push(RuleCount { category, destination, packets, bytes, rejects });
     }
     Ok(out)
 }
@@ -78,15 +65,8 @@ pub fn parse_counters(save_output: &str) -> Result<Vec<RuleCount>, CounterError>
 pub fn blocked_summary(counts: &[RuleCount]) -> String {
     let mut out = String::new();
     for c in counts.iter().filter(|c| c.rejects && c.packets > 0) {
-        let dest = c
-            .destination
-            .as_deref()
-            .map(|d| format!(" {d}"))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "{}{dest}: {} packets, {} bytes\n",
-            c.category, c.packets, c.bytes
-        ));
+        let dest = c.destination.as_deref().map(|d| format!(" {d}")).unwrap_or_default();
+        out.push_str(&format!("{}{dest}: {} packets, {} bytes\n", c.category, c.packets, c.bytes));
     }
     out
 }
@@ -167,13 +147,8 @@ COMMIT
 
     #[test]
     fn a_broken_counter_names_the_line() {
-        let e = parse_counters(
-            "[x:1] -A OUTPUT -m comment --comment \"codex-box other\" -j CODEX_REJECT",
-        )
-        .unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("cannot read the packet counter of \"[x:1] -A OUTPUT"));
+        let e = parse_counters("[x:1] -A OUTPUT -m comment --comment \"codex-box other\" -j CODEX_REJECT").unwrap_err();
+        assert!(e.to_string().starts_with("cannot read the packet counter of \"[x:1] -A OUTPUT"));
     }
 
     #[test]
@@ -184,17 +159,7 @@ COMMIT
 [ 1.2] codex-box-deny IN= OUT=eth0 SRC=2001:db8::2 DST=2001:db8::9 LEN=60 PROTO=UDP SPT=5 DPT=53
 [ 1.3] some other line DST=198.51.100.1
 [ 1.4] codex-box-deny IN= OUT=eth0 SRC=172.17.0.2 DST=192.0.2.1 PROTO=ICMP TYPE=8";
-        let s: Vec<String> = summarise_log(log)
-            .iter()
-            .map(|(b, n)| format!("{b} x{n}"))
-            .collect();
-        assert_eq!(
-            s,
-            [
-                "203.0.113.5:443/tcp x2",
-                "192.0.2.1 icmp x1",
-                "[2001:db8::9]:53/udp x1"
-            ]
-        );
+        let s: Vec<String> = summarise_log(log).iter().map(|(b, n)| format!("{b} x{n}")).collect();
+        assert_eq!(s, ["203.0.113.5:443/tcp x2", "192.0.2.1 icmp x1", "[2001:db8::9]:53/udp x1"]);
     }
 }

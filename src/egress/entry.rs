@@ -15,39 +15,27 @@ use super::names::{NameError, Source, Target};
 
 /// Validates and normalises one entry.
 pub fn parse_entry(input: &str, origin: Source) -> Result<Target, NameError> {
-    let fail = |problem| NameError::Entry {
-        input: input.to_string(),
-        origin,
-        problem,
-    };
+    let fail = |problem| NameError::Entry { input: input.to_string(), origin, problem };
     let s = input.trim();
     if s.is_empty() {
         return Err(fail(Problem::Empty));
     }
     if let Some((_, rest)) = s.split_once("://") {
-        let host = rest
-            .split(['/', ':', '?', '#'])
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let host = rest.split(['/', ':', '?', '#']).next().unwrap_or("").to_string();
         return Err(fail(Problem::Url { host }));
     }
     if let Some((addr, prefix)) = s.split_once('/') {
         if let Ok(ip) = addr.parse::<IpAddr>() {
             let max = if ip.is_ipv4() { 32 } else { 128 };
             let net = match prefix.parse::<u8>() {
-                Ok(p) if p <= max => {
-                    IpNet::new(ip, p).map_err(|_| fail(Problem::Prefix { max }))?
-                }
+                Ok(p) if p <= max => IpNet::new(ip, p).map_err(|_| fail(Problem::Prefix { max }))?,
                 _ => return Err(fail(Problem::Prefix { max })),
             };
             if net.prefix_len() == 0 {
                 return Err(fail(Problem::Everything));
             }
             if net.trunc() != net {
-                return Err(fail(Problem::HostBits {
-                    suggestion: net.trunc(),
-                }));
+                return Err(fail(Problem::HostBits { suggestion: net.trunc() }));
             }
             return Ok(Target::Net(net));
         }
@@ -68,15 +56,10 @@ fn parse_name(s: &str) -> Result<String, Problem> {
     }
     if let Some((host, port)) = name.rsplit_once(':') {
         if !host.contains(':') && port.parse::<u16>().is_ok() {
-            return Err(Problem::Port {
-                host: host.to_string(),
-            });
+            return Err(Problem::Port { host: host.to_string() });
         }
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.')) {
         return Err(Problem::Char(c));
     }
     if name.len() > 253 {
@@ -150,8 +133,7 @@ impl fmt::Display for Problem {
 impl Problem {
     /// How to fix it, naming the corrected entry where there is one.
     pub fn fix(&self) -> String {
-        let generic =
-            "give a host name (api.example.com), an IP address or a CIDR (203.0.113.0/24)";
+        let generic = "give a host name (api.example.com), an IP address or a CIDR (203.0.113.0/24)";
         match self {
             Problem::Empty => "remove the empty entry".into(),
             Problem::Url { host } => format!("give the host name only: {host}"),
@@ -161,9 +143,7 @@ impl Problem {
             Problem::Wildcard => "list each name explicitly (api.example.com)".into(),
             Problem::SingleLabel => "use the fully qualified name (host.example.com)".into(),
             Problem::HostBits { suggestion } => format!("did you mean {suggestion}?"),
-            Problem::Everything => {
-                "remove it; for unrestricted network use full network access instead".into()
-            }
+            Problem::Everything => "remove it; for unrestricted network use full network access instead".into(),
             Problem::Char(c) if !c.is_ascii() => {
                 "write an internationalised name in its ASCII (xn--, punycode) form".into()
             }
@@ -188,10 +168,7 @@ mod tests {
     fn names_are_normalised() {
         assert_eq!(ok("API.OpenAI.com."), "api.openai.com");
         assert_eq!(ok(" x-1.example.org "), "x-1.example.org");
-        assert_eq!(
-            ok(&format!("{}.com", "a".repeat(63))),
-            format!("{}.com", "a".repeat(63))
-        );
+        assert_eq!(ok(&format!("{}.com", "a".repeat(63))), format!("{}.com", "a".repeat(63)));
     }
 
     #[test]
@@ -219,9 +196,7 @@ mod tests {
         assert!(err("x-.com").contains("starts or ends with '-'"));
         assert!(err("a..com").contains("empty label"));
         assert!(err(".a.com").contains("empty label"));
-        assert!(
-            err(&format!("{}.com", "a".repeat(64))).contains("64 characters long, the limit is 63")
-        );
+        assert!(err(&format!("{}.com", "a".repeat(64))).contains("64 characters long, the limit is 63"));
         let long = vec!["abcdefghi"; 26].join(".");
         assert!(err(&long).contains("259 characters long, the limit is 253"));
         assert!(err("localhost").contains("fix: use the fully qualified name"));
@@ -234,17 +209,14 @@ mod tests {
 
     #[test]
     fn wildcards_urls_and_ports_get_a_specific_fix() {
-        assert!(err("*.openai.com")
-            .contains("wildcards cannot be enforced by an IP firewall; fix: list each name"));
-        assert!(err("https://api.example.com/v1")
-            .contains("fix: give the host name only: api.example.com"));
+        assert!(err("*.openai.com").contains("wildcards cannot be enforced by an IP firewall; fix: list each name"));
+        assert!(err("https://api.example.com/v1").contains("fix: give the host name only: api.example.com"));
         assert!(err("api.example.com:443").contains("ports are set with `ports` in [egress]"));
     }
 
     #[test]
     fn bad_cidrs_are_refused() {
-        assert!(err("1.2.3.4/40")
-            .contains("(from --allow-domain): the prefix length is not a number from 1 to 32"));
+        assert!(err("1.2.3.4/40").contains("(from --allow-domain): the prefix length is not a number from 1 to 32"));
         assert!(err("2001:db8::/129").contains("from 1 to 128"));
         assert!(err("10.1.2.3/8").contains("fix: did you mean 10.0.0.0/8?"));
         assert!(err("0.0.0.0/0").contains("would allow every address"));

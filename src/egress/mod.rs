@@ -76,11 +76,7 @@ mod tests {
     #[test]
     fn the_pipeline_composes() {
         let flags = vec!["10.1.2.3".to_string(), "pypi.org".to_string()];
-        let list = Allowlist::merge(&Inputs {
-            flags: &flags,
-            ..Inputs::default()
-        })
-        .unwrap();
+        let list = Allowlist::merge(&Inputs { flags: &flags, ..Inputs::default() }).unwrap();
         let resolution = Resolution {
             names: vec![NameResolution {
                 name: "pypi.org".into(),
@@ -95,9 +91,6 @@ mod tests {
         assert_eq!(shown, ["10.1.2.3/32", "203.0.113.5/32"]);
         let v4 = render(&spec).v4;
         assert!(v4.contains("-A OUTPUT -d 10.1.2.3/32 -p tcp -m multiport --dports 443 -m comment --comment \"codex-box explicit\" -j ACCEPT\n"));
-        assert_eq!(
-            hosts_entries(&resolution).lines().nth(1),
-            Some("203.0.113.5\tpypi.org")
-        );
+        assert_eq!(hosts_entries(&resolution).lines().nth(1), Some("203.0.113.5\tpypi.org"));
     }
 }

@@ -103,28 +103,17 @@ impl Allowlist {
         let raw = builtin
             .iter()
             .map(|s| (*s, Source::Builtin))
-            .chain(
-                inputs
-                    .env
-                    .into_iter()
-                    .flat_map(split_list)
-                    .map(|s| (s, Source::Env)),
-            )
+            .chain(inputs.env.into_iter().flat_map(split_list).map(|s| (s, Source::Env)))
             .chain(inputs.flags.iter().map(|s| (s.as_str(), Source::Flag)))
             .chain(inputs.config.iter().map(|s| (s.as_str(), Source::Config)));
         for (input, origin) in raw {
             let target = parse_entry(input, origin)?;
             match seen.get(&target) {
-                Some(&i) if !list.entries[i].sources.contains(&origin) => {
-                    list.entries[i].sources.push(origin)
-                }
+                Some(&i) if !list.entries[i].sources.contains(&origin) => list.entries[i].sources.push(origin),
                 Some(_) => {}
                 None => {
                     seen.insert(target.clone(), list.entries.len());
-                    list.entries.push(Entry {
-                        target,
-                        sources: vec![origin],
-                    });
+                    list.entries.push(Entry { target, sources: vec![origin] });
                 }
             }
         }
@@ -161,20 +150,10 @@ impl Allowlist {
 /// One line per entry: the entry, then its sources.
 impl fmt::Display for Allowlist {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = self
-            .entries
-            .iter()
-            .map(|e| e.target.to_string().len())
-            .max()
-            .unwrap_or(0);
+        let width = self.entries.iter().map(|e| e.target.to_string().len()).max().unwrap_or(0);
         for e in &self.entries {
             let sources: Vec<String> = e.sources.iter().map(Source::to_string).collect();
-            writeln!(
-                f,
-                "{:<width$}  {}",
-                e.target.to_string(),
-                sources.join(", ")
-            )?;
+            writeln!(f, "{:<width$}  {}", e.target.to_string(), sources.join(", "))?;
         }
         Ok(())
     }
@@ -182,20 +161,14 @@ impl fmt::Display for Allowlist {
 
 /// Splits an `OPENAI_ALLOWED_DOMAINS`-style value on spaces and commas.
 pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    value
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
+    value.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty())
 }
 
 /// An allowlist input that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     #[error("invalid allowlist entry {input:?} (from {origin}): {problem}; fix: {}", problem.fix())]
-    Entry {
-        input: String,
-        origin: Source,
-        problem: Problem,
-    },
+    Entry { input: String, origin: Source, problem: Problem },
     #[error(
         "invalid DNS server {input:?} (from {origin}): expected an IP address and an optional \
          port, like 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53"
@@ -224,30 +197,23 @@ mod tests {
             config: &config,
         })
         .unwrap();
-        let api = list
-            .entries()
-            .iter()
-            .find(|e| e.target.to_string() == "api.openai.com")
-            .unwrap();
+        let api = list.entries().iter().find(|e| e.target.to_string() == "api.openai.com").unwrap();
         assert_eq!(api.sources, vec![Source::Builtin, Source::Flag]);
         let ip = list.entries().last().unwrap();
         assert_eq!(ip.target.to_string(), "203.0.113.9");
         assert_eq!(ip.sources, vec![Source::Flag, Source::Config]);
         assert_eq!(list.names().len(), BUILTIN_NAMES.len() + 3);
-        assert_eq!(
-            list.nets(),
-            vec!["203.0.113.9/32".parse::<IpNet>().unwrap()]
-        );
+        assert_eq!(list.nets(), vec!["203.0.113.9/32".parse::<IpNet>().unwrap()]);
         let shown = list.to_string();
-        assert!(shown.contains("example.org             OPENAI_ALLOWED_DOMAINS, [egress] allow in the config file\n"), "{shown}");
+        assert!(
+            shown.contains("example.org             OPENAI_ALLOWED_DOMAINS, [egress] allow in the config file\n"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn an_invalid_env_entry_names_the_variable() {
-        let e = Allowlist::merge(&Inputs {
-            env: Some("ok.com bad!.com"),
-            ..Inputs::default()
-        });
+        let e = Allowlist::merge(&Inputs { env: Some("ok.com bad!.com"), ..Inputs::default() });
         assert!(e
             .unwrap_err()
             .to_string()

@@ -59,11 +59,7 @@ pub enum SetEntry {
 impl RefreshState {
     /// The state right after the first install of `resolution` and `explicit` at `now`.
     pub fn new(explicit: Vec<IpNet>, resolution: &Resolution, now: Instant) -> Self {
-        let mut state = RefreshState {
-            explicit,
-            learned: BTreeMap::new(),
-            installed: AllowSets::default(),
-        };
+        let mut state = RefreshState { explicit, learned: BTreeMap::new(), installed: AllowSets::default() };
         state.learn(resolution, now);
         state.installed = state.desired();
         state
@@ -77,10 +73,7 @@ impl RefreshState {
     /// Every entry with its expiry, explicit ones first.
     pub fn entries(&self) -> Vec<SetEntry> {
         let explicit = self.explicit.iter().map(|n| SetEntry::Explicit(*n));
-        let learned = self.learned.iter().map(|(a, e)| SetEntry::Learned {
-            addr: *a,
-            expires: *e,
-        });
+        let learned = self.learned.iter().map(|(a, e)| SetEntry::Learned { addr: *a, expires: *e });
         explicit.chain(learned).collect()
     }
 
@@ -146,8 +139,7 @@ pub fn plan_refresh(
 ) -> RefreshPlan {
     let mut next = state.clone();
     next.learn(resolution, now);
-    next.learned
-        .retain(|_, expires| now < *expires + settings.grace);
+    next.learned.retain(|_, expires| now < *expires + settings.grace);
     let desired = next.desired();
     let old: BTreeSet<IpNet> = state.installed.nets().collect();
     let new: BTreeSet<IpNet> = desired.nets().collect();
@@ -155,12 +147,7 @@ pub fn plan_refresh(
     let remove = old.difference(&new).copied().collect();
     next.installed = desired;
 
-    let ttl = resolution
-        .names
-        .iter()
-        .filter(|n| !n.addrs.is_empty())
-        .filter_map(|n| n.min_ttl)
-        .min();
+    let ttl = resolution.names.iter().filter(|n| !n.addrs.is_empty()).filter_map(|n| n.min_ttl).min();
     let ageing = next
         .learned
         .values()
@@ -171,12 +158,7 @@ pub fn plan_refresh(
         (Some(a), Some(b)) => a.min(b),
         (a, b) => a.or(b).unwrap_or(settings.min_delay),
     };
-    RefreshPlan {
-        add,
-        remove,
-        next_delay: wait.clamp(settings.min_delay, settings.max_delay),
-        state: next,
-    }
+    RefreshPlan { add, remove, next_delay: wait.clamp(settings.min_delay, settings.max_delay), state: next }
 }
 
 #[cfg(test)]
@@ -216,35 +198,19 @@ mod tests {
         let state = RefreshState::new(explicit, &res(&[("a.example", &["203.0.113.1"], 60)]), t0);
 
         // At 60 s the name moved: the new address is added, the old one is kept (grace).
-        let p = plan_refresh(
-            &state,
-            &res(&[("a.example", &["203.0.113.9"], 60)]),
-            t0 + Duration::from_secs(60),
-            &S,
-        );
+        let p = plan_refresh(&state, &res(&[("a.example", &["203.0.113.9"], 60)]), t0 + Duration::from_secs(60), &S);
         assert_eq!(show(&p.add), ["203.0.113.9/32"]);
         assert!(p.remove.is_empty());
         assert_eq!(p.next_delay, Duration::from_secs(60));
         assert_eq!(p.ipset_text(), "add codex_allow4 203.0.113.9/32 -exist\n");
 
         // At 181 s the old address (expired at 60 s, grace 120 s) goes; the explicit CIDR stays.
-        let p = plan_refresh(
-            &p.state,
-            &res(&[("a.example", &["203.0.113.9"], 60)]),
-            t0 + Duration::from_secs(181),
-            &S,
-        );
+        let p = plan_refresh(&p.state, &res(&[("a.example", &["203.0.113.9"], 60)]), t0 + Duration::from_secs(181), &S);
         assert!(p.add.is_empty());
         assert_eq!(show(&p.remove), ["203.0.113.1/32"]);
         assert_eq!(p.ipset_text(), "del codex_allow4 203.0.113.1/32 -exist\n");
-        assert!(p
-            .state
-            .installed()
-            .contains("198.51.100.7".parse().unwrap()));
-        assert_eq!(
-            p.state.entries()[0],
-            SetEntry::Explicit("198.51.100.0/24".parse().unwrap())
-        );
+        assert!(p.state.installed().contains("198.51.100.7".parse().unwrap()));
+        assert_eq!(p.state.entries()[0], SetEntry::Explicit("198.51.100.0/24".parse().unwrap()));
     }
 
     #[test]
@@ -265,39 +231,19 @@ mod tests {
     fn aggregation_changes_are_diffed_as_networks_additions_first() {
         let t0 = Instant::now();
         let state = RefreshState::new(vec![], &res(&[("a.example", &["203.0.113.4"], 3600)]), t0);
-        let p = plan_refresh(
-            &state,
-            &res(&[("b.example", &["203.0.113.5"], 3600)]),
-            t0 + Duration::from_secs(10),
-            &S,
-        );
-        assert_eq!(
-            p.ipset_text(),
-            "add codex_allow4 203.0.113.4/31 -exist\ndel codex_allow4 203.0.113.4/32 -exist\n"
-        );
-        assert_eq!(
-            p.next_delay,
-            Duration::from_secs(600),
-            "long TTLs are clamped"
-        );
+        let p = plan_refresh(&state, &res(&[("b.example", &["203.0.113.5"], 3600)]), t0 + Duration::from_secs(10), &S);
+        assert_eq!(p.ipset_text(), "add codex_allow4 203.0.113.4/31 -exist\ndel codex_allow4 203.0.113.4/32 -exist\n");
+        assert_eq!(p.next_delay, Duration::from_secs(600), "long TTLs are clamped");
     }
 
     #[test]
     fn a_longer_ttl_extends_the_expiry() {
         let t0 = Instant::now();
         let state = RefreshState::new(vec![], &res(&[("a.example", &["203.0.113.1"], 10)]), t0);
-        let p = plan_refresh(
-            &state,
-            &res(&[("a.example", &["203.0.113.1"], 1000)]),
-            t0 + Duration::from_secs(5),
-            &S,
-        );
+        let p = plan_refresh(&state, &res(&[("a.example", &["203.0.113.1"], 1000)]), t0 + Duration::from_secs(5), &S);
         assert_eq!(
             p.state.entries(),
-            [SetEntry::Learned {
-                addr: "203.0.113.1".parse().unwrap(),
-                expires: t0 + Duration::from_secs(1005)
-            }]
+            [SetEntry::Learned { addr: "203.0.113.1".parse().unwrap(), expires: t0 + Duration::from_secs(1005) }]
         );
     }
 }

@@ -29,10 +29,7 @@ pub struct ResolverSettings {
 
 impl Default for ResolverSettings {
     fn default() -> Self {
-        ResolverSettings {
-            server: None,
-            timeout: Duration::from_secs(5),
-        }
+        ResolverSettings { server: None, timeout: Duration::from_secs(5) }
     }
 }
 
@@ -128,37 +125,17 @@ impl Resolution {
     pub fn verdict(&self, strict: bool) -> Result<Vec<String>, ResolveError> {
         let failed: Vec<String> = self
             .failures()
-            .map(|n| {
-                format!(
-                    "{}: {}",
-                    n.name,
-                    n.error
-                        .as_ref()
-                        .map_or_else(|| "no address".into(), |e| e.to_string())
-                )
-            })
+            .map(|n| format!("{}: {}", n.name, n.error.as_ref().map_or_else(|| "no address".into(), |e| e.to_string())))
             .collect();
         let all_transport = !self.names.is_empty()
-            && self
-                .names
-                .iter()
-                .all(|n| n.error.as_ref().is_some_and(LookupFailure::is_transport));
+            && self.names.iter().all(|n| n.error.as_ref().is_some_and(LookupFailure::is_transport));
         if all_transport {
-            return Err(ResolveError::Unreachable {
-                resolver: self.resolver.clone(),
-                details: failed.join("; "),
-            });
+            return Err(ResolveError::Unreachable { resolver: self.resolver.clone(), details: failed.join("; ") });
         }
         if strict && !failed.is_empty() {
-            return Err(ResolveError::Unresolved {
-                resolver: self.resolver.clone(),
-                details: failed.join("; "),
-            });
+            return Err(ResolveError::Unresolved { resolver: self.resolver.clone(), details: failed.join("; ") });
         }
-        Ok(failed
-            .into_iter()
-            .map(|f| format!("allowlisted name not resolved, skipped: {f}"))
-            .collect())
+        Ok(failed.into_iter().map(|f| format!("allowlisted name not resolved, skipped: {f}")).collect())
     }
 }
 
@@ -182,9 +159,7 @@ pub enum ResolveError {
     Unresolved { resolver: String, details: String },
 }
 
-fn builder(
-    settings: &ResolverSettings,
-) -> Result<ResolverBuilder<TokioRuntimeProvider>, ResolveError> {
+fn builder(settings: &ResolverSettings) -> Result<ResolverBuilder<TokioRuntimeProvider>, ResolveError> {
     let mut builder = match settings.server {
         Some(addr) => {
             let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
@@ -196,8 +171,7 @@ fn builder(
             b.options_mut().use_hosts_file = ResolveHosts::Never;
             b
         }
-        None => TokioResolver::builder_tokio()
-            .map_err(|source| ResolveError::SystemConfig { source })?,
+        None => TokioResolver::builder_tokio().map_err(|source| ResolveError::SystemConfig { source })?,
     };
     let opts = builder.options_mut();
     opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
@@ -216,35 +190,21 @@ pub fn resolver(settings: &ResolverSettings) -> Result<TokioResolver, ResolveErr
 
 /// Resolves every name concurrently; see the module doc. Errors only when no resolver can be
 /// built; per-name failures are in the [`Resolution`].
-pub async fn resolve_all(
-    names: &[String],
-    settings: &ResolverSettings,
-) -> Result<Resolution, ResolveError> {
-    let resolver = builder(settings)?
-        .build()
-        .map_err(|source| ResolveError::SystemConfig { source })?;
+pub async fn resolve_all(names: &[String], settings: &ResolverSettings) -> Result<Resolution, ResolveError> {
+    let resolver = builder(settings)?.build().map_err(|source| ResolveError::SystemConfig { source })?;
     let deadline = tokio::time::Instant::now() + settings.timeout;
     let lookups = names.iter().map(|name| {
         let resolver = &resolver;
         async move {
             let fqdn = format!("{}.", name.trim_end_matches('.'));
             let outcome = tokio::time::timeout_at(deadline, resolver.lookup_ip(fqdn)).await;
-            let mut result = NameResolution {
-                name: name.clone(),
-                addrs: Vec::new(),
-                min_ttl: None,
-                error: None,
-            };
+            let mut result = NameResolution { name: name.clone(), addrs: Vec::new(), min_ttl: None, error: None };
             match outcome {
                 Err(_) => result.error = Some(LookupFailure::TimedOut),
                 Ok(Err(e)) => result.error = Some(classify(&e)),
                 Ok(Ok(lookup)) => {
                     let answers = lookup.as_lookup().answers();
-                    result.min_ttl = answers
-                        .iter()
-                        .map(|r| r.ttl)
-                        .min()
-                        .map(|t| Duration::from_secs(t.into()));
+                    result.min_ttl = answers.iter().map(|r| r.ttl).min().map(|t| Duration::from_secs(t.into()));
                     result.addrs = lookup.iter().collect();
                     result.addrs.sort();
                     result.addrs.dedup();
@@ -257,10 +217,7 @@ pub async fn resolve_all(
         }
     });
     let names = futures_util::future::join_all(lookups).await;
-    Ok(Resolution {
-        names,
-        resolver: settings.describe_server(),
-    })
+    Ok(Resolution { names, resolver: settings.describe_server() })
 }
 
 fn classify(e: &NetError) -> LookupFailure {
@@ -316,7 +273,12 @@ mod tests {
             resolver: "DNS server 192.0.2.53:53".into(),
         };
         let e = r.verdict(false).unwrap_err().to_string();
-        assert!(e.starts_with("no allowlisted name could be resolved by DNS server 192.0.2.53:53 (a.example: no answer in time)"), "{e}");
+        assert!(
+            e.starts_with(
+                "no allowlisted name could be resolved by DNS server 192.0.2.53:53 (a.example: no answer in time)"
+            ),
+            "{e}"
+        );
         assert!(Resolution::default().verdict(true).unwrap().is_empty());
     }
 

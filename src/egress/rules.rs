@@ -33,13 +33,7 @@ pub const REJECT_CHAIN: &str = "CODEX_REJECT";
 /// Docker's embedded resolver on user-defined networks.
 pub const DOCKER_DNS: &str = "127.0.0.11";
 /// Ranges closed unless an explicit entry covers them.
-pub const CLOSED_V4: &[&str] = &[
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "100.64.0.0/10",
-    "169.254.0.0/16",
-];
+pub const CLOSED_V4: &[&str] = &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"];
 pub const CLOSED_V6: &[&str] = &["fc00::/7", "fe80::/10"];
 /// Sets recording each blocked destination (address, protocol, port) with packet counters, for the
 /// session-end summary ([`LogMode::Record`]).
@@ -119,11 +113,7 @@ pub fn render(spec: &FirewallSpec) -> RuleTexts {
             let _ = writeln!(ipset, "flush {set}");
         }
     }
-    RuleTexts {
-        ipset,
-        v4: filter_text(spec, Family::V4),
-        v6: filter_text(spec, Family::V6),
-    }
+    RuleTexts { ipset, v4: filter_text(spec, Family::V4), v6: filter_text(spec, Family::V6) }
 }
 
 /// `ipset restore` input: both sets created (`-exist`), flushed, then filled. The create
@@ -132,10 +122,7 @@ pub fn render(spec: &FirewallSpec) -> RuleTexts {
 pub fn ipset_text(sets: &AllowSets) -> String {
     let mut out = String::new();
     for (set, family) in [(SET_V4, "inet"), (SET_V6, "inet6")] {
-        let _ = writeln!(
-            out,
-            "create {set} hash:net family {family} hashsize 1024 maxelem {MAX_SET_ENTRIES} -exist"
-        );
+        let _ = writeln!(out, "create {set} hash:net family {family} hashsize 1024 maxelem {MAX_SET_ENTRIES} -exist");
     }
     let _ = writeln!(out, "flush {SET_V4}");
     let _ = writeln!(out, "flush {SET_V6}");
@@ -156,10 +143,7 @@ enum Family {
 
 impl Family {
     fn has(self, net: &IpNet) -> bool {
-        matches!(
-            (self, net),
-            (Family::V4, IpNet::V4(_)) | (Family::V6, IpNet::V6(_))
-        )
+        matches!((self, net), (Family::V4, IpNet::V4(_)) | (Family::V6, IpNet::V6(_)))
     }
 }
 
@@ -169,10 +153,7 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 
 fn port_lists(ports: &[u16]) -> Vec<String> {
     // multiport takes at most 15 ports per rule.
-    ports
-        .chunks(15)
-        .map(|c| c.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
-        .collect()
+    ports.chunks(15).map(|c| c.iter().map(u16::to_string).collect::<Vec<_>>().join(",")).collect()
 }
 
 fn filter_text(spec: &FirewallSpec, family: Family) -> String {
@@ -180,16 +161,8 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
         Family::V4 => (SET_V4, "icmp-port-unreachable", CLOSED_V4),
         Family::V6 => (SET_V6, "icmp6-adm-prohibited", CLOSED_V6),
     };
-    let mut closed: Vec<IpNet> = closed_builtin
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    closed.extend(
-        spec.closed
-            .iter()
-            .filter(|n| family.has(n))
-            .map(IpNet::trunc),
-    );
+    let mut closed: Vec<IpNet> = closed_builtin.iter().filter_map(|s| s.parse().ok()).collect();
+    closed.extend(spec.closed.iter().filter(|n| family.has(n)).map(IpNet::trunc));
     let mut r = Vec::<String>::new();
     let mut add = |s: String| r.push(s);
     add("*filter".into());
@@ -200,26 +173,14 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
     add("-A INPUT -i lo -j ACCEPT".into());
     add("-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into());
     if family == Family::V6 {
-        for t in [
-            "router-advertisement",
-            "neighbour-solicitation",
-            "neighbour-advertisement",
-        ] {
-            add(format!(
-                "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"
-            ));
+        for t in ["router-advertisement", "neighbour-solicitation", "neighbour-advertisement"] {
+            add(format!("-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"));
         }
     }
     add("-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT".into());
     if family == Family::V6 {
-        for t in [
-            "router-solicitation",
-            "neighbour-solicitation",
-            "neighbour-advertisement",
-        ] {
-            add(format!(
-                "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"
-            ));
+        for t in ["router-solicitation", "neighbour-solicitation", "neighbour-advertisement"] {
+            add(format!("-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT"));
         }
     }
     let dns = spec.dns.filter(|d| family.has(&IpNet::from(d.ip())));
@@ -233,7 +194,9 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
         }
     }
     for proto in ["udp", "tcp"] {
-        add(format!("-A OUTPUT -p {proto} -m {proto} --dport 53 -m comment --comment \"codex-box dns\" -j {REJECT_CHAIN}"));
+        add(format!(
+            "-A OUTPUT -p {proto} -m {proto} --dport 53 -m comment --comment \"codex-box dns\" -j {REJECT_CHAIN}"
+        ));
     }
     let docker_dns: IpAddr = DOCKER_DNS.parse().unwrap_or(IpAddr::from([127, 0, 0, 11]));
     if family == Family::V4 && dns.map(|d| d.ip()) != Some(docker_dns) {
@@ -248,11 +211,7 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
         ));
     }
     let ports = if spec.only.is_empty() { port_lists(&spec.ports) } else { Vec::new() };
-    for net in spec
-        .explicit
-        .iter()
-        .filter(|n| family.has(n) && closed.iter().any(|c| overlaps(c, n)))
-    {
+    for net in spec.explicit.iter().filter(|n| family.has(n) && closed.iter().any(|c| overlaps(c, n))) {
         for p in &ports {
             add(format!(
                 "-A OUTPUT -d {} -p tcp -m multiport --dports {p} -m comment --comment \"codex-box explicit\" -j ACCEPT",
@@ -261,36 +220,32 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
         }
     }
     for net in closed.iter().filter(|_| spec.only.is_empty()) {
-        add(format!(
-            "-A OUTPUT -d {net} -m comment --comment \"codex-box closed-range\" -j {REJECT_CHAIN}"
-        ));
+        add(format!("-A OUTPUT -d {net} -m comment --comment \"codex-box closed-range\" -j {REJECT_CHAIN}"));
     }
     for p in &ports {
         add(format!(
             "-A OUTPUT -p tcp -m set --match-set {set} dst -m multiport --dports {p} -m comment --comment \"codex-box allow\" -j ACCEPT"
         ));
     }
-    add(format!(
-        "-A OUTPUT -m comment --comment \"codex-box other\" -j {REJECT_CHAIN}"
-    ));
+    add(format!("-A OUTPUT -m comment --comment \"codex-box other\" -j {REJECT_CHAIN}"));
     match spec.log {
         LogMode::Off => {}
         LogMode::Log => add(format!(
             "-A {REJECT_CHAIN} -m limit --limit 30/min --limit-burst 60 -j LOG --log-prefix \"{LOG_PREFIX}\""
         )),
-        LogMode::Nflog(group) => add(format!("-A {REJECT_CHAIN} -j NFLOG --nflog-group {group} --nflog-prefix \"codex-box\"")),
+        LogMode::Nflog(group) => {
+            add(format!("-A {REJECT_CHAIN} -j NFLOG --nflog-group {group} --nflog-prefix \"codex-box\""))
+        }
         LogMode::Record => {
             let blocked = if family == Family::V4 { BLOCKED_V4 } else { BLOCKED_V6 };
             add(format!("-A {REJECT_CHAIN} -j SET --add-set {blocked} dst,dst --exist"));
-            add(format!("-A {REJECT_CHAIN} -m set --match-set {blocked} dst,dst -m comment --comment \"codex-box recorded\""));
+            add(format!(
+                "-A {REJECT_CHAIN} -m set --match-set {blocked} dst,dst -m comment --comment \"codex-box recorded\""
+            ));
         }
     }
-    add(format!(
-        "-A {REJECT_CHAIN} -p tcp -j REJECT --reject-with tcp-reset"
-    ));
-    add(format!(
-        "-A {REJECT_CHAIN} -j REJECT --reject-with {unreachable}"
-    ));
+    add(format!("-A {REJECT_CHAIN} -p tcp -j REJECT --reject-with tcp-reset"));
+    add(format!("-A {REJECT_CHAIN} -j REJECT --reject-with {unreachable}"));
     add("COMMIT".into());
     let mut text = r.join("\n");
     text.push('\n');
@@ -352,26 +307,17 @@ COMMIT
     #[test]
     fn v6_table_allows_neighbour_discovery_and_rejects_administratively() {
         let v6 = render(&FirewallSpec::default()).v6;
-        assert!(v6.contains(
-            "-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -j ACCEPT\n"
-        ));
-        assert!(v6.contains(
-            "-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -j ACCEPT\n"
-        ));
+        assert!(v6.contains("-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-solicitation -j ACCEPT\n"));
+        assert!(v6.contains("-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type neighbour-advertisement -j ACCEPT\n"));
         assert!(v6.contains("-A OUTPUT -d fc00::/7 -m comment --comment \"codex-box closed-range\" -j CODEX_REJECT\n-A OUTPUT -d fe80::/10 "));
         assert!(v6.contains("--match-set codex_allow6 dst"));
-        assert!(
-            v6.ends_with("-A CODEX_REJECT -j REJECT --reject-with icmp6-adm-prohibited\nCOMMIT\n")
-        );
+        assert!(v6.ends_with("-A CODEX_REJECT -j REJECT --reject-with icmp6-adm-prohibited\nCOMMIT\n"));
         assert!(!v6.contains("127.0.0.11"));
     }
 
     #[test]
     fn dns_opens_only_for_the_chosen_resolver_in_its_family() {
-        let spec = FirewallSpec {
-            dns: Some("192.168.1.53:53".parse().unwrap()),
-            ..FirewallSpec::default()
-        };
+        let spec = FirewallSpec { dns: Some("192.168.1.53:53".parse().unwrap()), ..FirewallSpec::default() };
         let t = render(&spec);
         let dns_lines: Vec<&str> = t.v4.lines().filter(|l| l.contains("53 ")).collect();
         assert_eq!(
@@ -384,19 +330,14 @@ COMMIT
             ]
         );
         assert!(!t.v6.contains("dns-allowed"));
-        let docker = FirewallSpec {
-            dns: Some("127.0.0.11:53".parse().unwrap()),
-            ..FirewallSpec::default()
-        };
+        let docker = FirewallSpec { dns: Some("127.0.0.11:53".parse().unwrap()), ..FirewallSpec::default() };
         assert!(!render(&docker).v4.contains("docker-dns"));
     }
 
     #[test]
     fn explicit_entries_in_closed_ranges_come_before_the_reject() {
-        let explicit: Vec<IpNet> = ["10.1.0.0/16", "203.0.113.0/24", "fd00::5/128"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
+        let explicit: Vec<IpNet> =
+            ["10.1.0.0/16", "203.0.113.0/24", "fd00::5/128"].iter().map(|s| s.parse().unwrap()).collect();
         let spec = FirewallSpec {
             sets: aggregate(Vec::new(), &explicit),
             explicit,
@@ -405,44 +346,36 @@ COMMIT
             ..FirewallSpec::default()
         };
         let t = render(&spec);
-        let pos = |text: &str, needle: &str| {
-            text.find(needle)
-                .unwrap_or_else(|| panic!("{needle} missing"))
-        };
+        let pos = |text: &str, needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing"));
         let open = pos(&t.v4, "-A OUTPUT -d 10.1.0.0/16 -p tcp -m multiport --dports 443 -m comment --comment \"codex-box explicit\" -j ACCEPT\n");
         assert!(open < pos(&t.v4, "-A OUTPUT -d 10.0.0.0/8 "));
-        assert!(t.v4.contains("-A OUTPUT -d 198.51.100.1/32 -m comment --comment \"codex-box closed-range\" -j CODEX_REJECT\n"));
-        assert!(
-            !t.v4.contains("-d 203.0.113.0/24"),
-            "public explicit entries go through the set"
-        );
+        assert!(t.v4.contains(
+            "-A OUTPUT -d 198.51.100.1/32 -m comment --comment \"codex-box closed-range\" -j CODEX_REJECT\n"
+        ));
+        assert!(!t.v4.contains("-d 203.0.113.0/24"), "public explicit entries go through the set");
         assert!(t.v6.contains("-A OUTPUT -d fd00::5/128 -p tcp -m multiport --dports 443 -m comment --comment \"codex-box explicit\" -j ACCEPT\n"));
     }
 
     #[test]
     fn many_ports_are_split_for_multiport_and_logging_is_optional() {
-        let spec = FirewallSpec {
-            ports: (1..=16).collect(),
-            log: LogMode::Log,
-            ..FirewallSpec::default()
-        };
+        let spec = FirewallSpec { ports: (1..=16).collect(), log: LogMode::Log, ..FirewallSpec::default() };
         let v4 = render(&spec).v4;
         assert!(v4.contains("--dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15 -m comment"));
         assert!(v4.contains("--dports 16 -m comment"));
-        assert!(v4.contains("-A CODEX_REJECT -m limit --limit 30/min --limit-burst 60 -j LOG --log-prefix \"codex-box-deny \"\n"));
-        let nf = render(&FirewallSpec {
-            log: LogMode::Nflog(5),
-            ..FirewallSpec::default()
-        })
-        .v4;
-        assert!(
-            nf.contains("-A CODEX_REJECT -j NFLOG --nflog-group 5 --nflog-prefix \"codex-box\"\n")
-        );
+        assert!(v4.contains(
+            "-A CODEX_REJECT -m limit --limit 30/min --limit-burst 60 -j LOG --log-prefix \"codex-box-deny \"\n"
+        ));
+        let nf = render(&FirewallSpec { log: LogMode::Nflog(5), ..FirewallSpec::default() }).v4;
+        assert!(nf.contains("-A CODEX_REJECT -j NFLOG --nflog-group 5 --nflog-prefix \"codex-box\"\n"));
     }
 
     #[test]
     fn proxy_only_opens_the_proxy_port_and_nothing_else() {
-        let spec = FirewallSpec { explicit: vec!["203.0.113.0/24".parse().unwrap()], closed: vec!["172.17.0.1/32".parse().unwrap()], ..FirewallSpec::proxy_only("172.17.0.1:41234".parse().unwrap()) };
+        let spec = FirewallSpec {
+            explicit: vec!["203.0.113.0/24".parse().unwrap()],
+            closed: vec!["172.17.0.1/32".parse().unwrap()],
+            ..FirewallSpec::proxy_only("172.17.0.1:41234".parse().unwrap())
+        };
         let t = render(&spec);
         let expected = r#"*filter
 :INPUT DROP [0:0]
@@ -463,7 +396,11 @@ COMMIT
 COMMIT
 "#;
         assert_eq!(t.v4, expected);
-        assert!(!t.v6.contains("codex-box proxy") && !t.v6.contains("codex-box allow") && t.v6.contains("codex-box other"), "{}", t.v6);
+        assert!(
+            !t.v6.contains("codex-box proxy") && !t.v6.contains("codex-box allow") && t.v6.contains("codex-box other"),
+            "{}",
+            t.v6
+        );
         assert!(!t.ipset.contains("add "), "the sets stay empty: {}", t.ipset);
         let v6 = render(&FirewallSpec::proxy_only("[fd00::1]:3128".parse().unwrap())).v6;
         assert!(v6.contains("-A OUTPUT -d fd00::1/128 -p tcp -m tcp --dport 3128 -m comment --comment \"codex-box proxy\" -j ACCEPT\n"), "{v6}");

@@ -55,9 +55,21 @@ mod tests {
     #[test]
     fn secrets_are_removed_and_ordinary_variables_kept() {
         let (kept, removed) = scrub(
-            vars(&["PATH", "HOME", "OPENAI_API_KEY", "GITHUB_TOKEN", "DB_PASSWORD", "AWS_REGION",
-                   "MY_SECRET", "SSH_AUTH_SOCK", "LANG", "TERM", "npm_config__auth", "GIT_AUTHOR_NAME",
-                   "HTTP_AUTHORIZATION"]),
+            vars(&[
+                "PATH",
+                "HOME",
+                "OPENAI_API_KEY",
+                "GITHUB_TOKEN",
+                "DB_PASSWORD",
+                "AWS_REGION",
+                "MY_SECRET",
+                "SSH_AUTH_SOCK",
+                "LANG",
+                "TERM",
+                "npm_config__auth",
+                "GIT_AUTHOR_NAME",
+                "HTTP_AUTHORIZATION",
+            ]),
             &EnvPolicy::default(),
         );
         let kept: Vec<_> = kept.into_iter().map(|(k, _)| k).collect();

@@ -17,17 +17,40 @@ use crate::policy::{EnvPolicy, FsPolicy, NetPolicy, Policy, SandboxMode};
 
 /// Credential stores hidden by default, relative to the home directory.
 pub const CREDENTIAL_PATHS: &[&str] = &[
-    ".ssh", ".aws", ".azure", ".gnupg", ".password-store", ".config/gcloud", ".kube",
-    ".docker/config.json", ".netrc", ".git-credentials", ".config/git/credentials", ".npmrc",
-    ".pypirc", ".config/gh", ".config/hub", ".cargo/credentials", ".cargo/credentials.toml",
-    ".terraform.d/credentials.tfrc.json", ".vault-token", ".config/op", ".local/share/keyrings",
-    ".config/containers/auth.json", ".gem/credentials",
+    ".ssh",
+    ".aws",
+    ".azure",
+    ".gnupg",
+    ".password-store",
+    ".config/gcloud",
+    ".kube",
+    ".docker/config.json",
+    ".netrc",
+    ".git-credentials",
+    ".config/git/credentials",
+    ".npmrc",
+    ".pypirc",
+    ".config/gh",
+    ".config/hub",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".terraform.d/credentials.tfrc.json",
+    ".vault-token",
+    ".config/op",
+    ".local/share/keyrings",
+    ".config/containers/auth.json",
+    ".gem/credentials",
 ];
 
 /// Host service sockets hidden by default: reaching one is a way out of any sandbox.
 pub const HOST_SOCKETS: &[&str] = &[
-    "/var/run/docker.sock", "/run/docker.sock", "/run/podman/podman.sock", "/run/containerd/containerd.sock",
-    "/run/crio/crio.sock", "/run/libvirt/libvirt-sock", "/run/snapd.socket",
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/run/podman/podman.sock",
+    "/run/containerd/containerd.sock",
+    "/run/crio/crio.sock",
+    "/run/libvirt/libvirt-sock",
+    "/run/snapd.socket",
 ];
 
 /// Names that stay read-only at the top of every writable root, existing or not.
@@ -171,8 +194,7 @@ fn tagged<'a>(list: &'a [String], origin: &str) -> impl Iterator<Item = (String,
 
 /// Parses a config file's text.
 pub fn parse_config(text: &str, path: &Path) -> Result<ConfigToml, ProfileError> {
-    toml::from_str(text)
-        .map_err(|e| ProfileError::ParseConfig { path: path.to_path_buf(), error: Box::new(e) })
+    toml::from_str(text).map_err(|e| ProfileError::ParseConfig { path: path.to_path_buf(), error: Box::new(e) })
 }
 
 /// Merges the layers into settings (pure).
@@ -228,9 +250,8 @@ pub fn merge(config: Option<(&Path, &ConfigToml)>, args: &SandboxArgs) -> Result
     if !args.writable_root.is_empty() && s.mode == SandboxMode::ReadOnly {
         s.mode = SandboxMode::WorkspaceWrite;
     }
-    s.writable_roots.extend(
-        args.writable_root.iter().map(|p| (p.to_string_lossy().into_owned(), "--writable-root".to_string())),
-    );
+    s.writable_roots
+        .extend(args.writable_root.iter().map(|p| (p.to_string_lossy().into_owned(), "--writable-root".to_string())));
     if args.network {
         if s.mode == SandboxMode::ReadOnly {
             return Err(ProfileError::NetworkInReadOnly);

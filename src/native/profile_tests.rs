@@ -5,7 +5,12 @@ fn args() -> SandboxArgs {
 }
 
 fn host(dir: &Path) -> Host {
-    Host { cwd: dir.to_path_buf(), home: Some(dir.join("home")), tmpdir: None, runtime_dir: Some("/run/user/1000".into()) }
+    Host {
+        cwd: dir.to_path_buf(),
+        home: Some(dir.join("home")),
+        tmpdir: None,
+        runtime_dir: Some("/run/user/1000".into()),
+    }
 }
 
 const CODEX_TOML: &str = r#"
@@ -135,7 +140,11 @@ fn errors_name_the_input_and_the_fix() {
     let err = build_policy(&merge(None, &a).unwrap(), &host(dir.path())).unwrap_err();
     assert!(err.to_string().contains("missing (--writable-root) is not usable"), "{err}");
 
-    let s = Settings { mode: SandboxMode::WorkspaceWrite, writable_roots: vec![("rel".into(), "f.toml".into())], ..Settings::default() };
+    let s = Settings {
+        mode: SandboxMode::WorkspaceWrite,
+        writable_roots: vec![("rel".into(), "f.toml".into())],
+        ..Settings::default()
+    };
     let err = build_policy(&s, &host(dir.path())).unwrap_err();
     assert_eq!(err.to_string(), "f.toml: path `rel` must be absolute (or start with ~/)");
 

@@ -134,7 +134,9 @@ pub fn parse(buf: &[u8], limits: HeadLimits) -> Result<Parsed, HeadError> {
     let rest = match target.get(..7) {
         Some(s) if s.eq_ignore_ascii_case("http://") => &target[7..],
         _ if target.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) => return Err(HeadError::Scheme),
-        _ if target.starts_with('/') => return Err(HeadError::Malformed("origin-form target: this is a proxy, send an absolute URL")),
+        _ if target.starts_with('/') => {
+            return Err(HeadError::Malformed("origin-form target: this is a proxy, send an absolute URL"))
+        }
         _ => return Err(HeadError::Scheme),
     };
     let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -183,7 +185,13 @@ pub fn parse(buf: &[u8], limits: HeadLimits) -> Result<Parsed, HeadError> {
     }
     head.extend_from_slice(b"Connection: close\r\n\r\n");
     Ok(Parsed::Complete {
-        request: Request::Http { method: method.to_string(), host, port, upstream_head: head, content_length: content_length.unwrap_or(0) },
+        request: Request::Http {
+            method: method.to_string(),
+            host,
+            port,
+            upstream_head: head,
+            content_length: content_length.unwrap_or(0),
+        },
         len,
     })
 }
@@ -269,9 +277,17 @@ mod tests {
         assert_eq!(len, 61);
         let (r, _) = ok("CONNECT [2001:db8::1]:8443 HTTP/1.0\r\n\r\n");
         assert_eq!(r.to_string(), "CONNECT [2001:db8::1]:8443");
-        for bad in ["CONNECT allowed.test HTTP/1.1\r\n\r\n", "CONNECT a@b.test:443 HTTP/1.1\r\n\r\n", "CONNECT b.test:0 HTTP/1.1\r\n\r\n",
-            "CONNECT b.test:0443 HTTP/1.1\r\n\r\n", "CONNECT b.test:+443 HTTP/1.1\r\n\r\n", "CONNECT 2001:db8::1:443 HTTP/1.1\r\n\r\n",
-            "CONNECT [b.test]:443 HTTP/1.1\r\n\r\n", "CONNECT *.b.test:443 HTTP/1.1\r\n\r\n", "CONNECT b.test:99999 HTTP/1.1\r\n\r\n"] {
+        for bad in [
+            "CONNECT allowed.test HTTP/1.1\r\n\r\n",
+            "CONNECT a@b.test:443 HTTP/1.1\r\n\r\n",
+            "CONNECT b.test:0 HTTP/1.1\r\n\r\n",
+            "CONNECT b.test:0443 HTTP/1.1\r\n\r\n",
+            "CONNECT b.test:+443 HTTP/1.1\r\n\r\n",
+            "CONNECT 2001:db8::1:443 HTTP/1.1\r\n\r\n",
+            "CONNECT [b.test]:443 HTTP/1.1\r\n\r\n",
+            "CONNECT *.b.test:443 HTTP/1.1\r\n\r\n",
+            "CONNECT b.test:99999 HTTP/1.1\r\n\r\n",
+        ] {
             assert!(matches!(err(bad.as_bytes()), HeadError::BadHost(_)), "{bad:?}");
         }
     }
@@ -297,8 +313,14 @@ mod tests {
         assert_eq!(err(b"GET ftp://a.test/ HTTP/1.1\r\n\r\n"), HeadError::Scheme);
         assert!(matches!(err(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n"), HeadError::Malformed(_)));
         assert!(matches!(err(b"GET http://u:p@a.test/ HTTP/1.1\r\n\r\n"), HeadError::BadHost(_)));
-        assert_eq!(err(b"POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").status(), "411 Length Required");
-        assert!(matches!(err(b"POST http://a.test/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), HeadError::Malformed(_)));
+        assert_eq!(
+            err(b"POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").status(),
+            "411 Length Required"
+        );
+        assert!(matches!(
+            err(b"POST http://a.test/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            HeadError::Malformed(_)
+        ));
         assert!(matches!(err(b"POST http://a.test/ HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), HeadError::Malformed(_)));
         assert!(matches!(err(b"\x16\x03\x01\x02\x00\x01"), HeadError::Malformed(_)));
         assert!(matches!(err(b"GET http://a.test/ HTTP/1.1\r\nBad Header\r\n\r\n"), HeadError::Malformed(_)));
@@ -325,15 +347,20 @@ mod tests {
     fn random_and_truncated_bytes_never_panic() {
         let seeds = vec![
             b"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n".to_vec(),
-            b"GET http://a.test:8080/x?y HTTP/1.1\r\nHost: b\r\nConnection: a, b\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+            b"GET http://a.test:8080/x?y HTTP/1.1\r\nHost: b\r\nConnection: a, b\r\nContent-Length: 3\r\n\r\nabc"
+                .to_vec(),
             b"CONNECT [2001:db8::1]:443 HTTP/1.0\r\n\r\n".to_vec(),
         ];
         let limits = HeadLimits { max_head: 256, max_headers: 8 };
-        crate::proxy::fuzz::run(20_000, |bytes| {
-            if let Ok(Parsed::Complete { len, request }) = parse(bytes, limits) {
-                assert!(len <= bytes.len() && len <= limits.max_head);
-                assert!(request.port() != 0);
-            }
-        }, &seeds);
+        crate::proxy::fuzz::run(
+            20_000,
+            |bytes| {
+                if let Ok(Parsed::Complete { len, request }) = parse(bytes, limits) {
+                    assert!(len <= bytes.len() && len <= limits.max_head);
+                    assert!(request.port() != 0);
+                }
+            },
+            &seeds,
+        );
     }
 }

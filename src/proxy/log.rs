@@ -106,7 +106,12 @@ impl Log {
             }
         }
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
-        Ok(Log { file: Some(Mutex::new(file)), path: Some(path.to_path_buf()), counts: Mutex::default(), print_denials })
+        Ok(Log {
+            file: Some(Mutex::new(file)),
+            path: Some(path.to_path_buf()),
+            counts: Mutex::default(),
+            print_denials,
+        })
     }
 
     pub fn record(&self, event: &Event) {
@@ -193,7 +198,10 @@ mod tests {
         assert_eq!(lines.len(), 4);
         let s = log.summary();
         assert_eq!((s.allowed, s.denied), (1, 3));
-        assert_eq!(s.to_string(), format!("proxy: 1 allowed, 3 denied; denied most: b.test (2), c.test (1); log: {}", path.display()));
+        assert_eq!(
+            s.to_string(),
+            format!("proxy: 1 allowed, 3 denied; denied most: b.test (2), c.test (1); log: {}", path.display())
+        );
         assert_eq!(Log::memory(false).summary().to_string(), "proxy: 0 allowed, 0 denied");
     }
 }

@@ -44,7 +44,12 @@ const BUF: usize = 256 * 1024;
 
 /// Copies through a user-space buffer; `limit` bytes at most (then the write side stays open),
 /// or until end of stream (then the write side is shut down).
-async fn copy_half(from: &mut OwnedReadHalf, to: &mut OwnedWriteHalf, activity: &Activity, limit: Option<u64>) -> std::io::Result<()> {
+async fn copy_half(
+    from: &mut OwnedReadHalf,
+    to: &mut OwnedWriteHalf,
+    activity: &Activity,
+    limit: Option<u64>,
+) -> std::io::Result<()> {
     let mut buf = vec![0u8; BUF.min(usize::try_from(limit.unwrap_or(u64::MAX)).unwrap_or(BUF).max(1))];
     let mut left = limit.unwrap_or(u64::MAX);
     while left > 0 {
@@ -92,7 +97,14 @@ pub(crate) async fn tunnel(client: TcpStream, mut upstream: TcpStream, first: &[
 /// One plain HTTP request: the rewritten head, exactly `content_length` body bytes (`early` holds
 /// those already read with the head), then the response until the upstream closes (it was sent
 /// `Connection: close`). Nothing after the body is ever sent upstream.
-pub(crate) async fn forward(client: TcpStream, mut upstream: TcpStream, head: &[u8], mut early: Vec<u8>, content_length: u64, idle: Duration) {
+pub(crate) async fn forward(
+    client: TcpStream,
+    mut upstream: TcpStream,
+    head: &[u8],
+    mut early: Vec<u8>,
+    content_length: u64,
+    idle: Duration,
+) {
     early.truncate(usize::try_from(content_length).unwrap_or(usize::MAX));
     if upstream.write_all(head).await.is_err() || upstream.write_all(&early).await.is_err() {
         return;
@@ -153,7 +165,14 @@ mod splice {
         // SAFETY: both descriptors are open for the duration of the call; null offsets mean
         // "use and advance the file position", the only mode for sockets and pipes.
         let n = unsafe {
-            libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
         };
         if n < 0 {
             Err(io::Error::last_os_error())

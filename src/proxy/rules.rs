@@ -77,7 +77,9 @@ impl Pattern {
     }
 
     fn matches_name(&self, host: &str) -> bool {
-        let sub = |base: &str| host.len() > base.len() + 1 && host.ends_with(base) && host.as_bytes()[host.len() - base.len() - 1] == b'.';
+        let sub = |base: &str| {
+            host.len() > base.len() + 1 && host.ends_with(base) && host.as_bytes()[host.len() - base.len() - 1] == b'.'
+        };
         match self {
             Pattern::Exact(n) => host == n,
             Pattern::Subdomains(base) => sub(base),
@@ -240,7 +242,11 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let seg = v6.segments()[0];
-            !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (seg & 0xfe00) == 0xfc00 || (seg & 0xffc0) == 0xfe80)
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg & 0xfe00) == 0xfc00
+                || (seg & 0xffc0) == 0xfe80)
         }
     }
 }
@@ -292,7 +298,10 @@ mod tests {
 
     #[test]
     fn deny_always_beats_allow() {
-        let r = rules(&["*", "**.example.com", "bad.example.com"], &["bad.example.com", "*.corp.example.com", "203.0.113.0/24"]);
+        let r = rules(
+            &["*", "**.example.com", "bad.example.com"],
+            &["bad.example.com", "*.corp.example.com", "203.0.113.0/24"],
+        );
         assert!(allowed(&r, "good.example.com"));
         assert_eq!(r.decide(&host("bad.example.com")), Decision::Denied(Pattern::Exact("bad.example.com".into())));
         assert!(!allowed(&r, "x.corp.example.com"));
@@ -336,7 +345,12 @@ mod tests {
     #[test]
     fn sources_merge_with_builtins_and_env() {
         let flags = vec!["**.pypi.org".to_string()];
-        let r = Rules::merge(&Inputs { builtin: true, env: Some("*.npmjs.org, github.com"), flags: &flags, config: &[] }, &[], &[]).unwrap();
+        let r = Rules::merge(
+            &Inputs { builtin: true, env: Some("*.npmjs.org, github.com"), flags: &flags, config: &[] },
+            &[],
+            &[],
+        )
+        .unwrap();
         assert!(allowed(&r, "api.openai.com") && allowed(&r, "registry.npmjs.org") && allowed(&r, "pypi.org"));
         assert!(!allowed(&r, "npmjs.org"));
         assert_eq!(r.allow.len(), BUILTIN_NAMES.len() + 3);

@@ -185,7 +185,15 @@ async fn handle(mut client: TcpStream, shared: &Shared) {
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let head = tokio::time::timeout(limits.head_timeout, read_head(&mut client, &mut buf, limits.head)).await;
     let (request, len) = match head {
-        Err(_) => return reply_refused(&mut client, shared, None, refuse("408 Request Timeout", "no complete request head in time")).await,
+        Err(_) => {
+            return reply_refused(
+                &mut client,
+                shared,
+                None,
+                refuse("408 Request Timeout", "no complete request head in time"),
+            )
+            .await
+        }
         Ok(Err(None)) => return,
         Ok(Err(Some(e))) => {
             let status = e.status();
@@ -196,7 +204,13 @@ async fn handle(mut client: TcpStream, shared: &Shared) {
     let rest = buf.split_off(len);
     let (host, port) = (request.host().clone(), request.port());
     if !shared.config.ports.contains(&port) {
-        return reply_refused(&mut client, shared, Some(&request), refuse("403 Forbidden", format!("port {port} is not allowed"))).await;
+        return reply_refused(
+            &mut client,
+            shared,
+            Some(&request),
+            refuse("403 Forbidden", format!("port {port} is not allowed")),
+        )
+        .await;
     }
     let rule = match shared.config.rules.decide(&host) {
         Decision::Allow(p) => p,
@@ -242,7 +256,11 @@ async fn handle(mut client: TcpStream, shared: &Shared) {
 }
 
 /// Reads until a complete head; `Err(None)` when the client went away.
-async fn read_head(client: &mut TcpStream, buf: &mut Vec<u8>, limits: HeadLimits) -> Result<(Request, usize), Option<HeadError>> {
+async fn read_head(
+    client: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    limits: HeadLimits,
+) -> Result<(Request, usize), Option<HeadError>> {
     loop {
         match http::parse(buf, limits) {
             Ok(Parsed::Complete { request, len }) => return Ok((request, len)),
@@ -293,7 +311,8 @@ async fn addresses(shared: &Shared, host: &Host) -> Result<Vec<IpAddr>, Refusal>
         Host::Ip(ip) => return Ok(vec![*ip]),
         Host::Name(n) => n,
     };
-    let lookup = tokio::time::timeout(shared.config.resolver.timeout, shared.resolver.lookup_ip(format!("{name}."))).await;
+    let lookup =
+        tokio::time::timeout(shared.config.resolver.timeout, shared.resolver.lookup_ip(format!("{name}."))).await;
     let all: Vec<IpAddr> = match lookup {
         Err(_) => return Err(refuse("502 Bad Gateway", format!("{name} did not resolve in time"))),
         Ok(Err(e)) => return Err(refuse("502 Bad Gateway", format!("{name} does not resolve: {e}"))),
@@ -368,7 +387,10 @@ mod tests {
     fn sni_must_name_the_connect_host() {
         let name = Host::Name("allowed.test".into());
         assert_eq!(check_sni(&name, Some("allowed.test")), Ok(()));
-        assert_eq!(check_sni(&name, Some("other.test")), Err("TLS server name other.test does not match the CONNECT host allowed.test".into()));
+        assert_eq!(
+            check_sni(&name, Some("other.test")),
+            Err("TLS server name other.test does not match the CONNECT host allowed.test".into())
+        );
         assert!(check_sni(&name, None).unwrap_err().contains("has no server name"));
         assert_eq!(check_sni(&Host::Ip("203.0.113.80".parse().unwrap()), None), Ok(()));
     }

@@ -46,7 +46,11 @@ pub fn parse(buf: &[u8]) -> Result<Hello, SniError> {
             return Ok(Hello::Partial);
         };
         if header[0] != 22 {
-            return Err(if pos == 0 { SniError::NotTls } else { SniError::Malformed("record of another type inside the ClientHello") });
+            return Err(if pos == 0 {
+                SniError::NotTls
+            } else {
+                SniError::Malformed("record of another type inside the ClientHello")
+            });
         }
         if header[1] != 3 {
             return Err(SniError::NotTls);
@@ -56,7 +60,11 @@ pub fn parse(buf: &[u8]) -> Result<Hello, SniError> {
             return Err(SniError::Malformed("record length"));
         }
         let Some(fragment) = buf.get(pos + 5..pos + 5 + len) else {
-            return if handshake.len() + (buf.len() - pos) > MAX_HELLO + 5 { Err(SniError::TooLarge) } else { Ok(Hello::Partial) };
+            return if handshake.len() + (buf.len() - pos) > MAX_HELLO + 5 {
+                Err(SniError::TooLarge)
+            } else {
+                Ok(Hello::Partial)
+            };
         };
         handshake.extend_from_slice(fragment);
         pos += 5 + len;
@@ -151,7 +159,10 @@ fn client_hello(body: &[u8]) -> Result<Option<String>, SniError> {
             if sni.is_some() {
                 return Err(SniError::Malformed("two host names"));
             }
-            if name.is_empty() || name.len() > 255 || !name.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')) {
+            if name.is_empty()
+                || name.len() > 255
+                || !name.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+            {
                 return Err(SniError::Malformed("server name is not a host name"));
             }
             let s = std::str::from_utf8(name).map_err(|_| SniError::Malformed("server name"))?;
@@ -238,7 +249,10 @@ mod tests {
         assert_eq!(parse(b"G"), Err(SniError::NotTls));
         assert_eq!(parse(&[22, 2, 0, 0, 1, 1]), Err(SniError::NotTls));
         assert_eq!(parse(&[22, 3, 1, 0, 0]), Err(SniError::Malformed("record length")));
-        assert_eq!(parse(&[22, 3, 1, 0, 4, 2, 0, 0, 0]), Err(SniError::Malformed("first handshake message is not a ClientHello")));
+        assert_eq!(
+            parse(&[22, 3, 1, 0, 4, 2, 0, 0, 0]),
+            Err(SniError::Malformed("first handshake message is not a ClientHello"))
+        );
         let mut h = synthetic_hello(Some("a.test"), 1000);
         let sni_at = h.windows(6).position(|w| w == b"a.test").unwrap();
         h[sni_at] = b' ';
@@ -249,8 +263,12 @@ mod tests {
 
     #[test]
     fn random_and_truncated_bytes_never_panic() {
-        crate::proxy::fuzz::run(20_000, |bytes| {
-            let _ = parse(bytes);
-        }, &[openssl_hello(), synthetic_hello(Some("x.test"), 9)]);
+        crate::proxy::fuzz::run(
+            20_000,
+            |bytes| {
+                let _ = parse(bytes);
+            },
+            &[openssl_hello(), synthetic_hello(Some("x.test"), 9)],
+        );
     }
 }

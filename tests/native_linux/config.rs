@@ -6,11 +6,21 @@ use crate::*;
 fn missing_kernel_features_stop_the_run_unless_degraded_is_allowed() {
     let fx = fx();
     for (feature, word) in [("landlock", "Landlock"), ("seccomp", "seccomp"), ("userns", "user namespaces")] {
-        let r = output(cmd(&fx, &[], &["sh", "-c", "echo ran"]).env("CODEX_BOX_SANDBOX_PRETEND_MISSING", feature).output().unwrap());
+        let r = output(
+            cmd(&fx, &[], &["sh", "-c", "echo ran"])
+                .env("CODEX_BOX_SANDBOX_PRETEND_MISSING", feature)
+                .output()
+                .unwrap(),
+        );
         assert_ne!(r.code, 0);
         assert!(!r.out.contains("ran"), "never a silent run without the boundary");
         assert!(r.err.contains(word) && r.err.contains("--allow-degraded"), "{}", r.err);
-        let r = output(cmd(&fx, &["--allow-degraded"], &["sh", "-c", "echo ran"]).env("CODEX_BOX_SANDBOX_PRETEND_MISSING", feature).output().unwrap());
+        let r = output(
+            cmd(&fx, &["--allow-degraded"], &["sh", "-c", "echo ran"])
+                .env("CODEX_BOX_SANDBOX_PRETEND_MISSING", feature)
+                .output()
+                .unwrap(),
+        );
         assert!(r.out.contains("ran"), "{}", r.err);
         assert!(r.err.contains("NOT enforced") && r.err.contains(word), "{}", r.err);
     }
@@ -24,7 +34,12 @@ fn a_user_namespace_refused_at_start_is_reported_or_degraded() {
     assert_ne!(r.code, 0);
     assert!(!r.out.contains("ran") && r.err.contains("clone with namespaces failed"), "{}", r.err);
     assert!(!fx.work.join(".git").exists(), "placeholders are not left behind");
-    let r = output(cmd(&fx, &["--full-auto", "--allow-degraded"], &["sh", "-c", "echo ran > f && cat f"]).env(pretend.0, pretend.1).output().unwrap());
+    let r = output(
+        cmd(&fx, &["--full-auto", "--allow-degraded"], &["sh", "-c", "echo ran > f && cat f"])
+            .env(pretend.0, pretend.1)
+            .output()
+            .unwrap(),
+    );
     assert_eq!(r.out, "ran\n", "{}", r.err);
     assert!(r.err.contains("NOT enforced") && r.err.contains("refused by the kernel"), "{}", r.err);
 }
@@ -48,7 +63,9 @@ fn bad_config_and_flags_are_explained() {
 #[test]
 fn the_platform_is_optional_and_checked() {
     let fx = fx();
-    let run = |args: &[&str]| output(Command::new(BIN).args(args).current_dir(&fx.work).env("HOME", &fx.home).output().unwrap());
+    let run = |args: &[&str]| {
+        output(Command::new(BIN).args(args).current_dir(&fx.work).env("HOME", &fx.home).output().unwrap())
+    };
     if sandbox_works() {
         assert_eq!(run(&["sandbox", "linux", "--", "sh", "-c", "exit 3"]).code, 3);
     }

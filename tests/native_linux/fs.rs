@@ -10,9 +10,13 @@ fn writes_outside_the_roots_are_refused() {
     }
     let fx = fx();
     let o = fx.outside.display();
-    let r = sh(&fx, &["--full-auto"], &format!(
-        "echo new > inside && echo inside-ok; echo x > {o}/new; echo new=$?; echo x > {o}/target; echo over=$?"
-    ));
+    let r = sh(
+        &fx,
+        &["--full-auto"],
+        &format!(
+            "echo new > inside && echo inside-ok; echo x > {o}/new; echo new=$?; echo x > {o}/target; echo over=$?"
+        ),
+    );
     assert!(r.out.contains("inside-ok"), "{}{}", r.out, r.err);
     assert!(failed(&r.out, "new") && failed(&r.out, "over"), "{}", r.out);
     assert!(r.err.contains("Permission denied"), "Landlock answers EACCES: {}", r.err);
@@ -31,7 +35,11 @@ fn writable_root_flag_and_profiles_open_more() {
     let r = sh(&fx, &["-w", &o.to_string()], &format!("echo x > {o}/new && echo ok"));
     assert!(r.out.contains("ok"), "{}", r.err);
     let cfg = fx.home.join("cfg.toml");
-    std::fs::write(&cfg, format!("[permissions.out]\nsandbox_mode = \"workspace-write\"\nwritable_roots = [\"{o}\"]\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[permissions.out]\nsandbox_mode = \"workspace-write\"\nwritable_roots = [\"{o}\"]\n"),
+    )
+    .unwrap();
     let r = sh(&fx, &["--config", cfg.to_str().unwrap(), "-P", "out"], &format!("echo y > {o}/p && echo ok"));
     assert!(r.out.contains("ok"), "{}", r.err);
     let r = sh(&fx, &["--config", cfg.to_str().unwrap()], &format!("echo y > {o}/q; echo rc=$?"));
@@ -47,9 +55,13 @@ fn git_codex_and_agents_stay_read_only() {
     std::fs::create_dir_all(fx.work.join(".git/hooks")).unwrap();
     std::fs::create_dir_all(fx.work.join(".codex")).unwrap();
     std::fs::write(fx.work.join(".codex/config.toml"), "safe").unwrap();
-    let r = sh(&fx, &["--full-auto"], "echo ok > src.txt && echo ctl-ok; \
+    let r = sh(
+        &fx,
+        &["--full-auto"],
+        "echo ok > src.txt && echo ctl-ok; \
         echo evil > .git/hooks/pre-commit; echo hook=$?; echo evil > .codex/config.toml; echo codex=$?; \
-        mkdir .agents; echo agents=$?; mkdir -p .agents/x; echo agentsx=$?");
+        mkdir .agents; echo agents=$?; mkdir -p .agents/x; echo agentsx=$?",
+    );
     assert!(r.out.contains("ctl-ok"), "{}", r.err);
     for k in ["hook", "codex", "agents", "agentsx"] {
         assert!(failed(&r.out, k), "{k}: {}", r.out);
@@ -69,8 +81,12 @@ fn creating_git_where_none_exists_is_refused() {
         return;
     }
     let fx = fx();
-    let r = sh(&fx, &["--full-auto"], "mkdir other && echo ctl-ok; mkdir .git; echo mk=$?; \
-        git init -q . 2>/dev/null; echo init=$?; echo x > .git/HEAD; echo head=$?");
+    let r = sh(
+        &fx,
+        &["--full-auto"],
+        "mkdir other && echo ctl-ok; mkdir .git; echo mk=$?; \
+        git init -q . 2>/dev/null; echo init=$?; echo x > .git/HEAD; echo head=$?",
+    );
     assert!(r.out.contains("ctl-ok"), "{}", r.err);
     assert!(failed(&r.out, "mk") && failed(&r.out, "head"), "{}", r.out);
     assert!(!r.out.contains("init=0"), "{}", r.out);
@@ -85,12 +101,17 @@ fn symlink_hardlink_and_rename_escapes_fail() {
     }
     let fx = fx();
     let t = fx.outside.join("target");
-    let r = sh(&fx, &["--full-auto"], &format!(
-        "echo a > a; ln -s a l && echo b > l && ln a h && mv h m && echo ctl-ok; \
+    let r = sh(
+        &fx,
+        &["--full-auto"],
+        &format!(
+            "echo a > a; ln -s a l && echo b > l && ln a h && mv h m && echo ctl-ok; \
          ln -s {t} sym; echo x > sym; echo sym=$?; \
          ln {t} hard; echo hard=$?; \
-         mv {t} stolen; echo mv=$?", t = t.display()
-    ));
+         mv {t} stolen; echo mv=$?",
+            t = t.display()
+        ),
+    );
     assert!(r.out.contains("ctl-ok"), "{}{}", r.out, r.err);
     for k in ["sym", "hard", "mv"] {
         assert!(failed(&r.out, k), "{k}: {}", r.out);
@@ -128,7 +149,11 @@ fn tmp_is_private() {
     let host = tempfile::NamedTempFile::new_in("/tmp").unwrap();
     std::fs::write(host.path(), "host-tmp").unwrap();
     let mark = format!("/tmp/codex-box-private-{}", std::process::id());
-    let r = sh(&fx, &["--full-auto"], &format!("cat {}; echo cat=$?; echo in > {mark} && echo wrote", host.path().display()));
+    let r = sh(
+        &fx,
+        &["--full-auto"],
+        &format!("cat {}; echo cat=$?; echo in > {mark} && echo wrote", host.path().display()),
+    );
     assert!(failed(&r.out, "cat") && r.out.contains("wrote"), "{}{}", r.out, r.err);
     assert!(!Path::new(&mark).exists(), "a file written in the sandbox's /tmp is not on the host");
     let r = sh(&fx, &["-s", "danger-full-access"], &format!("cat {}", host.path().display()));
@@ -143,8 +168,10 @@ fn read_only_refuses_every_write_and_full_access_allows_them() {
     let fx = fx();
     std::fs::write(fx.work.join("f"), "data\n").unwrap();
     let o = fx.outside.display();
-    let script = format!("cat f; echo x > f; echo f=$?; echo x > new; echo new=$?; echo x > /tmp/t; echo tmp=$?; \
-        echo x > ~/h; echo home=$?; echo x > {o}/o; echo out=$?; mkdir d; echo dir=$?");
+    let script = format!(
+        "cat f; echo x > f; echo f=$?; echo x > new; echo new=$?; echo x > /tmp/t; echo tmp=$?; \
+        echo x > ~/h; echo home=$?; echo x > {o}/o; echo out=$?; mkdir d; echo dir=$?"
+    );
     let r = sh(&fx, &[], &script);
     assert!(r.out.starts_with("data"), "{}", r.err);
     for k in ["f", "new", "tmp", "home", "out", "dir"] {
@@ -164,17 +191,22 @@ fn devices_are_opt_in_and_dev_shm_is_private() {
         return;
     }
     let fx = fx();
-    let readable: Vec<&str> = ["/dev/kvm", "/dev/fuse", "/dev/loop0", "/dev/video0", "/dev/snd/timer", "/dev/dri/card0"]
-        .into_iter()
-        .filter(|d| std::fs::File::open(d).is_ok())
-        .collect();
+    let readable: Vec<&str> =
+        ["/dev/kvm", "/dev/fuse", "/dev/loop0", "/dev/video0", "/dev/snd/timer", "/dev/dri/card0"]
+            .into_iter()
+            .filter(|d| std::fs::File::open(d).is_ok())
+            .collect();
     let host_shm = format!("/dev/shm/codex-box-test-{}", std::process::id());
     std::fs::write(&host_shm, "host").unwrap();
-    let r = sh(&fx, &[], &format!(
-        "head -c4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok; cat {host_shm}; echo shm=$?; \
+    let r = sh(
+        &fx,
+        &[],
+        &format!(
+            "head -c4 /dev/urandom | wc -c; echo x > /dev/null && echo null-ok; cat {host_shm}; echo shm=$?; \
          echo s > /dev/shm/mine && echo shm-write-ok; for d in {}; do head -c1 $d >/dev/null; echo dev=$?; done",
-        readable.join(" ")
-    ));
+            readable.join(" ")
+        ),
+    );
     std::fs::remove_file(&host_shm).unwrap();
     assert!(r.out.starts_with("4\nnull-ok"), "controls: {}{}", r.out, r.err);
     assert!(failed(&r.out, "shm") && r.out.contains("shm-write-ok"), "{}", r.out);
@@ -200,7 +232,10 @@ fn a_project_below_tmp_stays_usable_and_exclude_slash_tmp_holds() {
     };
     let r = run(&[], "cat data.txt; echo x > data.txt; echo ro=$?");
     assert!(r.out.starts_with("in-tmp\n") && failed(&r.out, "ro"), "read-only cwd below /tmp: {}{}", r.out, r.err);
-    let r = run(&["--config", cfg.to_str().unwrap(), "--full-auto"], "echo x > new && echo cwd-ok; echo x > /tmp/t; echo tmp=$?");
+    let r = run(
+        &["--config", cfg.to_str().unwrap(), "--full-auto"],
+        "echo x > new && echo cwd-ok; echo x > /tmp/t; echo tmp=$?",
+    );
     assert!(r.out.contains("cwd-ok") && failed(&r.out, "tmp"), "{}{}", r.out, r.err);
     assert_eq!(std::fs::read_to_string(work.join("new")).unwrap(), "x\n");
 }

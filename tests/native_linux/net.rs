@@ -1,9 +1,9 @@
 //! Network: TCP, UDP, unix-socket paths and abstract sockets to listeners outside.
 
 use crate::*;
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
-use std::io::Read;
 
 const CONNECT: &str = r#"
 import socket, sys

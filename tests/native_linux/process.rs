@@ -2,8 +2,8 @@
 
 use crate::*;
 use std::io::Write;
-use std::process::Stdio;
 use std::process::Command;
+use std::process::Stdio;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -128,8 +128,14 @@ fn secret_environment_variables_are_scrubbed() {
     let fx = fx();
     let script = "echo key=$MY_API_KEY tok=$GH_TOKEN plain=$PLAIN_VAR";
     let run = |flags: &[&str]| {
-        output(cmd(&fx, flags, &["sh", "-c", script])
-            .env("MY_API_KEY", "sk-secret").env("GH_TOKEN", "ghp").env("PLAIN_VAR", "hello").output().unwrap())
+        output(
+            cmd(&fx, flags, &["sh", "-c", script])
+                .env("MY_API_KEY", "sk-secret")
+                .env("GH_TOKEN", "ghp")
+                .env("PLAIN_VAR", "hello")
+                .output()
+                .unwrap(),
+        )
     };
     let r = run(&[]);
     assert_eq!(r.out.trim(), "key= tok= plain=hello");
@@ -143,8 +149,16 @@ fn the_terminal_is_inherited() {
         return;
     }
     let fx = fx();
-    let inner = format!("{BIN} sandbox -- sh -c 'test -t 0 && test -t 1 && tty && stty size >/dev/null && echo tty-ok'");
-    let r = output(Command::new("/usr/bin/script").args(["-qec", &inner, "/dev/null"]).current_dir(&fx.work)
-        .env("HOME", &fx.home).stdin(std::process::Stdio::null()).output().unwrap());
+    let inner =
+        format!("{BIN} sandbox -- sh -c 'test -t 0 && test -t 1 && tty && stty size >/dev/null && echo tty-ok'");
+    let r = output(
+        Command::new("/usr/bin/script")
+            .args(["-qec", &inner, "/dev/null"])
+            .current_dir(&fx.work)
+            .env("HOME", &fx.home)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    );
     assert!(r.out.contains("/dev/pts/") && r.out.contains("tty-ok"), "{}{}", r.out, r.err);
 }

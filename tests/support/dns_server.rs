@@ -24,19 +24,11 @@ pub struct Zone {
 
 impl Zone {
     pub fn new(ttl: u32) -> Self {
-        Zone {
-            records: Vec::new(),
-            ttl,
-            delay: Duration::ZERO,
-        }
+        Zone { records: Vec::new(), ttl, delay: Duration::ZERO }
     }
 
     pub fn addr(mut self, name: &str, ip: &str) -> Self {
-        self.records.push((
-            name.to_string(),
-            Rdata::Addr(ip.parse().expect("test IP")),
-            None,
-        ));
+        self.records.push((name.to_string(), Rdata::Addr(ip.parse().expect("test IP")), None));
         self
     }
 
@@ -45,8 +37,7 @@ impl Zone {
     }
 
     pub fn cname_ttl(mut self, name: &str, target: &str, ttl: Option<u32>) -> Self {
-        self.records
-            .push((name.to_string(), Rdata::Cname(target.to_string()), ttl));
+        self.records.push((name.to_string(), Rdata::Cname(target.to_string()), ttl));
         self
     }
 
@@ -72,9 +63,7 @@ impl Drop for TestDns {
 impl TestDns {
     pub fn start(zone: Zone) -> TestDns {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the test DNS server");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("set timeout");
+        socket.set_read_timeout(Some(Duration::from_millis(100))).expect("set timeout");
         let addr = socket.local_addr().expect("local addr");
         let queries = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -98,12 +87,7 @@ impl TestDns {
                 });
             }
         });
-        TestDns {
-            addr,
-            queries,
-            stop,
-            zone: shared,
-        }
+        TestDns { addr, queries, stop, zone: shared }
     }
 
     /// Replaces the records served from now on.
@@ -119,11 +103,7 @@ pub fn dead_address() -> SocketAddr {
 }
 
 fn encode_name(name: &str, out: &mut Vec<u8>) {
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
+    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
         out.push(label.len() as u8);
         out.extend_from_slice(label.as_bytes());
     }
@@ -162,9 +142,7 @@ pub fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
             .map(|(_, r, ttl)| (r, ttl.unwrap_or(zone.ttl)))
             .collect();
         exists |= !records.is_empty();
-        if let Some((Rdata::Cname(target), ttl)) =
-            records.iter().find(|(r, _)| matches!(r, Rdata::Cname(_)))
-        {
+        if let Some((Rdata::Cname(target), ttl)) = records.iter().find(|(r, _)| matches!(r, Rdata::Cname(_))) {
             let mut rdata = Vec::new();
             encode_name(target, &mut rdata);
             answers.push((current.clone(), 5, rdata, *ttl));
@@ -173,12 +151,8 @@ pub fn answer(zone: &Zone, query: &[u8]) -> Option<Vec<u8>> {
         }
         for (r, ttl) in records {
             match (r, qtype) {
-                (Rdata::Addr(IpAddr::V4(ip)), 1) => {
-                    answers.push((current.clone(), 1, ip.octets().to_vec(), ttl))
-                }
-                (Rdata::Addr(IpAddr::V6(ip)), 28) => {
-                    answers.push((current.clone(), 28, ip.octets().to_vec(), ttl))
-                }
+                (Rdata::Addr(IpAddr::V4(ip)), 1) => answers.push((current.clone(), 1, ip.octets().to_vec(), ttl)),
+                (Rdata::Addr(IpAddr::V6(ip)), 28) => answers.push((current.clone(), 28, ip.octets().to_vec(), ttl)),
                 _ => {}
             }
         }

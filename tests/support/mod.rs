@@ -123,7 +123,11 @@ pub fn containers_for(wd: &Path) -> Vec<String> {
             "label".to_string(),
             vec![format!("io.codex-box.workdir={}", wd.display())],
         )]);
-        let opts = bollard::query_parameters::ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+        let opts = bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
         d.list_containers(Some(opts)).await.unwrap().into_iter().flat_map(|c| c.names.unwrap_or_default()).collect()
     })
 }
@@ -139,7 +143,8 @@ pub fn wait_running(wd: &Path, secs: u64) -> bool {
                 ("label".to_string(), vec![format!("io.codex-box.workdir={}", wd.display())]),
                 ("status".to_string(), vec!["running".to_string()]),
             ]);
-            let opts = bollard::query_parameters::ListContainersOptions { filters: Some(filters), ..Default::default() };
+            let opts =
+                bollard::query_parameters::ListContainersOptions { filters: Some(filters), ..Default::default() };
             !d.list_containers(Some(opts)).await.unwrap().is_empty()
         });
         if running {

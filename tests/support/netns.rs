@@ -10,14 +10,9 @@ pub struct Netns {
 impl Netns {
     /// Creates the namespace with loopback up; Err(reason) when this host cannot.
     pub fn add(name: &str) -> Result<Netns, String> {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", name]).stderr(Stdio::null()).status();
         run(&["ip", "netns", "add", name], None)?;
-        let ns = Netns {
-            name: name.to_string(),
-        };
+        let ns = Netns { name: name.to_string() };
         ns.exec(&["ip", "link", "set", "lo", "up"], None)?;
         Ok(ns)
     }
@@ -44,9 +39,7 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
 
@@ -54,22 +47,15 @@ impl Drop for Netns {
 pub fn run(argv: &[&str], stdin: Option<&str>) -> Result<Output, String> {
     let mut child = Command::new(argv[0])
         .args(&argv[1..])
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())
-            .map_err(|e| format!("writing to {}: {e}", argv[0]))?;
+        pipe.write_all(text.as_bytes()).map_err(|e| format!("writing to {}: {e}", argv[0]))?;
     }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("waiting for {}: {e}", argv[0]))?;
+    let out = child.wait_with_output().map_err(|e| format!("waiting for {}: {e}", argv[0]))?;
     if !out.status.success() {
         return Err(format!(
             "`{}` failed ({}): {}",

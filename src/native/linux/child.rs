@@ -8,8 +8,8 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::{mounts, seccomp};
 use super::spawn::{errno, noop, raw_fork, report, status_code, Launch, Stage, FORWARDED};
+use super::{mounts, seccomp};
 
 /// The children's ends of the supervisor's pipes: setup status, seccomp listener socket, exit code.
 #[derive(Clone, Copy)]
@@ -31,9 +31,7 @@ pub fn child(
     let Ends { pipe, sock, done } = ends;
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    let Some((_, uid_map, gid_map)) = &l.namespaces else {
-        command(l, argv, envp, ends, old)
-    };
+    let Some((_, uid_map, gid_map)) = &l.namespaces else { command(l, argv, envp, ends, old) };
     if let Err(e) = super::namespaces::write_file(c"/proc/self/setgroups", b"deny")
         .and_then(|_| super::namespaces::write_file(c"/proc/self/uid_map", uid_map.as_bytes()))
         .and_then(|_| super::namespaces::write_file(c"/proc/self/gid_map", gid_map.as_bytes()))
@@ -144,7 +142,10 @@ fn command(
     for cap in 0..=l.cap_last {
         // SAFETY: integer prctl; EINVAL for unknown capabilities is fine, and EPERM too outside a
         // user namespace (an unprivileged caller has nothing to drop).
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } < 0 && errno() == libc::EPERM && l.namespaces.is_some() {
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } < 0
+            && errno() == libc::EPERM
+            && l.namespaces.is_some()
+        {
             report(pipe, Stage::Caps, cap, libc::EPERM);
         }
     }

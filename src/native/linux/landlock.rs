@@ -153,7 +153,8 @@ struct PathBeneathAttr {
 
 /// Creates the (empty) ruleset in the supervisor; close-on-exec.
 pub fn create(plan: &Plan) -> Result<OwnedFd, LandlockError> {
-    let attr = RulesetAttr { handled_access_fs: plan.handled_fs, handled_access_net: plan.handled_net, scoped: plan.scoped };
+    let attr =
+        RulesetAttr { handled_access_fs: plan.handled_fs, handled_access_net: plan.handled_net, scoped: plan.scoped };
     // Older kernels know a shorter struct; the size must not cover fields they do not know.
     let size = match plan.abi {
         0..=3 => 8,
@@ -194,10 +195,17 @@ pub fn add_rules(ruleset: RawFd, rules: &[(CString, u64)]) -> Result<(), (usize,
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: `fd` is open and `st` a valid out-pointer.
         let is_dir = unsafe { libc::fstat(fd, &mut st) } == 0 && st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        let rule = PathBeneathAttr { allowed_access: if is_dir { *access } else { *access & FILE_RIGHTS }, parent_fd: fd };
+        let rule =
+            PathBeneathAttr { allowed_access: if is_dir { *access } else { *access & FILE_RIGHTS }, parent_fd: fd };
         // SAFETY: `rule` is a valid packed landlock_path_beneath_attr; both fds are open.
         let rc = unsafe {
-            libc::syscall(libc::SYS_landlock_add_rule, ruleset, RULE_PATH_BENEATH, &rule as *const PathBeneathAttr, 0u32)
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset,
+                RULE_PATH_BENEATH,
+                &rule as *const PathBeneathAttr,
+                0u32,
+            )
         };
         let e = errno();
         // SAFETY: closing the fd opened above.

@@ -34,7 +34,9 @@ pub enum LinuxError {
     NoUserNs(String),
     #[error("--log-denials needs seccomp user notification (Linux 5.0+), which this kernel lacks; drop --log-denials")]
     NoUserNotif,
-    #[error("the native sandbox cannot enforce an egress allowlist; use network_access = true/false, or the container mode")]
+    #[error(
+        "the native sandbox cannot enforce an egress allowlist; use network_access = true/false, or the container mode"
+    )]
     Allowlist,
     #[error("command not found: `{0}` (searched PATH)")]
     NotFound(String),
@@ -101,7 +103,8 @@ fn find_exe(cmd: &str, path: Option<&str>) -> Option<PathBuf> {
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(cmd))
         .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+            std::fs::metadata(p)
+                .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
         })
 }
 
@@ -154,7 +157,8 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
     let exe = find_exe(&argv[0], path_var).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
     let cwd = std::env::current_dir().map_err(LinuxError::Cwd)?;
 
-    let ctx = Ctx { policy, argv, opts, vars: &vars, exe: &exe, cwd: &cwd, network_off, boundary, landlock_abi, use_seccomp };
+    let ctx =
+        Ctx { policy, argv, opts, vars: &vars, exe: &exe, cwd: &cwd, network_off, boundary, landlock_abi, use_seccomp };
     if !missing.is_empty() {
         eprintln!("codex-box: degraded sandbox (--allow-degraded); NOT enforced:");
         for m in &missing {
@@ -217,7 +221,12 @@ fn attempt(c: &Ctx, use_ns: bool) -> Result<i32, LinuxError> {
         // Hide what a path resolves to (e.g. /var/run/docker.sock is /run/docker.sock): one mount
         // each, and a symlinked ~/.ssh is hidden where it really lives.
         let mut fs = policy.fs.clone();
-        fs.deny_read = fs.deny_read.iter().filter(|p| p.exists()).map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect();
+        fs.deny_read = fs
+            .deny_read
+            .iter()
+            .filter(|p| p.exists())
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .collect();
         steps = mounts::prepare(&mounts::plan(&fs, c.cwd, true, &mounts::host_kind));
     }
     let result = launch_and_wait(c, use_ns, steps);
@@ -237,7 +246,9 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
         Some(abi) => {
             // Top-level symlinks (/bin -> usr/bin) point into other top-level entries: no rule needed.
             let top: Vec<PathBuf> = std::fs::read_dir("/")
-                .map(|d| d.flatten().filter(|e| e.file_type().is_ok_and(|t| !t.is_symlink())).map(|e| e.path()).collect())
+                .map(|d| {
+                    d.flatten().filter(|e| e.file_type().is_ok_and(|t| !t.is_symlink())).map(|e| e.path()).collect()
+                })
                 .unwrap_or_default();
             let plan = landlock::plan(&policy.fs, network_off, abi, &top, use_ns);
             Some((landlock::create(&plan)?, landlock::prepare_rules(&plan)))
@@ -252,7 +263,8 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
         argv: c.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
         envp: c.vars.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect(),
         cwd: cstr(c.cwd.as_os_str().as_bytes()),
-        namespaces: use_ns.then(|| (namespaces::clone_flags(network_off), namespaces::id_map(uid), namespaces::id_map(gid))),
+        namespaces: use_ns
+            .then(|| (namespaces::clone_flags(network_off), namespaces::id_map(uid), namespaces::id_map(gid))),
         mounts: steps,
         landlock,
         harden: c.boundary,
@@ -269,7 +281,15 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
             "codex-box: sandbox: {}; seccomp {}; namespaces {}; {} writable root(s), {} protected, {} hidden, /tmp {}",
             c.landlock_abi.map_or("no Landlock".into(), |a| format!("Landlock ABI {a}")),
             if c.use_seccomp { format!("{} rules", rules.len()) } else { "off".into() },
-            if use_ns { if network_off { "user+mount+pid+ipc+net" } else { "user+mount+pid+ipc" } } else { "none" },
+            if use_ns {
+                if network_off {
+                    "user+mount+pid+ipc+net"
+                } else {
+                    "user+mount+pid+ipc"
+                }
+            } else {
+                "none"
+            },
             policy.fs.write_roots.len(),
             policy.fs.protected.len(),
             policy.fs.deny_read.len(),
@@ -286,7 +306,9 @@ fn run_tree(launch: &spawn::Launch, rules: &[seccomp::Rule], opts: &Options) -> 
         return Err(explain(failure, launch));
     }
     let logger = match started.listener.take() {
-        Some(l) => Some(notify::start(l).map_err(|error| spawn::SpawnError::Os { what: "start the denial logger", error })?),
+        Some(l) => {
+            Some(notify::start(l).map_err(|error| spawn::SpawnError::Os { what: "start the denial logger", error })?)
+        }
         None => None,
     };
     let code = spawn::wait(&started);
@@ -312,10 +334,13 @@ fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
         spawn::Stage::Caps => "drop capabilities".into(),
         spawn::Stage::NoNewPrivs => "set no_new_privs".into(),
         spawn::Stage::Landlock => "enforce the Landlock ruleset".into(),
-        spawn::Stage::LandlockRule => l.landlock.as_ref().and_then(|(_, r)| r.get(f.detail as usize)).map_or(
-            "add a Landlock rule".into(),
-            |(p, _)| format!("add the Landlock rule for {}", p.to_string_lossy()),
-        ),
+        spawn::Stage::LandlockRule => l
+            .landlock
+            .as_ref()
+            .and_then(|(_, r)| r.get(f.detail as usize))
+            .map_or("add a Landlock rule".into(), |(p, _)| {
+                format!("add the Landlock rule for {}", p.to_string_lossy())
+            }),
         spawn::Stage::Seccomp => "install the seccomp filter".into(),
         spawn::Stage::SendListener => "hand the seccomp listener to the supervisor".into(),
         spawn::Stage::Exec => format!("execute {}", l.exe.to_string_lossy()),

@@ -23,14 +23,21 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Open (O_PATH) a host path below /tmp, slot `slot`, before the private /tmp hides it.
-    Hold { slot: usize, path: PathBuf },
+    Hold {
+        slot: usize,
+        path: PathBuf,
+    },
     /// The private, empty /tmp.
     PrivateTmp,
     /// Create a directory (or an empty file) in the private /tmp as a mount point.
     MkDir(PathBuf),
     MkFile(PathBuf),
     /// Bind the host object held in slot `src` at its own path.
-    BindHost { src: usize, target: PathBuf, readonly: bool },
+    BindHost {
+        src: usize,
+        target: PathBuf,
+        readonly: bool,
+    },
     /// Make a protected path read-only.
     ReadOnly(PathBuf),
     /// Hide a directory under an empty, read-only, mode-000 tmpfs.
@@ -207,11 +214,21 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
-fn mount(src: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags: libc::c_ulong, data: Option<&CStr>) -> Result<(), i32> {
+fn mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: libc::c_ulong,
+    data: Option<&CStr>,
+) -> Result<(), i32> {
     let ptr = |c: Option<&CStr>| c.map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: every pointer is NULL or a valid NUL-terminated string living across the call.
     let rc = unsafe { libc::mount(ptr(src), target.as_ptr(), ptr(fstype), flags, ptr(data).cast()) };
-    if rc < 0 { Err(errno()) } else { Ok(()) }
+    if rc < 0 {
+        Err(errno())
+    } else {
+        Ok(())
+    }
 }
 
 /// Remounts a bind mount read-only, keeping the flags the kernel locks (nosuid, nodev, ...).
@@ -249,9 +266,15 @@ pub fn apply(steps: &[Prepared]) -> Result<(), (usize, i32)> {
                 // SAFETY: `t` is a valid C string; the fd is closed when the process execs or exits.
                 let fd = unsafe { libc::open(t.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
                 held[*slot] = fd;
-                if fd < 0 { Err(errno()) } else { Ok(()) }
+                if fd < 0 {
+                    Err(errno())
+                } else {
+                    Ok(())
+                }
             }
-            Op::PrivateTmp => mount(Some(c"tmpfs"), t, Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(c"mode=1777")),
+            Op::PrivateTmp => {
+                mount(Some(c"tmpfs"), t, Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(c"mode=1777"))
+            }
             // SAFETY: `t` is a valid C string.
             Op::MkDir(_) => match unsafe { libc::mkdir(t.as_ptr(), 0o755) } {
                 0 => Ok(()),
@@ -272,8 +295,13 @@ pub fn apply(steps: &[Prepared]) -> Result<(), (usize, i32)> {
             Op::BindHost { src, readonly, .. } => {
                 let mut buf = [0u8; 32];
                 let src = fd_path(held[*src], &mut buf);
-                mount(Some(src), t, None, libc::MS_BIND | libc::MS_REC, None)
-                    .and_then(|_| if *readonly { remount_ro(t) } else { Ok(()) })
+                mount(Some(src), t, None, libc::MS_BIND | libc::MS_REC, None).and_then(|_| {
+                    if *readonly {
+                        remount_ro(t)
+                    } else {
+                        Ok(())
+                    }
+                })
             }
             Op::ReadOnly(_) => mount(Some(t), t, None, libc::MS_BIND | libc::MS_REC, None).and_then(|_| remount_ro(t)),
             Op::HideDir(_) => mount(
@@ -284,8 +312,12 @@ pub fn apply(steps: &[Prepared]) -> Result<(), (usize, i32)> {
                 Some(c"mode=000,size=4k"),
             ),
             Op::HideFile(_) => mount(Some(c"/dev/null"), t, None, libc::MS_BIND, None).and_then(|_| remount_ro(t)),
-            Op::PrivateShm => mount(Some(c"tmpfs"), t, Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(c"mode=1777")),
-            Op::Proc => mount(Some(c"proc"), t, Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None),
+            Op::PrivateShm => {
+                mount(Some(c"tmpfs"), t, Some(c"tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(c"mode=1777"))
+            }
+            Op::Proc => {
+                mount(Some(c"proc"), t, Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
+            }
         };
         r.map_err(|e| (i, e))?;
     }

@@ -3,7 +3,13 @@ use super::*;
 fn kinds(dirs: &'static [&'static str], files: &'static [&'static str]) -> impl Fn(&Path) -> Option<Kind> {
     move |p: &Path| {
         let s = p.to_str().unwrap();
-        if dirs.contains(&s) { Some(Kind::Dir) } else if files.contains(&s) { Some(Kind::File) } else { None }
+        if dirs.contains(&s) {
+            Some(Kind::Dir)
+        } else if files.contains(&s) {
+            Some(Kind::File)
+        } else {
+            None
+        }
     }
 }
 

@@ -32,7 +32,11 @@ pub fn write_file(path: &CStr, data: &[u8]) -> Result<(), i32> {
     let e = errno();
     // SAFETY: closing the fd opened above.
     unsafe { libc::close(fd) };
-    if n != data.len() as isize { Err(e) } else { Ok(()) }
+    if n != data.len() as isize {
+        Err(e)
+    } else {
+        Ok(())
+    }
 }
 
 fn errno() -> i32 {

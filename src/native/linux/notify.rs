@@ -31,9 +31,8 @@ pub fn start(listener: OwnedFd) -> std::io::Result<Logger> {
     // SAFETY: a fresh fd owned by nothing else.
     let wake = unsafe { OwnedFd::from_raw_fd(wake) };
     let wake_raw = wake.as_raw_fd();
-    let thread = std::thread::Builder::new()
-        .name("codex-box-seccomp-notify".into())
-        .spawn(move || serve(listener, wake_raw))?;
+    let thread =
+        std::thread::Builder::new().name("codex-box-seccomp-notify".into()).spawn(move || serve(listener, wake_raw))?;
     Ok(Logger { thread, wake })
 }
 

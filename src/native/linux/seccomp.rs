@@ -18,11 +18,20 @@ use libc::sock_filter;
 pub enum Cond {
     Always,
     /// The low 32 bits of argument `arg` differ from `value`.
-    ArgNe { arg: u8, value: u32 },
+    ArgNe {
+        arg: u8,
+        value: u32,
+    },
     /// The low 32 bits of argument `arg` equal `value`.
-    ArgEq { arg: u8, value: u32 },
+    ArgEq {
+        arg: u8,
+        value: u32,
+    },
     /// Argument `arg` has any of the bits of `mask` (low 32 bits).
-    ArgAnyBits { arg: u8, mask: u32 },
+    ArgAnyBits {
+        arg: u8,
+        mask: u32,
+    },
 }
 
 /// One refused system call (or variant of it).
@@ -166,7 +175,11 @@ pub fn describe(rules: &[Rule], nr: i64, args: &[u64; 6]) -> String {
     let name = name.split('(').next().unwrap_or(name);
     match nr {
         libc::SYS_socket => format!("socket(family {}{})", args[0], family_name(args[0])),
-        libc::SYS_ioctl => format!("ioctl(fd {}, {})", args[0], if args[1] as u32 == libc::TIOCSTI as u32 { "TIOCSTI" } else { "TIOCLINUX" }),
+        libc::SYS_ioctl => format!(
+            "ioctl(fd {}, {})",
+            args[0],
+            if args[1] as u32 == libc::TIOCSTI as u32 { "TIOCSTI" } else { "TIOCLINUX" }
+        ),
         libc::SYS_ptrace => format!("ptrace(request {}, pid {})", args[0], args[1] as i32),
         libc::SYS_unshare | libc::SYS_clone => format!("{name}(flags {:#x})", args[0]),
         _ => format!("{name}({:#x}, {:#x}, {:#x})", args[0], args[1], args[2]),

@@ -38,8 +38,15 @@ fn check(net_off: bool, nr: i64, args: [u64; 6]) -> u32 {
 
 #[test]
 fn always_refused_calls_get_eperm() {
-    for nr in [libc::SYS_ptrace, libc::SYS_process_vm_readv, libc::SYS_process_vm_writev,
-               libc::SYS_io_uring_setup, libc::SYS_io_uring_enter, libc::SYS_io_uring_register, libc::SYS_mount] {
+    for nr in [
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_mount,
+    ] {
         assert_eq!(check(false, nr, [0; 6]), EPERM, "syscall {nr}");
     }
     assert_eq!(check(false, libc::SYS_read, [0; 6]), ALLOW);

@@ -35,7 +35,9 @@ pub enum Stage {
 impl Stage {
     fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        [IdMap, Mount, Chdir, Fork, Caps, NoNewPrivs, Landlock, Seccomp, SendListener, Exec, LandlockRule].into_iter().find(|s| *s as u32 == v)
+        [IdMap, Mount, Chdir, Fork, Caps, NoNewPrivs, Landlock, Seccomp, SendListener, Exec, LandlockRule]
+            .into_iter()
+            .find(|s| *s as u32 == v)
     }
 }
 
@@ -139,7 +141,10 @@ fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
 pub(super) fn raw_fork(flags: libc::c_int) -> libc::pid_t {
     // SAFETY: clone without CLONE_VM and a NULL stack behaves like fork: the child gets a copy of
     // this stack. The caller only runs async-signal-safe code in the child.
-    unsafe { libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) as libc::pid_t }
+    unsafe {
+        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
+            as libc::pid_t
+    }
 }
 
 pub(super) fn report(pipe: RawFd, stage: Stage, detail: u32, err: i32) -> ! {
@@ -183,7 +188,10 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
     }
     let mut pair = [-1; 2];
     // SAFETY: `pair` has room for two descriptors.
-    if l.notify && unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) } < 0 {
+    if l.notify
+        && unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) }
+            < 0
+    {
         return Err(os("create the notification socket"));
     }
 
@@ -209,7 +217,14 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
 
     let pid = raw_fork(l.namespaces.as_ref().map_or(0, |n| n.0));
     if pid == 0 {
-        super::child::child(l, &argv, &envp, super::child::Ends { pipe: wr.as_raw_fd(), sock: pair[1], done: done[1] }, &block, &old);
+        super::child::child(
+            l,
+            &argv,
+            &envp,
+            super::child::Ends { pipe: wr.as_raw_fd(), sock: pair[1], done: done[1] },
+            &block,
+            &old,
+        );
     }
     let clone_err = std::io::Error::last_os_error();
     CHILD.store(pid.max(0), Ordering::SeqCst);

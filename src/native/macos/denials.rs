@@ -25,7 +25,12 @@ pub fn parse(line: &str) -> Option<Denial> {
     let tail = tail.trim_start();
     let tail = tail.strip_prefix('(').and_then(|t| t.split_once(')')).map_or(tail, |(_, t)| t).trim_start();
     let (operation, target) = tail.split_once(' ').unwrap_or((tail, ""));
-    Some(Denial { process: head[..open].to_string(), pid, operation: operation.to_string(), target: target.trim().to_string() })
+    Some(Denial {
+        process: head[..open].to_string(),
+        pid,
+        operation: operation.to_string(),
+        target: target.trim().to_string(),
+    })
 }
 
 /// The refusals among `lines` of the processes in `pids` (all when `pids` is empty), without repeats.
@@ -83,10 +88,18 @@ mod tests {
         let line = "2026-11-26 02:10:00.123 E  kernel[0:1a2b] (Sandbox) Sandbox: cat(4242) deny(1) file-read-data /Users/me/.ssh/id rsa";
         assert_eq!(
             parse(line),
-            Some(Denial { process: "cat".into(), pid: 4242, operation: "file-read-data".into(), target: "/Users/me/.ssh/id rsa".into() })
+            Some(Denial {
+                process: "cat".into(),
+                pid: 4242,
+                operation: "file-read-data".into(),
+                target: "/Users/me/.ssh/id rsa".into()
+            })
         );
         let d = parse("Sandbox: my (tool)(7) deny network-outbound 1.2.3.4:443").unwrap();
-        assert_eq!((d.process.as_str(), d.pid, d.operation.as_str(), d.target.as_str()), ("my (tool)", 7, "network-outbound", "1.2.3.4:443"));
+        assert_eq!(
+            (d.process.as_str(), d.pid, d.operation.as_str(), d.target.as_str()),
+            ("my (tool)", 7, "network-outbound", "1.2.3.4:443")
+        );
         assert_eq!(parse("Sandbox: x(1) deny(1) mach-lookup").unwrap().target, "");
         assert_eq!(parse("kernel: something else entirely"), None);
         assert_eq!(parse("Sandbox: cat(notapid) deny(1) file-read-data /x"), None);

@@ -25,7 +25,9 @@ pub const BASE: &str = include_str!("base.sbpl");
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SbplError {
-    #[error("the macOS sandbox cannot enforce an egress allowlist; use network_access = true/false, or the container mode")]
+    #[error(
+        "the macOS sandbox cannot enforce an egress allowlist; use network_access = true/false, or the container mode"
+    )]
     Allowlist,
     #[error("sandbox policy path {0} is not absolute; write it as an absolute path (or start it with ~/)")]
     Relative(PathBuf),

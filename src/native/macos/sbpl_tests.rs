@@ -10,7 +10,11 @@ fn p(s: &str) -> PathBuf {
 
 fn read_only() -> Policy {
     Policy {
-        fs: FsPolicy { read_roots: vec![p("/")], deny_read: vec![p("/Users/me/.ssh"), p("/Users/me/.aws")], ..FsPolicy::default() },
+        fs: FsPolicy {
+            read_roots: vec![p("/")],
+            deny_read: vec![p("/Users/me/.ssh"), p("/Users/me/.aws")],
+            ..FsPolicy::default()
+        },
         ..Policy::default()
     }
 }
@@ -122,14 +126,25 @@ fn workspace_write_without_network() {
     let names: Vec<&str> = prof.params.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,
-        ["READABLE_ROOT_0", "DENY_READ_0", "WRITABLE_ROOT_0", "PROTECTED_0", "PROTECTED_1", "PROTECTED_2", "WRITABLE_ROOT_1"]
+        [
+            "READABLE_ROOT_0",
+            "DENY_READ_0",
+            "WRITABLE_ROOT_0",
+            "PROTECTED_0",
+            "PROTECTED_1",
+            "PROTECTED_2",
+            "WRITABLE_ROOT_1"
+        ]
     );
 }
 
 #[test]
 fn workspace_write_with_network_and_loopback() {
     let t = plan(&workspace(NetPolicy::Full)).unwrap().unwrap().text;
-    assert!(t.contains("\n(allow network-outbound)\n") && t.contains("(global-name \"com.apple.mDNSResponder\")"), "{t}");
+    assert!(
+        t.contains("\n(allow network-outbound)\n") && t.contains("(global-name \"com.apple.mDNSResponder\")"),
+        "{t}"
+    );
     let fs = workspace(NetPolicy::None).fs;
     let t = profile(&fs, Network::Loopback).unwrap().text;
     assert!(t.contains("(allow network-outbound (remote ip \"localhost:*\"))"), "{t}");
@@ -243,7 +258,8 @@ fn workspace_write_from_the_profile_layer_through_a_symlinked_project() {
     let prof = plan(&canonical).unwrap().unwrap();
     let value = |name: &str| prof.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     assert_eq!(value("WRITABLE_ROOT_0"), Some(real.clone()), "{:?}", prof.params);
-    let protected: Vec<PathBuf> = prof.params.iter().filter(|(k, _)| k.starts_with("PROTECTED_")).map(|(_, v)| v.clone()).collect();
+    let protected: Vec<PathBuf> =
+        prof.params.iter().filter(|(k, _)| k.starts_with("PROTECTED_")).map(|(_, v)| v.clone()).collect();
     for name in [".git", ".codex", ".agents"] {
         assert!(protected.contains(&real.join(name)), "{name}: {protected:?}");
     }

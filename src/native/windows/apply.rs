@@ -15,7 +15,8 @@ use windows_sys::Win32::Storage::FileSystem::{DELETE, FILE_DELETE_CHILD, FILE_GE
 use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JobObjectExtendedLimitInformation, SetInformationJobObject,
-    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
+    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
 use windows_sys::Win32::System::Threading::{
     CreateProcessAsUserW, GetCurrentProcess, GetExitCodeProcess, OpenProcessToken, ResumeThread, WaitForSingleObject,
@@ -23,7 +24,7 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::plan::{self, Mode, Plan, Sid, Undo};
-use super::security::{logon, set_ace, well_known, win32, wide, OwnedSid, Sids};
+use super::security::{logon, set_ace, well_known, wide, win32, OwnedSid, Sids};
 use super::{cmdline, WindowsError};
 use crate::native::{env, Enforcement, Options, Outcome};
 use crate::policy::Policy;
@@ -74,9 +75,10 @@ fn find_exe(cmd: &str, path: Option<&str>) -> Option<PathBuf> {
         return Some(p.to_path_buf());
     }
     let exts = [".exe", ".com", ".bat", ".cmd", ""];
-    path.unwrap_or("").split(';').filter(|d| !d.is_empty()).find_map(|d| {
-        exts.iter().map(|e| Path::new(d).join(format!("{cmd}{e}"))).find(|c| c.is_file())
-    })
+    path.unwrap_or("")
+        .split(';')
+        .filter(|d| !d.is_empty())
+        .find_map(|d| exts.iter().map(|e| Path::new(d).join(format!("{cmd}{e}"))).find(|c| c.is_file()))
 }
 
 /// Runs `argv` under `policy`.
@@ -89,7 +91,10 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
     let exe = find_exe(&argv[0], path_var).ok_or_else(|| WindowsError::NotFound(argv[0].clone()))?;
     let Some(plan) = plan::plan(policy, &session_id(), &|p| p.exists())? else {
         let status = std::process::Command::new(&exe).args(&argv[1..]).env_clear().envs(vars).status();
-        let status = status.map_err(|e| WindowsError::Win32 { what: format!("start {}", exe.display()), code: e.raw_os_error().unwrap_or(0) as u32 })?;
+        let status = status.map_err(|e| WindowsError::Win32 {
+            what: format!("start {}", exe.display()),
+            code: e.raw_os_error().unwrap_or(0) as u32,
+        })?;
         return Ok(Outcome { code: status.code().unwrap_or(1), enforcement: Enforcement::Full });
     };
     if !plan.not_enforced.is_empty() && !opts.allow_degraded {
@@ -105,12 +110,23 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         for r in &plan.skipped_roots {
             eprintln!("codex-box: sandbox: writable root {} does not exist here; left out", r.display());
         }
-        eprintln!("codex-box: sandbox: {} ACE(s), {} restricting SID(s), job kills the tree", plan.aces.len(), plan.token.restricting.len());
+        eprintln!(
+            "codex-box: sandbox: {} ACE(s), {} restricting SID(s), job kills the tree",
+            plan.aces.len(),
+            plan.token.restricting.len()
+        );
     }
 
     let mut token: HANDLE = null_mut();
     // SAFETY: the pseudo-handle of this process and an out-pointer to a local.
-    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY | TOKEN_ADJUST_DEFAULT, &mut token) } == 0 {
+    if unsafe {
+        OpenProcessToken(
+            GetCurrentProcess(),
+            TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY | TOKEN_ADJUST_DEFAULT,
+            &mut token,
+        )
+    } == 0
+    {
         return Err(win32("open the current process token"));
     }
     let token = Handle(token);
@@ -136,13 +152,22 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
     })();
     undo(&plan, &mut sids, applied, &placeholders);
     let code = result?;
-    let enforcement = if plan.not_enforced.is_empty() { Enforcement::Full } else { Enforcement::Partial(plan.not_enforced) };
+    let enforcement =
+        if plan.not_enforced.is_empty() { Enforcement::Full } else { Enforcement::Partial(plan.not_enforced) };
     Ok(Outcome { code, enforcement })
 }
 
-fn launch(plan: &Plan, sids: &mut Sids, token: HANDLE, exe: &Path, argv: &[String], vars: &[(String, String)]) -> Result<i32, WindowsError> {
+fn launch(
+    plan: &Plan,
+    sids: &mut Sids,
+    token: HANDLE,
+    exe: &Path,
+    argv: &[String],
+    vars: &[(String, String)],
+) -> Result<i32, WindowsError> {
     let restricting: Vec<OwnedSid> = plan.token.restricting.iter().map(|s| sids.get(s)).collect::<Result<_, _>>()?;
-    let restrict: Vec<SID_AND_ATTRIBUTES> = restricting.iter().map(|s| SID_AND_ATTRIBUTES { Sid: s.as_psid(), Attributes: 0 }).collect();
+    let restrict: Vec<SID_AND_ATTRIBUTES> =
+        restricting.iter().map(|s| SID_AND_ATTRIBUTES { Sid: s.as_psid(), Attributes: 0 }).collect();
     let admins = well_known(WinBuiltinAdministratorsSid, "Administrators")?;
     let disable = [SID_AND_ATTRIBUTES { Sid: admins.as_psid(), Attributes: 0 }];
     let mut flags = LUA_TOKEN;
@@ -156,7 +181,17 @@ fn launch(plan: &Plan, sids: &mut Sids, token: HANDLE, exe: &Path, argv: &[Strin
     let mut restricted: HANDLE = null_mut();
     // SAFETY: arrays of SIDs owned by `restricting` and `admins`, alive for the call; out-pointer to a local.
     let ok = unsafe {
-        CreateRestrictedToken(token, flags, ndisable, disable.as_ptr(), 0, null(), restrict.len() as u32, restrict.as_ptr(), &mut restricted)
+        CreateRestrictedToken(
+            token,
+            flags,
+            ndisable,
+            disable.as_ptr(),
+            0,
+            null(),
+            restrict.len() as u32,
+            restrict.as_ptr(),
+            &mut restricted,
+        )
     };
     if ok == 0 {
         return Err(win32("create the restricted token"));
@@ -177,7 +212,12 @@ fn launch(plan: &Plan, sids: &mut Sids, token: HANDLE, exe: &Path, argv: &[Strin
     }
     // SAFETY: `limits` is the structure this information class expects, with its exact size.
     let ok = unsafe {
-        SetInformationJobObject(job.0, JobObjectExtendedLimitInformation, &limits as *const _ as *const c_void, std::mem::size_of_val(&limits) as u32)
+        SetInformationJobObject(
+            job.0,
+            JobObjectExtendedLimitInformation,
+            &limits as *const _ as *const c_void,
+            std::mem::size_of_val(&limits) as u32,
+        )
     };
     if ok == 0 {
         return Err(win32("set the job object's limits"));
@@ -196,8 +236,17 @@ fn launch(plan: &Plan, sids: &mut Sids, token: HANDLE, exe: &Path, argv: &[Strin
     // UTF-16 environment block, a zeroed STARTUPINFOW with its size, an out-pointer to a local.
     let ok = unsafe {
         CreateProcessAsUserW(
-            restricted.0, app.as_ptr(), line.as_mut_ptr(), null(), null(), 1,
-            CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT, envb.as_mut_ptr() as *const c_void, null(), &si, &mut pi,
+            restricted.0,
+            app.as_ptr(),
+            line.as_mut_ptr(),
+            null(),
+            null(),
+            1,
+            CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT,
+            envb.as_mut_ptr() as *const c_void,
+            null(),
+            &si,
+            &mut pi,
         )
     };
     if ok == 0 {

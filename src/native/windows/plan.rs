@@ -208,7 +208,12 @@ pub fn plan(policy: &Policy, session: &str, exists: &dyn Fn(&Path) -> bool) -> R
     }
 
     Ok(Some(Plan {
-        token: Token { write_restricted: true, disable_max_privilege: true, deny_only_administrators: true, restricting },
+        token: Token {
+            write_restricted: true,
+            disable_max_privilege: true,
+            deny_only_administrators: true,
+            restricting,
+        },
         placeholders,
         aces,
         undo,

@@ -47,13 +47,10 @@ fn aces_grant_roots_then_deny_protected_paths_in_order() {
     let plan = plan(&workspace(NetPolicy::None), "s1", &exists).unwrap().unwrap();
     let got: Vec<(&str, Sid, Mode)> =
         plan.aces.iter().map(|a| (a.path.to_str().unwrap(), a.sid.clone(), a.mode)).collect();
-    let deny = |path: &'static str| {
-        [(path, cap("codex-box-s1"), Mode::Deny), (path, cap("codex-box-s1-root-0"), Mode::Deny)]
-    };
-    let mut want = vec![
-        ("/proj", cap("codex-box-s1-root-0"), Mode::Allow),
-        ("/data", cap("codex-box-s1-root-1"), Mode::Allow),
-    ];
+    let deny =
+        |path: &'static str| [(path, cap("codex-box-s1"), Mode::Deny), (path, cap("codex-box-s1-root-0"), Mode::Deny)];
+    let mut want =
+        vec![("/proj", cap("codex-box-s1-root-0"), Mode::Allow), ("/data", cap("codex-box-s1-root-1"), Mode::Allow)];
     for path in ["/proj/.git", "/proj/.codex", "/proj/.agents", "/proj/.ssh-copy"] {
         want.extend(deny(path));
     }
@@ -83,7 +80,9 @@ fn undo_revokes_every_ace_newest_first_then_removes_placeholders() {
     assert_eq!(plan.undo[n - 2..], [Undo::RemoveDir(p("/proj/.agents")), Undo::RemoveDir(p("/proj/.git"))]);
     // Removing a placeholder comes after revoking its ACEs.
     let pos = |u: &Undo| plan.undo.iter().position(|x| x == u).unwrap();
-    assert!(pos(&Undo::Revoke { path: p("/proj/.git"), sid: cap("codex-box-s1") }) < pos(&Undo::RemoveDir(p("/proj/.git"))));
+    assert!(
+        pos(&Undo::Revoke { path: p("/proj/.git"), sid: cap("codex-box-s1") }) < pos(&Undo::RemoveDir(p("/proj/.git")))
+    );
 }
 
 #[test]
@@ -93,7 +92,8 @@ fn gaps_are_reported_honestly() {
     assert!(all.contains("network: NOT blocked"), "{all}");
     assert!(all.contains("READABLE"), "{all}");
     assert!(all.contains("temporary"), "{all}");
-    let open = Policy { fs: FsPolicy { shared_tmp: true, ..FsPolicy::default() }, net: NetPolicy::Full, ..Policy::default() };
+    let open =
+        Policy { fs: FsPolicy { shared_tmp: true, ..FsPolicy::default() }, net: NetPolicy::Full, ..Policy::default() };
     let plan = super::plan(&open, "s2", &exists).unwrap().unwrap();
     assert!(plan.not_enforced.is_empty(), "{:?}", plan.not_enforced);
     assert!(plan.aces.is_empty());
@@ -133,13 +133,21 @@ fn workspace_write_from_the_profile_layer() {
     let proj = std::fs::canonicalize(dir.path()).unwrap();
     std::fs::create_dir(proj.join(".git")).unwrap();
     let host = Host { cwd: proj.clone(), home: None, tmpdir: None, runtime_dir: None };
-    let settings = Settings { mode: SandboxMode::WorkspaceWrite, exclude_slash_tmp: true, network: true, ..Settings::default() };
+    let settings =
+        Settings { mode: SandboxMode::WorkspaceWrite, exclude_slash_tmp: true, network: true, ..Settings::default() };
     let policy = build_policy(&settings, &host).unwrap();
     let plan = plan(&policy, "t", &|p: &Path| p.exists()).unwrap().unwrap();
-    assert_eq!(plan.aces[0], Ace { path: proj.clone(), sid: cap("codex-box-t-root-0"), mode: Mode::Allow, rights: Rights::Write });
+    assert_eq!(
+        plan.aces[0],
+        Ace { path: proj.clone(), sid: cap("codex-box-t-root-0"), mode: Mode::Allow, rights: Rights::Write }
+    );
     for name in [".git", ".codex", ".agents"] {
         assert!(plan.aces.iter().any(|a| a.path == proj.join(name) && a.mode == Mode::Deny), "{name}: {:?}", plan.aces);
     }
-    assert_eq!(plan.placeholders, vec![proj.join(".codex"), proj.join(".agents")], ".git exists, the others get placeholders");
+    assert_eq!(
+        plan.placeholders,
+        vec![proj.join(".codex"), proj.join(".agents")],
+        ".git exists, the others get placeholders"
+    );
     assert!(!plan.not_enforced.iter().any(|m| m.starts_with("network")), "network was asked for: nothing missing");
 }

@@ -12,9 +12,9 @@ use windows_sys::Win32::Security::Authorization::{
     SE_FILE_OBJECT, TRUSTEE_IS_SID, TRUSTEE_IS_UNKNOWN, TRUSTEE_W,
 };
 use windows_sys::Win32::Security::{
-    CopySid, DeriveCapabilitySidsFromName, GetLengthSid, GetTokenInformation, TokenGroups, ACL,
+    CopySid, CreateWellKnownSid, DeriveCapabilitySidsFromName, GetLengthSid, GetTokenInformation, TokenGroups, ACL,
     DACL_SECURITY_INFORMATION, PSID, SECURITY_MAX_SID_SIZE, SID_AND_ATTRIBUTES, SUB_CONTAINERS_AND_OBJECTS_INHERIT,
-    TOKEN_GROUPS, CreateWellKnownSid,
+    TOKEN_GROUPS,
 };
 
 use super::plan::Sid;
@@ -70,7 +70,8 @@ pub(super) fn well_known(kind: i32, what: &str) -> Result<OwnedSid, WindowsError
 
 fn capability(name: &str) -> Result<OwnedSid, WindowsError> {
     let wname = wide(OsStr::new(name));
-    let (mut groups, mut ngroups, mut caps, mut ncaps): (*mut PSID, u32, *mut PSID, u32) = (null_mut(), 0, null_mut(), 0);
+    let (mut groups, mut ngroups, mut caps, mut ncaps): (*mut PSID, u32, *mut PSID, u32) =
+        (null_mut(), 0, null_mut(), 0);
     // SAFETY: every out-pointer points at a local; the arrays returned are freed below.
     let ok = unsafe { DeriveCapabilitySidsFromName(wname.as_ptr(), &mut groups, &mut ngroups, &mut caps, &mut ncaps) };
     if ok == 0 || ncaps == 0 || caps.is_null() {
@@ -147,7 +148,16 @@ pub(super) fn set_ace(path: &Path, sid: &OwnedSid, mode: i32, rights: u32) -> Re
     let mut sd: *mut c_void = null_mut();
     // SAFETY: out-pointers to locals; `sd` is freed with LocalFree below.
     let rc = unsafe {
-        GetNamedSecurityInfoW(wpath.as_ptr(), SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, null_mut(), null_mut(), &mut old, null_mut(), &mut sd)
+        GetNamedSecurityInfoW(
+            wpath.as_ptr(),
+            SE_FILE_OBJECT,
+            DACL_SECURITY_INFORMATION,
+            null_mut(),
+            null_mut(),
+            &mut old,
+            null_mut(),
+            &mut sd,
+        )
     };
     if rc != ERROR_SUCCESS {
         return Err(WindowsError::Win32 { what: what(), code: rc });
@@ -172,9 +182,21 @@ pub(super) fn set_ace(path: &Path, sid: &OwnedSid, mode: i32, rights: u32) -> Re
     } else {
         // SAFETY: `new` is a valid DACL; owner, group and SACL are left untouched (null).
         let rc = unsafe {
-            SetNamedSecurityInfoW(wpath.as_ptr(), SE_FILE_OBJECT, DACL_SECURITY_INFORMATION, null_mut(), null_mut(), new, null())
+            SetNamedSecurityInfoW(
+                wpath.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION,
+                null_mut(),
+                null_mut(),
+                new,
+                null(),
+            )
         };
-        if rc == ERROR_SUCCESS { Ok(()) } else { Err(WindowsError::Win32 { what: what(), code: rc }) }
+        if rc == ERROR_SUCCESS {
+            Ok(())
+        } else {
+            Err(WindowsError::Win32 { what: what(), code: rc })
+        }
     };
     // SAFETY: both were allocated by the calls above with LocalAlloc.
     unsafe {
