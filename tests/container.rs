@@ -179,35 +179,9 @@ fn gc_removes_what_a_killed_codex_box_left() {
 fn interactive_session_sees_a_tty_of_the_right_size() {
     need_docker!();
     let p = Project::new();
-    let ws = nix::pty::Winsize { ws_row: 33, ws_col: 101, ws_xpixel: 0, ws_ypixel: 0 };
-    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
-    let slave = std::fs::File::from(pty.slave);
     let wd = p.wd.to_str().unwrap();
-    let mut child = p
-        .cmd(&["run", "--tty", "--work_dir", wd, "--", "sh", "-c", "stty size; test -t 0 && echo IS-A-TTY"])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave)
-        .spawn()
-        .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&all).contains("IS-A-TTY") {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&all).into_owned()
-    });
-    let status = child.wait().unwrap();
-    let seen = reader.join().unwrap();
+    let cmd = p.cmd(&["run", "--tty", "--work_dir", wd, "--", "sh", "-c", "stty size; test -t 0 && echo IS-A-TTY"]);
+    let (status, seen) = run_in_pty(cmd, 33, 101, "IS-A-TTY");
     assert!(status.success(), "{seen}");
     assert!(seen.contains("33 101"), "terminal size propagated: {seen:?}");
     assert!(seen.contains("IS-A-TTY"), "{seen:?}");
@@ -302,7 +276,8 @@ fn bad_image_build_inputs_are_refused_before_the_engine_builds() {
     let p = Project::new();
     let out = p.cmd(&["image", "build", "--node", "19"]).output().unwrap();
     if text(&out.stderr).contains("no Docker engine") {
-        assert!(docker_ready("image build inputs"), "unreachable");
+        // Fails under CI=true (an engine is required there), an explicit skip elsewhere.
+        assert!(!docker_ready("image build inputs"), "the engine answers docker_ready but not codex-box");
         return;
     }
     assert_ne!(out.status.code(), Some(0));
@@ -356,36 +331,9 @@ fn two_sessions_on_one_workdir_get_distinct_containers() {
 fn the_main_job_runs_codex_interactively_with_the_remaining_arguments() {
     need_docker!();
     let p = Project::new();
-    let ws = nix::pty::Winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
-    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
-    let slave = std::fs::File::from(pty.slave);
     let wd = p.wd.to_str().unwrap();
     // `codex-box --work_dir DIR -- ARGS`: Codex in a terminal, ARGS passed to it.
-    let mut child = p
-        .cmd(&["--work_dir", wd, "--", "--version"])
-        .stdin(slave.try_clone().unwrap())
-        .stdout(slave.try_clone().unwrap())
-        .stderr(slave)
-        .spawn()
-        .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    let reader = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut all = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&all).contains("codex-cli ") {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&all).into_owned()
-    });
-    let status = child.wait().unwrap();
-    let seen = reader.join().unwrap();
+    let (status, seen) = run_in_pty(p.cmd(&["--work_dir", wd, "--", "--version"]), 40, 120, "codex-cli ");
     assert!(status.success(), "{seen}");
     assert!(seen.contains("codex-cli "), "{seen:?}");
     assert!(containers_for(&p.wd).is_empty());

@@ -125,7 +125,7 @@ pub async fn run(
     let session_dir = write_session_dir(files)?;
     plan.session_dir = session_dir.path().to_path_buf();
     plan.labels = labels(&plan.work_dir, session_dir.path());
-    let (_, created_points) = spec::container_body(&plan, None);
+    let (_, created_points) = spec::protected_mounts(&plan.work_dir, plan.allow_git_write);
     // Only mount points that do not exist now are ours to remove afterwards.
     let created_points: Vec<PathBuf> =
         created_points.into_iter().filter(|p| std::fs::symlink_metadata(p).is_err()).collect();

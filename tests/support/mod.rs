@@ -172,3 +172,31 @@ pub fn wait_for_port(addr: &str, secs: u64) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Runs `cmd` on a new pseudo-terminal of `rows` x `cols`, reading what it prints until `until` appears
+/// or the terminal closes. Returns its exit status and the output.
+pub fn run_in_pty(mut cmd: Command, rows: u16, cols: u16, until: &'static str) -> (std::process::ExitStatus, String) {
+    let ws = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&ws), None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child =
+        cmd.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave).spawn().unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&all).contains(until) {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&all).into_owned()
+    });
+    let status = child.wait().unwrap();
+    (status, reader.join().unwrap())
+}
