@@ -69,8 +69,20 @@ pub enum NetPolicy {
     None,
     /// Unrestricted network.
     Full,
-    /// Only the listed names, IP literals and CIDRs (egress allowlist).
-    Allowlist(Vec<String>),
+    /// Only the names the rules allow, through codex-box's filtering proxy (the backend gives the
+    /// command no other way out).
+    Domains(Box<DomainPolicy>),
+}
+
+/// Network by name: what the egress proxy ([`crate::proxy`]) decides with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainPolicy {
+    /// Allowed and denied names (wildcards, IPs, CIDRs), validated.
+    pub rules: crate::proxy::Rules,
+    /// Destination ports the proxy connects to.
+    pub ports: Vec<u16>,
+    /// The resolver the proxy uses (`None`: the host's).
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 /// Which environment variables reach the sandboxed process.

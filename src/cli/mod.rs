@@ -89,6 +89,24 @@ pub struct SandboxArgs {
     #[arg(long = "network")]
     pub network: bool,
 
+    /// Allow network only to this name, through codex-box's filtering proxy (repeatable; `*.x`
+    /// subdomains, `**.x` apex and subdomains, IPs and CIDRs). The command gets a network namespace
+    /// whose only way out is the proxy; HTTP(S)_PROXY and tool settings point at it.
+    #[arg(long = "allow-domain", value_name = "NAME", conflicts_with = "network")]
+    pub allow_domain: Vec<String>,
+
+    /// Refuse this name even when --allow-domain allows it (repeatable; deny beats allow).
+    #[arg(long = "deny-domain", value_name = "NAME")]
+    pub deny_domain: Vec<String>,
+
+    /// A destination port the proxy connects to (repeatable; default 443 and 80).
+    #[arg(long = "allow-port", value_name = "PORT", requires = "allow_domain")]
+    pub allow_port: Vec<u16>,
+
+    /// The DNS server the proxy resolves allowed names with (IP[:PORT]; default: the host's).
+    #[arg(long = "dns-server", value_name = "ADDR")]
+    pub dns_server: Option<String>,
+
     /// Keep this environment variable although it looks like a secret (repeatable).
     #[arg(long = "keep-env", value_name = "NAME")]
     pub keep_env: Vec<String>,

@@ -35,6 +35,12 @@ pub enum Source {
     Env,
     Flag,
     Config,
+    /// `--deny-domain`.
+    DenyFlag,
+    /// `[egress] deny`.
+    DenyConfig,
+    /// `allow_domains` / `deny_domains` of a native sandbox profile.
+    Profile,
 }
 
 impl fmt::Display for Source {
@@ -44,6 +50,9 @@ impl fmt::Display for Source {
             Source::Env => "OPENAI_ALLOWED_DOMAINS",
             Source::Flag => "--allow-domain",
             Source::Config => "[egress] allow in the config file",
+            Source::DenyFlag => "--deny-domain",
+            Source::DenyConfig => "[egress] deny in the config file",
+            Source::Profile => "allow_domains/deny_domains of the sandbox config file",
         })
     }
 }

@@ -64,6 +64,8 @@ pub struct Options {
     pub allow_degraded: bool,
     pub log_denials: bool,
     pub verbose: bool,
+    /// Where the egress proxy logs its decisions (network by name); `None`: counts only.
+    pub proxy_log: Option<std::path::PathBuf>,
 }
 
 /// The command's exit code (128+N for a signal) and what was enforced.
@@ -142,7 +144,16 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
     }
     let policy = profile::policy_from_args(args, &profile::Host::current().map_err(NativeError::from)?)
         .map_err(NativeError::from)?;
-    let opts = Options { allow_degraded: args.allow_degraded, log_denials: args.log_denials, verbose: args.verbose };
+    let proxy_log = matches!(policy.net, crate::policy::NetPolicy::Domains(_))
+        .then(|| crate::config::Env::from_process().state_dir)
+        .flatten()
+        .map(|dir| dir.join("proxy").join(format!("sandbox-{}.log", std::process::id())));
+    let opts = Options {
+        allow_degraded: args.allow_degraded,
+        log_denials: args.log_denials,
+        verbose: args.verbose,
+        proxy_log,
+    };
     // The backend has already said, before the command ran, what it could not enforce.
     match apply(&policy, &args.command, &opts) {
         Ok(outcome) => Ok(outcome.code),

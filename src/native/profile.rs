@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::cli::SandboxArgs;
-use crate::policy::{EnvPolicy, FsPolicy, NetPolicy, Policy, SandboxMode};
+use crate::egress::{NameError, Source};
+use crate::policy::{DomainPolicy, EnvPolicy, FsPolicy, NetPolicy, Policy, SandboxMode};
+use crate::proxy::Rules;
 
 /// Credential stores hidden by default, relative to the home directory.
 pub const CREDENTIAL_PATHS: &[&str] = &[
@@ -78,6 +80,14 @@ pub enum ProfileError {
     Cwd(std::io::Error),
     #[error("--network does nothing in read-only mode; use -s workspace-write --network")]
     NetworkInReadOnly,
+    #[error(transparent)]
+    Domain(#[from] NameError),
+    #[error("allowed domains do nothing with danger-full-access (it has the whole network); use -s workspace-write or read-only")]
+    DomainsWithFullAccess,
+    #[error("--deny-domain/deny_domains without any allowed domain does nothing; add --allow-domain NAME")]
+    DenyWithoutAllow,
+    #[error("port 0 in --allow-port/allow_ports is not a destination port; use 1 to 65535, like --allow-port 8443")]
+    PortZero,
 }
 
 /// `[sandbox_workspace_write]`, as in Codex.
@@ -113,6 +123,15 @@ pub struct PermissionsToml {
     pub keep_env: Vec<String>,
     pub keep_all_env: Option<bool>,
     pub shared_tmp: Option<bool>,
+    /// Network only to these names, through the filtering proxy.
+    #[serde(default)]
+    pub allow_domains: Vec<String>,
+    /// Names refused even when allowed.
+    #[serde(default)]
+    pub deny_domains: Vec<String>,
+    /// Destination ports the proxy connects to (default 443 and 80).
+    #[serde(default)]
+    pub allow_ports: Vec<u16>,
 }
 
 /// The parts of a config file the sandbox reads; other keys (Codex's) are ignored.
@@ -140,6 +159,12 @@ pub struct Settings {
     pub keep_env: Vec<String>,
     pub keep_all_env: bool,
     pub shared_tmp: bool,
+    /// (entry, where it came from)
+    pub allow_domains: Vec<(String, Source)>,
+    pub deny_domains: Vec<(String, Source)>,
+    pub dns_server: Option<std::net::SocketAddr>,
+    /// Destination ports for allowed domains (empty: 443 and 80).
+    pub ports: Vec<u16>,
 }
 
 impl Default for Settings {
@@ -157,6 +182,10 @@ impl Default for Settings {
             keep_env: Vec::new(),
             keep_all_env: false,
             shared_tmp: false,
+            allow_domains: Vec::new(),
+            deny_domains: Vec::new(),
+            dns_server: None,
+            ports: Vec::new(),
         }
     }
 }
@@ -232,6 +261,9 @@ pub fn merge(config: Option<(&Path, &ConfigToml)>, args: &SandboxArgs) -> Result
         s.network = p.network_access.unwrap_or(s.network);
         s.exclude_tmpdir_env_var = p.exclude_tmpdir_env_var.unwrap_or(s.exclude_tmpdir_env_var);
         s.exclude_slash_tmp = p.exclude_slash_tmp.unwrap_or(s.exclude_slash_tmp);
+        s.allow_domains.extend(p.allow_domains.iter().map(|d| (d.clone(), Source::Profile)));
+        s.deny_domains.extend(p.deny_domains.iter().map(|d| (d.clone(), Source::Profile)));
+        s.ports.extend(&p.allow_ports);
         s.allow_git_write = p.allow_git_write.unwrap_or(s.allow_git_write);
         s.protected.extend(tagged(&p.protected_paths, &o));
         s.deny_read.extend(tagged(&p.deny_read, &o));
@@ -257,6 +289,15 @@ pub fn merge(config: Option<(&Path, &ConfigToml)>, args: &SandboxArgs) -> Result
             return Err(ProfileError::NetworkInReadOnly);
         }
         s.network = true;
+    }
+    s.allow_domains.extend(args.allow_domain.iter().map(|d| (d.clone(), Source::Flag)));
+    s.deny_domains.extend(args.deny_domain.iter().map(|d| (d.clone(), Source::DenyFlag)));
+    s.ports.extend(&args.allow_port);
+    if s.ports.contains(&0) {
+        return Err(ProfileError::PortZero);
+    }
+    if let Some(d) = &args.dns_server {
+        s.dns_server = Some(crate::egress::parse_dns_server(d, "--dns-server")?);
     }
     s.allow_git_write |= args.allow_git_write;
     s.keep_env.extend(args.keep_env.iter().cloned());
@@ -346,11 +387,32 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
         push_unique(&mut fs.deny_read, resolve(raw, origin, host)?);
     }
     let net = match (s.mode, s.network) {
+        _ if !s.allow_domains.is_empty() => NetPolicy::Domains(Box::new(domains(s)?)),
+        _ if !s.deny_domains.is_empty() => return Err(ProfileError::DenyWithoutAllow),
         (SandboxMode::DangerFullAccess, _) | (SandboxMode::WorkspaceWrite, true) => NetPolicy::Full,
         _ => NetPolicy::None,
     };
     let env = EnvPolicy { keep: s.keep_env.clone(), set: Vec::new(), keep_all: s.keep_all_env };
     Ok(Policy { fs, net, env, full_access: s.mode == SandboxMode::DangerFullAccess })
+}
+
+/// Network by name: only with a sandbox that has a boundary. It narrows a `network_access = true`
+/// from the config (`--network` and `--allow-domain` together are refused by the parser).
+fn domains(s: &Settings) -> Result<DomainPolicy, ProfileError> {
+    if s.mode == SandboxMode::DangerFullAccess {
+        return Err(ProfileError::DomainsWithFullAccess);
+    }
+    let entries = |l: &[(String, Source)]| l.iter().map(|(d, o)| (d.clone(), *o)).collect::<Vec<_>>();
+    let (allow, deny) = (entries(&s.allow_domains), entries(&s.deny_domains));
+    let rules =
+        Rules::from_entries(allow.iter().map(|(d, o)| (d.as_str(), *o)), deny.iter().map(|(d, o)| (d.as_str(), *o)))?;
+    let mut ports: Vec<u16> = Vec::new();
+    for p in if s.ports.is_empty() { crate::egress::DEFAULT_PORTS } else { &s.ports } {
+        if !ports.contains(p) {
+            ports.push(*p);
+        }
+    }
+    Ok(DomainPolicy { rules, ports, dns_server: s.dns_server })
 }
 
 /// The config file to read: `--config`, else ~/.config/codex-box/config.toml when it exists.

@@ -160,3 +160,75 @@ fn danger_full_access_has_network_and_no_boundary() {
     assert!(p.full_access);
     assert_eq!(p.net, NetPolicy::Full);
 }
+
+const DOMAINS_TOML: &str = r#"
+sandbox_mode = "workspace-write"
+[sandbox_workspace_write]
+network_access = true
+[permissions.fetch]
+allow_domains = ["**.pypi.org", "files.pythonhosted.org"]
+deny_domains = ["evil.pypi.org"]
+allow_ports = [443]
+"#;
+
+#[test]
+fn allowed_domains_narrow_the_network_to_names() {
+    let cfg = parse_config(DOMAINS_TOML, Path::new("/c.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = SandboxArgs {
+        permissions_profile: Some("fetch".into()),
+        allow_domain: vec!["registry.npmjs.org".into()],
+        deny_domain: vec!["bad.npmjs.org".into()],
+        dns_server: Some("127.0.0.1:5353".into()),
+        allow_port: vec![8443, 443],
+        ..args()
+    };
+    let p = build_policy(&merge(Some((Path::new("/c.toml"), &cfg)), &a).unwrap(), &host(dir.path())).unwrap();
+    let NetPolicy::Domains(d) = &p.net else { panic!("{:?}", p.net) };
+    let h = |n: &str| crate::proxy::Host::parse(n).unwrap();
+    // network_access = true from the config is narrowed, not widened.
+    assert!(d.rules.decide(&h("pypi.org")).allowed() && d.rules.decide(&h("registry.npmjs.org")).allowed());
+    assert!(!d.rules.decide(&h("evil.pypi.org")).allowed() && !d.rules.decide(&h("bad.npmjs.org")).allowed());
+    assert!(!d.rules.decide(&h("example.com")).allowed());
+    assert_eq!(d.ports, vec![443, 8443]);
+    assert_eq!(d.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+    assert!(!p.full_access);
+
+    // Read-only may fetch by name; without names there are no ports or resolver to speak of.
+    let ro = SandboxArgs { allow_domain: vec!["example.org".into()], ..args() };
+    let p = build_policy(&merge(None, &ro).unwrap(), &host(dir.path())).unwrap();
+    assert!(matches!(&p.net, NetPolicy::Domains(d) if d.ports == vec![443, 80] && d.dns_server.is_none()));
+    assert!(p.fs.write_roots.is_empty());
+}
+
+#[test]
+fn domain_errors_name_the_input_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = |a: SandboxArgs| merge(None, &a).and_then(|s| build_policy(&s, &host(dir.path())));
+    let e = policy(SandboxArgs { allow_domain: vec!["a..b".into()], ..args() }).unwrap_err().to_string();
+    assert!(e.contains("\"a..b\"") && e.contains("--allow-domain"), "{e}");
+    let e = policy(SandboxArgs { allow_domain: vec!["ok.org".into()], deny_domain: vec!["-x".into()], ..args() })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"-x\"") && e.contains("--deny-domain"), "{e}");
+    let e = policy(SandboxArgs { deny_domain: vec!["x.org".into()], ..args() }).unwrap_err().to_string();
+    assert!(e.contains("add --allow-domain"), "{e}");
+    let full =
+        SandboxArgs { allow_domain: vec!["x.org".into()], sandbox_mode: Some("danger-full-access".into()), ..args() };
+    assert!(policy(full).unwrap_err().to_string().contains("danger-full-access"));
+    let e = policy(SandboxArgs { allow_domain: vec!["x.org".into()], allow_port: vec![0], ..args() })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--allow-port 8443"), "{e}");
+    let e = policy(SandboxArgs { allow_domain: vec!["x.org".into()], dns_server: Some("nope".into()), ..args() })
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"nope\"") && e.contains("--dns-server"), "{e}");
+    let bad = parse_config("[permissions.x]\nallow_domains = [\"a..b\"]\n", Path::new("/c.toml")).unwrap();
+    let a = SandboxArgs { permissions_profile: Some("x".into()), ..args() };
+    let e = merge(Some((Path::new("/c.toml"), &bad)), &a)
+        .and_then(|s| build_policy(&s, &host(dir.path())))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("allow_domains/deny_domains of the sandbox config file"), "{e}");
+}

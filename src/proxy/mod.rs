@@ -15,6 +15,7 @@
 //! that is sent to it — the container firewall ([`crate::egress::rules::render_proxy_only`]) is
 //! what makes it the only way out.
 
+pub mod env;
 #[cfg(test)]
 pub(crate) mod fuzz;
 pub mod http;
@@ -24,6 +25,7 @@ pub mod rules;
 pub mod server;
 pub mod sni;
 
+pub use env::session_env;
 pub use log::{Log, Summary};
 pub use rules::{Decision, Host, Pattern, Rules};
 pub use server::{Limits, Proxy, ProxyConfig, ProxyError};

@@ -172,21 +172,33 @@ impl Rules {
     /// (`--deny-domain`, `[egress] deny`). The first invalid entry is the error.
     pub fn merge(inputs: &Inputs<'_>, deny: &[String], deny_config: &[String]) -> Result<Rules, NameError> {
         let builtin = if inputs.builtin { BUILTIN_NAMES } else { &[] };
-        let raw = builtin
+        let allow = builtin
             .iter()
             .map(|s| (*s, Source::Builtin))
             .chain(inputs.env.into_iter().flat_map(split_list).map(|s| (s, Source::Env)))
             .chain(inputs.flags.iter().map(|s| (s.as_str(), Source::Flag)))
             .chain(inputs.config.iter().map(|s| (s.as_str(), Source::Config)));
+        let deny = deny
+            .iter()
+            .map(|s| (s.as_str(), Source::DenyFlag))
+            .chain(deny_config.iter().map(|s| (s.as_str(), Source::DenyConfig)));
+        Rules::from_entries(allow, deny)
+    }
+
+    /// Rules from (entry, where it came from) pairs, de-duplicated; the first invalid entry is the
+    /// error.
+    pub fn from_entries<'a>(
+        allow: impl IntoIterator<Item = (&'a str, Source)>,
+        deny: impl IntoIterator<Item = (&'a str, Source)>,
+    ) -> Result<Rules, NameError> {
         let mut rules = Rules::default();
-        for (input, origin) in raw {
+        for (input, origin) in allow {
             let p = Pattern::parse(input, origin)?;
             if !rules.allow.contains(&p) {
                 rules.allow.push(p);
             }
         }
-        let deny_raw = deny.iter().map(|s| (s, Source::Flag)).chain(deny_config.iter().map(|s| (s, Source::Config)));
-        for (input, origin) in deny_raw {
+        for (input, origin) in deny {
             let p = Pattern::parse(input, origin)?;
             if !rules.deny.contains(&p) {
                 rules.deny.push(p);

@@ -208,7 +208,10 @@ async fn handle(mut client: TcpStream, shared: &Shared) {
             &mut client,
             shared,
             Some(&request),
-            refuse("403 Forbidden", format!("port {port} is not allowed")),
+            refuse("403 Forbidden", {
+                let allowed: Vec<String> = shared.config.ports.iter().map(u16::to_string).collect();
+                format!("port {port} is not allowed (allowed: {})", allowed.join(", "))
+            }),
         )
         .await;
     }

@@ -4,9 +4,12 @@
 #![cfg(target_os = "linux")]
 
 mod config;
+mod domains;
 mod fs;
 mod net;
 mod process;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

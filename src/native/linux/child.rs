@@ -1,6 +1,7 @@
 //! The sandbox's side of the process tree: init (PID 1 of the new namespaces) and the command.
 //!
-//! Init writes the uid/gid maps, applies the mounts, forks the command, forwards the signals the
+//! Init writes the uid/gid maps, applies the mounts, opens the proxy's listener (network by name),
+//! forks the command, forwards the signals the
 //! supervisor sends, reaps orphans, and when the command exits kills what is left and reports the exit
 //! code. The command drops every capability, sets no_new_privs, adds and enforces the Landlock rules,
 //! installs seccomp and execs. Only system calls here (no allocation after clone); failures go back to
@@ -11,12 +12,14 @@ use std::os::fd::{AsRawFd, RawFd};
 use super::spawn::{errno, noop, raw_fork, report, status_code, Launch, Stage, FORWARDED};
 use super::{mounts, seccomp};
 
-/// The children's ends of the supervisor's pipes: setup status, seccomp listener socket, exit code.
+/// The children's ends of the supervisor's pipes: setup status, seccomp listener socket, exit
+/// code, proxy listener socket.
 #[derive(Clone, Copy)]
 pub struct Ends {
     pub pipe: RawFd,
     pub sock: RawFd,
     pub done: RawFd,
+    pub proxy: RawFd,
 }
 
 /// The first child: init of the namespaces (or, without namespaces, the command itself).
@@ -28,7 +31,7 @@ pub fn child(
     block: &libc::sigset_t,
     old: &libc::sigset_t,
 ) -> ! {
-    let Ends { pipe, sock, done } = ends;
+    let Ends { pipe, sock, done, proxy } = ends;
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     let Some((_, uid_map, gid_map)) = &l.namespaces else { command(l, argv, envp, ends, old) };
@@ -44,6 +47,13 @@ pub fn child(
     // SAFETY: `cwd` is a valid C string.
     if unsafe { libc::chdir(l.cwd.as_ptr()) } < 0 {
         report(pipe, Stage::Chdir, 0, errno());
+    }
+    if l.proxy {
+        if let Err((step, e)) = super::egress::open_in_namespace(proxy) {
+            report(pipe, Stage::Proxy, step, e);
+        }
+        // SAFETY: closing init's end; the command must not hold it.
+        unsafe { libc::close(proxy) };
     }
     // PID 1 only receives signals it has a handler for.
     for s in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {

@@ -8,6 +8,7 @@
 //! limits, unix sockets reachable by path, an egress allowlist (refused: use the container mode).
 
 mod child;
+mod egress;
 mod landlock;
 mod mounts;
 mod namespaces;
@@ -20,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::native::{env, Enforcement, Feature, Options, Outcome, Support};
-use crate::policy::{NetPolicy, Policy};
+use crate::policy::{DomainPolicy, NetPolicy, Policy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LinuxError {
@@ -34,10 +35,10 @@ pub enum LinuxError {
     NoUserNs(String),
     #[error("--log-denials needs seccomp user notification (Linux 5.0+), which this kernel lacks; drop --log-denials")]
     NoUserNotif,
-    #[error(
-        "the native sandbox cannot enforce an egress allowlist; use network_access = true/false, or the container mode"
-    )]
-    Allowlist,
+    #[error("allowed domains need a network namespace whose only way out is the proxy, and user namespaces are not available: {0}; without them the sandbox cannot restrict the network to names (--allow-degraded does not change this)")]
+    DomainsNeedNamespaces(String),
+    #[error(transparent)]
+    Egress(#[from] egress::EgressError),
     #[error("command not found: `{0}` (searched PATH)")]
     NotFound(String),
     #[error("cannot create the placeholder {path} that keeps it read-only: {error}; create it yourself or drop it from protected_paths")]
@@ -114,9 +115,10 @@ fn cstr(s: &[u8]) -> CString {
 
 /// Runs `argv` under `policy`.
 pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, LinuxError> {
-    if matches!(policy.net, NetPolicy::Allowlist(_)) {
-        return Err(LinuxError::Allowlist);
-    }
+    let domains = match &policy.net {
+        NetPolicy::Domains(d) => Some(&**d),
+        _ => None,
+    };
     let network_off = policy.net == NetPolicy::None;
     let support = probe_quick();
     let mut missing: Vec<String> = Vec::new();
@@ -143,22 +145,42 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
     }
     let use_ns = boundary && support.userns;
     if boundary && !support.userns {
+        if domains.is_some() {
+            return Err(LinuxError::DomainsNeedNamespaces(namespaces::userns_advice()));
+        }
         if !opts.allow_degraded {
             return Err(LinuxError::NoUserNs(namespaces::userns_advice()));
         }
         missing.push("user namespaces: .git/.codex/.agents and protected paths are NOT read-only, credential stores NOT hidden, /tmp NOT private, no PID or network namespace".into());
     }
 
-    let (vars, _removed) = env::scrub(
+    let (mut vars, _removed) = env::scrub(
         std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())),
         &policy.env,
     );
+    if domains.is_some() {
+        for (k, v) in egress::env() {
+            vars.retain(|(name, _)| *name != k);
+            vars.push((k, v));
+        }
+    }
     let path_var = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
     let exe = find_exe(&argv[0], path_var).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
     let cwd = std::env::current_dir().map_err(LinuxError::Cwd)?;
 
-    let ctx =
-        Ctx { policy, argv, opts, vars: &vars, exe: &exe, cwd: &cwd, network_off, boundary, landlock_abi, use_seccomp };
+    let ctx = Ctx {
+        policy,
+        argv,
+        opts,
+        vars: &vars,
+        exe: &exe,
+        cwd: &cwd,
+        network_off,
+        domains,
+        boundary,
+        landlock_abi,
+        use_seccomp,
+    };
     if !missing.is_empty() {
         eprintln!("codex-box: degraded sandbox (--allow-degraded); NOT enforced:");
         for m in &missing {
@@ -166,7 +188,7 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         }
     }
     let code = match attempt(&ctx, use_ns) {
-        Err(e) if use_ns && opts.allow_degraded && e.is_userns_refusal() => {
+        Err(e) if use_ns && opts.allow_degraded && e.is_userns_refusal() && domains.is_none() => {
             let m = "user namespaces (refused by the kernel): .git/.codex/.agents and protected paths are NOT read-only, credential stores NOT hidden, /tmp NOT private, no PID or network namespace";
             eprintln!("codex-box: {e}\ncodex-box: degraded sandbox (--allow-degraded); NOT enforced:\n  - {m}");
             missing.push(m.into());
@@ -188,6 +210,8 @@ struct Ctx<'a> {
     exe: &'a Path,
     cwd: &'a Path,
     network_off: bool,
+    /// Network by name: a network namespace whose only way out is the proxy.
+    domains: Option<&'a DomainPolicy>,
     boundary: bool,
     landlock_abi: Option<u32>,
     use_seccomp: bool,
@@ -255,7 +279,13 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
         }
         None => None,
     };
-    let rules = seccomp::rules(network_off);
+    let sockets = match (network_off, c.domains) {
+        (true, _) => seccomp::Sockets::Unix,
+        (false, Some(_)) => seccomp::Sockets::UnixAndIp,
+        (false, None) => seccomp::Sockets::Any,
+    };
+    let rules = seccomp::rules(sockets);
+    let new_net = network_off || c.domains.is_some();
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let launch = spawn::Launch {
@@ -264,12 +294,13 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
         envp: c.vars.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect(),
         cwd: cstr(c.cwd.as_os_str().as_bytes()),
         namespaces: use_ns
-            .then(|| (namespaces::clone_flags(network_off), namespaces::id_map(uid), namespaces::id_map(gid))),
+            .then(|| (namespaces::clone_flags(new_net), namespaces::id_map(uid), namespaces::id_map(gid))),
         mounts: steps,
         landlock,
         harden: c.boundary,
         seccomp: c.use_seccomp.then(|| seccomp::compile(&rules, opts.log_denials)),
         notify: opts.log_denials && c.use_seccomp,
+        proxy: use_ns && c.domains.is_some(),
         // Capabilities the kernel does not know answer EINVAL, which the child ignores.
         cap_last: 63,
     };
@@ -282,7 +313,7 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
             c.landlock_abi.map_or("no Landlock".into(), |a| format!("Landlock ABI {a}")),
             if c.use_seccomp { format!("{} rules", rules.len()) } else { "off".into() },
             if use_ns {
-                if network_off {
+                if new_net {
                     "user+mount+pid+ipc+net"
                 } else {
                     "user+mount+pid+ipc"
@@ -296,15 +327,49 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
             if policy.fs.shared_tmp || !use_ns { "shared" } else { "private" },
         );
     }
-    run_tree(&launch, &rules, opts)
+    if let (true, Some(d)) = (opts.verbose, c.domains) {
+        eprintln!(
+            "codex-box: sandbox: network only through the proxy at {} ({} allowed, {} denied pattern(s), ports {:?})",
+            egress::LISTEN,
+            d.rules.allow.len(),
+            d.rules.deny.len(),
+            d.ports
+        );
+    }
+    // Before the command exists: a resolver or log that cannot work stops the run here.
+    let proxy = match c.domains {
+        Some(d) => Some(egress::prepare(d, opts.proxy_log.as_deref(), opts.log_denials)?),
+        None => None,
+    };
+    run_tree(&launch, &rules, opts, proxy)
 }
 
-fn run_tree(launch: &spawn::Launch, rules: &[seccomp::Rule], opts: &Options) -> Result<i32, LinuxError> {
+fn run_tree(
+    launch: &spawn::Launch,
+    rules: &[seccomp::Rule],
+    opts: &Options,
+    proxy: Option<egress::Prepared>,
+) -> Result<i32, LinuxError> {
     let mut started = spawn::start(launch)?;
     if let Some(failure) = started.failure {
         spawn::wait(&started);
         return Err(explain(failure, launch));
     }
+    let proxy = match (proxy, started.proxy.take()) {
+        (Some(p), Some(listener)) => match p.serve(listener) {
+            Ok(running) => Some(running),
+            Err(e) => {
+                kill_tree(&started);
+                return Err(e.into());
+            }
+        },
+        (Some(_), None) => {
+            kill_tree(&started);
+            let error = std::io::Error::from_raw_os_error(libc::EPROTO);
+            return Err(LinuxError::Setup { step: egress::STEPS[4].into(), error, advice: String::new() });
+        }
+        (None, _) => None,
+    };
     let logger = match started.listener.take() {
         Some(l) => {
             Some(notify::start(l).map_err(|error| spawn::SpawnError::Os { what: "start the denial logger", error })?)
@@ -312,6 +377,9 @@ fn run_tree(launch: &spawn::Launch, rules: &[seccomp::Rule], opts: &Options) -> 
         None => None,
     };
     let code = spawn::wait(&started);
+    if let Some(running) = proxy {
+        eprintln!("codex-box: {}", running.finish());
+    }
     if let Some(logger) = logger {
         let denials = logger.finish();
         if opts.log_denials {
@@ -322,6 +390,13 @@ fn run_tree(launch: &spawn::Launch, rules: &[seccomp::Rule], opts: &Options) -> 
         }
     }
     Ok(code)
+}
+
+/// Kills a started tree (its init takes the namespace with it) and reaps it.
+fn kill_tree(started: &spawn::Started) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(started.pid, libc::SIGKILL) };
+    spawn::wait(started);
 }
 
 fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
@@ -344,6 +419,7 @@ fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
         spawn::Stage::Seccomp => "install the seccomp filter".into(),
         spawn::Stage::SendListener => "hand the seccomp listener to the supervisor".into(),
         spawn::Stage::Exec => format!("execute {}", l.exe.to_string_lossy()),
+        spawn::Stage::Proxy => egress::STEPS.get(f.detail as usize).unwrap_or(&egress::STEPS[0]).to_string(),
     };
     let advice = match (f.stage, f.errno) {
         (spawn::Stage::IdMap | spawn::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),

@@ -3,8 +3,9 @@
 //!
 //! Enforces, for the sandboxed process and everything it starts: no `ptrace`, no
 //! `process_vm_readv/writev`, no io_uring, no `ioctl(TIOCSTI/TIOCLINUX)` (typing into the terminal),
-//! no new user namespaces, no mount-table or kernel-module/keyring/bpf/perf calls, and with network
-//! off no socket other than AF_UNIX. Refused calls return EPERM (or, with `--log-denials`, are sent to
+//! no new user namespaces, no mount-table or kernel-module/keyring/bpf/perf calls, with network
+//! off no socket other than AF_UNIX, and with network by name no socket other than AF_UNIX, AF_INET
+//! and AF_INET6. Refused calls return EPERM (or, with `--log-denials`, are sent to
 //! the supervisor, which records them and answers EPERM). System calls of another architecture (x32,
 //! 32-bit compat) kill the process. It does not look at paths: files are Landlock's and the mount
 //! namespace's job.
@@ -17,10 +18,10 @@ use libc::sock_filter;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cond {
     Always,
-    /// The low 32 bits of argument `arg` differ from `value`.
-    ArgNe {
+    /// The low 32 bits of argument `arg` are none of `values`.
+    ArgNotIn {
         arg: u8,
-        value: u32,
+        values: &'static [u32],
     },
     /// The low 32 bits of argument `arg` equal `value`.
     ArgEq {
@@ -81,8 +82,23 @@ const ALWAYS: &[(i64, &str)] = &[
     (libc::SYS_delete_module, "delete_module"),
 ];
 
+/// Which socket families the command may create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sockets {
+    /// Network on: every family.
+    Any,
+    /// Network off: AF_UNIX only.
+    Unix,
+    /// Network by name: AF_UNIX, AF_INET and AF_INET6, inside a network namespace whose only way
+    /// out is the proxy (no netlink, no packet sockets).
+    UnixAndIp,
+}
+
+const UNIX: &[u32] = &[libc::AF_UNIX as u32];
+const UNIX_AND_IP: &[u32] = &[libc::AF_UNIX as u32, libc::AF_INET as u32, libc::AF_INET6 as u32];
+
 /// The rule table for a policy.
-pub fn rules(network_off: bool) -> Vec<Rule> {
+pub fn rules(sockets: Sockets) -> Vec<Rule> {
     let mut r: Vec<Rule> = ALWAYS.iter().map(|&(nr, name)| deny(nr, name, Cond::Always)).collect();
     for (cmd, name) in [(libc::TIOCSTI, "ioctl(TIOCSTI)"), (libc::TIOCLINUX, "ioctl(TIOCLINUX)")] {
         r.push(deny(libc::SYS_ioctl, name, Cond::ArgEq { arg: 1, value: cmd as u32 }));
@@ -92,9 +108,14 @@ pub fn rules(network_off: bool) -> Vec<Rule> {
     r.push(deny(libc::SYS_clone, "clone(CLONE_NEWUSER)", Cond::ArgAnyBits { arg: 0, mask: newuser }));
     // clone3 passes its flags in memory seccomp cannot read: answer ENOSYS so libc falls back to clone.
     r.push(Rule { nr: libc::SYS_clone3, name: "clone3", cond: Cond::Always, errno: libc::ENOSYS, denial: false });
-    if network_off {
-        let unix = libc::AF_UNIX as u32;
-        r.push(deny(libc::SYS_socket, "socket(non-AF_UNIX)", Cond::ArgNe { arg: 0, value: unix }));
+    match sockets {
+        Sockets::Any => {}
+        Sockets::Unix => r.push(deny(libc::SYS_socket, "socket(non-AF_UNIX)", Cond::ArgNotIn { arg: 0, values: UNIX })),
+        Sockets::UnixAndIp => r.push(deny(
+            libc::SYS_socket,
+            "socket(not AF_UNIX/AF_INET/AF_INET6)",
+            Cond::ArgNotIn { arg: 0, values: UNIX_AND_IP },
+        )),
     }
     r
 }
@@ -147,10 +168,15 @@ pub fn compile(rules: &[Rule], notify: bool) -> Vec<sock_filter> {
             Cond::Always => {
                 p.push(jump(JEQ, r.nr as u32, 0, 1));
             }
-            Cond::ArgNe { arg, value } => {
-                p.push(jump(JEQ, r.nr as u32, 0, 3));
+            Cond::ArgNotIn { arg, values } => {
+                // Not this call: skip the load, the comparisons and the return. A listed value:
+                // skip the comparisons after it and the return.
+                let n = values.len();
+                p.push(jump(JEQ, r.nr as u32, 0, (n + 2) as u8));
                 p.push(stmt(LD_W_ABS, off_arg_lo(arg)));
-                p.push(jump(JEQ, value, 1, 0));
+                for (i, v) in values.iter().enumerate() {
+                    p.push(jump(JEQ, *v, (n - i) as u8, 0));
+                }
             }
             Cond::ArgEq { arg, value } => {
                 p.push(jump(JEQ, r.nr as u32, 0, 3));

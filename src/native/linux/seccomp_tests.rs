@@ -33,7 +33,7 @@ const EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
 const ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
 
 fn check(net_off: bool, nr: i64, args: [u64; 6]) -> u32 {
-    run(&compile(&rules(net_off), false), AUDIT_ARCH, nr, args)
+    run(&compile(&rules(if net_off { Sockets::Unix } else { Sockets::Any }), false), AUDIT_ARCH, nr, args)
 }
 
 #[test]
@@ -82,8 +82,26 @@ fn new_user_namespaces_are_refused_and_clone3_falls_back() {
 }
 
 #[test]
+fn network_by_name_allows_ip_sockets_and_nothing_else() {
+    let prog = compile(&rules(Sockets::UnixAndIp), false);
+    let socket = |family: i32| run(&prog, AUDIT_ARCH, libc::SYS_socket, [family as u64, 1, 0, 0, 0, 0]);
+    for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+        assert_eq!(socket(family), ALLOW, "family {family}");
+    }
+    for family in [libc::AF_NETLINK, libc::AF_PACKET, libc::AF_VSOCK, libc::AF_BLUETOOTH, 0, 9999] {
+        assert_eq!(socket(family), EPERM, "family {family}");
+    }
+    // A high word does not turn a refused family into an allowed one, nor the reverse.
+    assert_eq!(run(&prog, AUDIT_ARCH, libc::SYS_socket, [(1 << 32) | libc::AF_INET as u64, 1, 0, 0, 0, 0]), ALLOW);
+    assert_eq!(run(&prog, AUDIT_ARCH, libc::SYS_socket, [(1 << 32) | libc::AF_PACKET as u64, 1, 0, 0, 0, 0]), EPERM);
+    // Other calls are judged as before.
+    assert_eq!(run(&prog, AUDIT_ARCH, libc::SYS_ptrace, [0; 6]), EPERM);
+    assert_eq!(run(&prog, AUDIT_ARCH, libc::SYS_read, [0; 6]), ALLOW);
+}
+
+#[test]
 fn foreign_architectures_and_x32_are_killed() {
-    let prog = compile(&rules(false), false);
+    let prog = compile(&rules(Sockets::Any), false);
     assert_eq!(run(&prog, 0x4000_0003, libc::SYS_read, [0; 6]), libc::SECCOMP_RET_KILL_PROCESS);
     if cfg!(target_arch = "x86_64") {
         assert_eq!(run(&prog, AUDIT_ARCH, 0x4000_0000, [0; 6]), libc::SECCOMP_RET_KILL_PROCESS);
@@ -92,7 +110,7 @@ fn foreign_architectures_and_x32_are_killed() {
 
 #[test]
 fn notify_mode_sends_denials_to_the_supervisor() {
-    let prog = compile(&rules(true), true);
+    let prog = compile(&rules(Sockets::Unix), true);
     assert_eq!(run(&prog, AUDIT_ARCH, libc::SYS_ptrace, [0; 6]), libc::SECCOMP_RET_USER_NOTIF);
     assert_eq!(run(&prog, AUDIT_ARCH, libc::SYS_clone3, [0; 6]), libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32);
     assert!(prog.len() < 4096);
@@ -100,7 +118,7 @@ fn notify_mode_sends_denials_to_the_supervisor() {
 
 #[test]
 fn denials_are_described() {
-    let r = rules(true);
+    let r = rules(Sockets::Unix);
     assert_eq!(describe(&r, libc::SYS_socket, &[2, 1, 0, 0, 0, 0]), "socket(family 2 AF_INET)");
     assert_eq!(describe(&r, libc::SYS_ptrace, &[16, 42, 0, 0, 0, 0]), "ptrace(request 16, pid 42)");
 }

@@ -30,12 +30,13 @@ pub enum Stage {
     SendListener = 9,
     Exec = 10,
     LandlockRule = 11,
+    Proxy = 12,
 }
 
 impl Stage {
     fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
-        [IdMap, Mount, Chdir, Fork, Caps, NoNewPrivs, Landlock, Seccomp, SendListener, Exec, LandlockRule]
+        [IdMap, Mount, Chdir, Fork, Caps, NoNewPrivs, Landlock, Seccomp, SendListener, Exec, LandlockRule, Proxy]
             .into_iter()
             .find(|s| *s as u32 == v)
     }
@@ -56,6 +57,9 @@ pub struct Launch {
     pub harden: bool,
     pub seccomp: Option<Vec<libc::sock_filter>>,
     pub notify: bool,
+    /// Network by name: init opens the proxy's listener in the new network namespace
+    /// (see `egress`) and sends it to the supervisor.
+    pub proxy: bool,
     pub cap_last: u32,
 }
 
@@ -75,10 +79,12 @@ pub enum SpawnError {
     Namespaces { error: std::io::Error, advice: String },
 }
 
-/// A started tree: its init (or command) pid, the seccomp listener, or the child's setup failure.
+/// A started tree: its init (or command) pid, the seccomp listener, the proxy's listener, or the
+/// child's setup failure.
 pub struct Started {
     pub pid: libc::pid_t,
     pub listener: Option<OwnedFd>,
+    pub proxy: Option<OwnedFd>,
     pub failure: Option<ChildFailure>,
     saved: [libc::sigaction; 4],
     /// Init writes the command's exit code here once every process of the namespace is dead, so the
@@ -194,6 +200,15 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
     {
         return Err(os("create the notification socket"));
     }
+    let mut proxy_pair = [-1; 2];
+    // SAFETY: `proxy_pair` has room for two descriptors.
+    if l.proxy
+        && unsafe {
+            libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, proxy_pair.as_mut_ptr())
+        } < 0
+    {
+        return Err(os("create the proxy socket pair"));
+    }
 
     // SAFETY: sigaction is plain data; all-zero is valid before sigaction fills it.
     let mut saved: [libc::sigaction; 4] = unsafe { std::mem::zeroed() };
@@ -221,7 +236,7 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
             l,
             &argv,
             &envp,
-            super::child::Ends { pipe: wr.as_raw_fd(), sock: pair[1], done: done[1] },
+            super::child::Ends { pipe: wr.as_raw_fd(), sock: pair[1], done: done[1], proxy: proxy_pair[1] },
             &block,
             &old,
         );
@@ -235,8 +250,14 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
         // SAFETY: closing the child's end, which we own.
         unsafe { libc::close(pair[1]) };
     }
-    // SAFETY: pair[0] and done[0] are ours if created; done[1] is init's.
+    // SAFETY: pair[0], proxy_pair[0] and done[0] are ours if created; proxy_pair[1] and done[1]
+    // are init's.
     let ours = (pair[0] >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pair[0]) });
+    // SAFETY: as above.
+    let proxy_ours = (proxy_pair[0] >= 0).then(|| unsafe {
+        libc::close(proxy_pair[1]);
+        OwnedFd::from_raw_fd(proxy_pair[0])
+    });
     // SAFETY: as above.
     let done_rd = (done[0] >= 0).then(|| unsafe {
         libc::close(done[1]);
@@ -260,10 +281,12 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
             detail: u32::from_ne_bytes(rec[4..8].try_into().unwrap_or_default()),
             errno: i32::from_ne_bytes(rec[8..].try_into().unwrap_or_default()),
         };
-        return Ok(Started { pid, listener: None, failure: Some(f), saved, done: None });
+        return Ok(Started { pid, listener: None, proxy: None, failure: Some(f), saved, done: None });
     }
     let listener = ours.and_then(|s| super::notify::recv_fd(s.as_raw_fd()));
-    Ok(Started { pid, listener, failure: None, saved, done: done_rd })
+    // Init sent it before starting the command, which has exec'd by now.
+    let proxy = proxy_ours.and_then(|s| super::notify::recv_fd(s.as_raw_fd()));
+    Ok(Started { pid, listener, proxy, failure: None, saved, done: done_rd })
 }
 
 /// Waits for the tree; returns the exit code (128+N for a signal).

@@ -26,7 +26,7 @@ pub const BASE: &str = include_str!("base.sbpl");
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SbplError {
     #[error(
-        "the macOS sandbox cannot enforce an egress allowlist; use network_access = true/false, or the container mode"
+        "the macOS sandbox cannot restrict the network to names (--allow-domain, allow_domains) yet; use network_access = true/false, or a container session with --egress proxy"
     )]
     Allowlist,
     #[error("sandbox policy path {0} is not absolute; write it as an absolute path (or start it with ~/)")]
@@ -50,7 +50,7 @@ impl Network {
         match net {
             NetPolicy::None => Ok(Network::None),
             NetPolicy::Full => Ok(Network::Full),
-            NetPolicy::Allowlist(_) => Err(SbplError::Allowlist),
+            NetPolicy::Domains(_) => Err(SbplError::Allowlist),
         }
     }
 }

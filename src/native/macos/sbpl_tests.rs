@@ -156,10 +156,14 @@ fn workspace_write_with_network_and_loopback() {
 fn danger_full_access_runs_without_seatbelt_and_allowlists_are_refused() {
     let policy = Policy { full_access: true, net: NetPolicy::Full, ..read_only() };
     assert_eq!(plan(&policy).unwrap(), None);
-    let policy = workspace(NetPolicy::Allowlist(vec!["example.com".into()]));
+    let policy = workspace(NetPolicy::Domains(Box::new(crate::policy::DomainPolicy {
+        rules: crate::proxy::Rules::default(),
+        ports: vec![443],
+        dns_server: None,
+    })));
     let err = plan(&policy).unwrap_err();
     assert_eq!(err, SbplError::Allowlist);
-    assert!(err.to_string().contains("container mode"));
+    assert!(err.to_string().contains("--egress proxy"));
 }
 
 #[test]

@@ -23,7 +23,7 @@ use crate::policy::{NetPolicy, Policy};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    #[error("the Windows sandbox cannot enforce an egress allowlist; use network_access = true/false, or the container mode")]
+    #[error("the Windows sandbox cannot restrict the network to names (--allow-domain, allow_domains) yet; use network_access = true/false, or a container session with --egress proxy")]
     Allowlist,
     #[error("sandbox policy path {0} is not absolute; write it as an absolute path")]
     Relative(PathBuf),
@@ -131,7 +131,7 @@ pub fn plan(policy: &Policy, session: &str, exists: &dyn Fn(&Path) -> bool) -> R
     if policy.full_access {
         return Ok(None);
     }
-    if matches!(policy.net, NetPolicy::Allowlist(_)) {
+    if matches!(policy.net, NetPolicy::Domains(_)) {
         return Err(PlanError::Allowlist);
     }
     let fs = &policy.fs;

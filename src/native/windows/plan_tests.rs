@@ -115,7 +115,11 @@ fn sessions_get_their_own_sids() {
 fn full_access_allowlist_and_relative_paths() {
     let full = Policy { full_access: true, ..workspace(NetPolicy::Full) };
     assert_eq!(plan(&full, "s", &exists).unwrap(), None);
-    let allow = workspace(NetPolicy::Allowlist(vec!["example.com".into()]));
+    let allow = workspace(NetPolicy::Domains(Box::new(crate::policy::DomainPolicy {
+        rules: crate::proxy::Rules::default(),
+        ports: vec![443],
+        dns_server: None,
+    })));
     assert_eq!(plan(&allow, "s", &exists).unwrap_err(), PlanError::Allowlist);
     let rel = Policy { fs: FsPolicy { write_roots: vec![p("proj")], ..FsPolicy::default() }, ..Policy::default() };
     let err = plan(&rel, "s", &exists).unwrap_err();
