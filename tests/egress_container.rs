@@ -132,19 +132,6 @@ fn the_same_holds_with_the_firewall_in_a_sidecar() {
     allowlist_holds("sidecar", "side", "198.18.80", "2001:db8:80", None);
 }
 
-/// Whether the engine has the gVisor runtime (CI configures it; elsewhere an explicit skip).
-fn gvisor() -> bool {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let has = rt.block_on(async {
-        let d = codex_box::docker::engine::connect().await.unwrap();
-        d.info().await.ok().and_then(|i| i.runtimes).is_some_and(|r| r.contains_key("runsc"))
-    });
-    if !has {
-        skip("the engine has no runsc runtime (gVisor); .ci/run configures it");
-    }
-    has
-}
-
 #[test]
 fn the_same_holds_for_an_agent_under_gvisor() {
     if !docker_ready("egress firewall (gVisor)") || !gvisor() {

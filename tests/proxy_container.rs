@@ -316,3 +316,50 @@ fn proxy_mode_works_with_the_sidecar_applier_and_on_the_default_bridge() {
     );
     assert!(containers_for(&p.wd).is_empty());
 }
+
+#[test]
+fn proxy_mode_holds_for_an_agent_under_gvisor() {
+    if !docker_ready("egress proxy under gVisor") || !gvisor() {
+        return;
+    }
+    let v4 = "198.18.95";
+    let net = TestNet::new("gvisor", v4);
+    let dns =
+        TestDns::start(Zone::new(60).addr("allowed.test", &format!("{v4}.10")).addr("other.test", &format!("{v4}.10")));
+    let p = Project::new();
+    let dns_addr = dns.addr.to_string();
+    let script = format!(
+        "probe() {{ if curl -fsS -o /dev/null --max-time 5 \"$@\" 2>/dev/null; then echo \"OPEN $*\"; else echo \"CLOSED $*\"; fi; }}\n\
+         probe http://allowed.test/\nprobe http://other.test/\nprobe --noproxy '*' http://{v4}.10/\n\
+         dmesg 2>/dev/null | grep -qi gvisor && echo UNDER-GVISOR\n"
+    );
+    // --runtime runsc picks the sidecar applier: rules set inside gVisor would not apply.
+    let out = p.run_sh(
+        &[
+            "--network",
+            &net.name,
+            "--runtime",
+            "runsc",
+            "--egress",
+            "proxy",
+            "--dns-server",
+            &dns_addr,
+            "--allow-domain",
+            "allowed.test",
+        ],
+        &script,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "OPEN http://allowed.test/",
+            "CLOSED http://other.test/",
+            &format!("CLOSED --noproxy * http://{v4}.10/"),
+            "UNDER-GVISOR"
+        ],
+        "{stderr}"
+    );
+    assert!(containers_for(&p.wd).is_empty());
+}

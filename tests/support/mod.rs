@@ -200,3 +200,16 @@ pub fn run_in_pty(mut cmd: Command, rows: u16, cols: u16, until: &'static str) -
     let status = child.wait().unwrap();
     (status, reader.join().unwrap())
 }
+
+/// Whether the engine has the gVisor runtime (CI configures it; elsewhere an explicit skip).
+pub fn gvisor() -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let has = rt.block_on(async {
+        let d = codex_box::docker::engine::connect().await.unwrap();
+        d.info().await.ok().and_then(|i| i.runtimes).is_some_and(|r| r.contains_key("runsc"))
+    });
+    if !has {
+        skip("the engine has no runsc runtime (gVisor); .ci/run configures it");
+    }
+    has
+}
