@@ -169,11 +169,11 @@ fn kernel_checks(f: &Facts, out: &mut Vec<Check>) {
         }
     });
     out.push(if k.userns {
-        ok("userns", "user namespaces available")
+        ok("userns", "user namespaces available (also for network by name: `sandbox --allow-domain`)")
     } else {
         warn(
             "userns",
-            format!("user namespaces are not available: {degraded}"),
+            format!("user namespaces are not available: {degraded}; `sandbox --allow-domain` is refused"),
             "raise user.max_user_namespaces (`sudo sysctl -w user.max_user_namespaces=15000`)",
         )
     });
