@@ -14,9 +14,11 @@ use bollard::models::{
 };
 use bollard::query_parameters::RemoveContainerOptions;
 use support::dns_server::{TestDns, Zone};
+use support::proxy_probes;
 use support::*;
 
-/// The test host's content and servers (run as root in the test host).
+/// The test host's content and servers (run as root in the test host); `TLS_RESPONDER` is
+/// replaced by [`proxy_probes::TLS_RESPONDER_PY`].
 const HOST_SETUP: &str = r#"
 set -e
 export HOME=/tmp
@@ -33,15 +35,7 @@ git --git-dir=/srv/repo.git update-server-info
 cd /srv
 exec python3 -c "
 import socket, threading, http.server
-def tls():
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 443)); s.listen(16)
-    while True:
-        c, _ = s.accept(); c.settimeout(5)
-        try:
-            if c.recv(16384)[:1] == b'\x16': c.sendall(b'GOT-HELLO')
-        except OSError: pass
-        c.close()
-threading.Thread(target=tls, daemon=True).start()
+TLS_RESPONDER
 http.server.ThreadingHTTPServer(('0.0.0.0', 80), http.server.SimpleHTTPRequestHandler).serve_forever()
 "
 "#;
@@ -82,7 +76,11 @@ impl TestNet {
             };
             let body = ContainerCreateBody {
                 image: Some(image()),
-                entrypoint: Some(vec!["sh".into(), "-c".into(), HOST_SETUP.into()]),
+                entrypoint: Some(vec![
+                    "sh".into(),
+                    "-c".into(),
+                    HOST_SETUP.replace("TLS_RESPONDER", proxy_probes::TLS_RESPONDER_PY),
+                ]),
                 user: Some("0".into()),
                 working_dir: Some("/tmp".into()),
                 host_config: Some(HostConfig { network_mode: Some(name.clone()), ..Default::default() }),
@@ -120,7 +118,7 @@ impl Drop for TestNet {
 /// matching and a lying SNI, and git, npm and Java with only the environment codex-box sets (the
 /// image has no pip module; pip honours the same HTTP(S)_PROXY variables as curl).
 const SESSION: &str = r#"
-probe() { if curl -fsS -o /dev/null --max-time 5 "$@" 2>/dev/null; then echo "OPEN $*"; else echo "CLOSED $*"; fi; }
+PROBE
 probe http://allowed.test/
 probe http://www.allowed.test/
 probe http://other.test/
@@ -128,42 +126,23 @@ probe --noproxy '*' http://TESTHOST/
 probe --noproxy '*' http://GATEWAY:9/
 curl -sS -o /dev/null --max-time 5 https://other.test/ 2>&1 | grep -o 'response 403' | sed 's/^/HTTPS other.test: /'
 python3 - <<'PY'
-import os, socket, ssl
-h, p = os.environ['HTTPS_PROXY'].split('//')[1].rsplit(':', 1)
-def hello(n):
-    i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
-    s = ssl.create_default_context().wrap_bio(i, o, server_hostname=n)
-    try: s.do_handshake()
-    except ssl.SSLWantReadError: pass
-    return o.read()
-def tunnel(host, sni):
-    s = socket.create_connection((h, int(p)), timeout=5)
-    s.sendall(f'CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n'.encode())
-    head = b''
-    while not head.endswith(b'\r\n\r\n'):
-        c = s.recv(1)
-        if not c: break
-        head += c
-    if not head.startswith(b'HTTP/1.1 200'):
-        return 'REFUSED ' + head.split(b'\r\n')[0].decode()
-    s.sendall(hello(sni))
-    try: data = s.recv(100)
-    except OSError: data = b''
-    return 'REPLY ' + data.decode() if data else 'CLOSED'
-print('TLS allowed.test/allowed.test', tunnel('allowed.test', 'allowed.test'))
-print('TLS allowed.test/other.test', tunnel('allowed.test', 'other.test'))
-print('TLS other.test/other.test', tunnel('other.test', 'other.test'))
+TUNNELS
 PY
 git ls-remote http://allowed.test/repo.git 2>/dev/null | awk '{print "GIT " $2}'
 git ls-remote http://other.test/repo.git >/dev/null 2>&1 || echo "GIT other.test refused"
 echo "NPM $(npm view demo version --registry http://allowed.test/ 2>/dev/null)"
-cat > /tmp/Fetch.java <<'JAVA'
-public class Fetch { public static void main(String[] a) throws Exception {
-  var c = (java.net.HttpURLConnection) new java.net.URI(a[0]).toURL().openConnection();
-  System.out.println("JAVA " + c.getResponseCode()); } }
 JAVA
-java /tmp/Fetch.java http://allowed.test/ 2>/dev/null || echo "JAVA failed"
 "#;
+
+/// [`SESSION`] with the shared pieces filled in.
+fn session(test_host: &str, gateway: &str) -> String {
+    SESSION
+        .replace("PROBE", proxy_probes::PROBE_SH)
+        .replace("TUNNELS", proxy_probes::TUNNELS_PY)
+        .replace("JAVA", proxy_probes::JAVA_SH)
+        .replace("TESTHOST", test_host)
+        .replace("GATEWAY", gateway)
+}
 
 #[test]
 fn only_the_proxy_is_reachable_and_it_tells_names_on_one_address_apart() {
@@ -180,7 +159,7 @@ fn only_the_proxy_is_reachable_and_it_tells_names_on_one_address_apart() {
     );
     let p = Project::new();
     let dns_addr = dns.addr.to_string();
-    let script = SESSION.replace("TESTHOST", &format!("{v4}.10")).replace("GATEWAY", &format!("{v4}.1"));
+    let script = session(&format!("{v4}.10"), &format!("{v4}.1"));
     let out = p.run_sh(
         &[
             "--network",
@@ -205,9 +184,9 @@ fn only_the_proxy_is_reachable_and_it_tells_names_on_one_address_apart() {
         &format!("CLOSED --noproxy * http://{v4}.10/"),
         &format!("CLOSED --noproxy * http://{v4}.1:9/"),
         "HTTPS other.test: response 403",
-        "TLS allowed.test/allowed.test REPLY GOT-HELLO",
-        "TLS allowed.test/other.test CLOSED",
-        "TLS other.test/other.test REFUSED HTTP/1.1 403 Forbidden",
+        proxy_probes::TUNNELS_EXPECTED[0],
+        proxy_probes::TUNNELS_EXPECTED[1],
+        proxy_probes::TUNNELS_EXPECTED[2],
         "GIT HEAD",
         "GIT refs/heads/main",
         "GIT other.test refused",
@@ -268,6 +247,35 @@ fn wildcards_are_refused_in_ip_mode_and_accepted_in_proxy_mode() {
     assert!(text(&out.stderr).contains("--deny-domain only applies with --egress proxy"), "{}", text(&out.stderr));
 }
 
+/// Runs the three name probes (allowed, not allowed, direct) in a proxy-mode session with `flags`;
+/// asserts success and returns stdout's lines and stderr.
+fn three_probes(p: &Project, v4: &str, dns: &TestDns, flags: &[&str], extra: &str) -> (Vec<String>, String) {
+    let script = format!(
+        "{}probe http://allowed.test/\nprobe http://other.test/\nprobe --noproxy '*' http://{v4}.10/\n{extra}",
+        proxy_probes::PROBE_SH
+    );
+    let dns_addr = dns.addr.to_string();
+    let mut args = vec!["--egress", "proxy", "--dns-server", &dns_addr, "--allow-domain", "allowed.test"];
+    args.extend_from_slice(flags);
+    let out = p.run_sh(&args, &script);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{flags:?}: {stdout}\n{stderr}");
+    (stdout.lines().map(String::from).collect(), stderr)
+}
+
+/// What [`three_probes`] prints when the proxy is the only way out.
+fn three_expected(v4: &str) -> Vec<String> {
+    vec![
+        "OPEN http://allowed.test/".into(),
+        "CLOSED http://other.test/".into(),
+        format!("CLOSED --noproxy * http://{v4}.10/"),
+    ]
+}
+
+fn names_zone(v4: &str) -> Zone {
+    Zone::new(60).addr("allowed.test", &format!("{v4}.10")).addr("other.test", &format!("{v4}.10"))
+}
+
 #[test]
 fn proxy_mode_works_with_the_sidecar_applier_and_on_the_default_bridge() {
     if !docker_ready("egress proxy with the sidecar applier") {
@@ -275,45 +283,13 @@ fn proxy_mode_works_with_the_sidecar_applier_and_on_the_default_bridge() {
     }
     let v4 = "198.18.92";
     let net = TestNet::new("sidecar", v4);
-    let dns =
-        TestDns::start(Zone::new(60).addr("allowed.test", &format!("{v4}.10")).addr("other.test", &format!("{v4}.10")));
+    let dns = TestDns::start(names_zone(v4));
     let p = Project::new();
-    let dns_addr = dns.addr.to_string();
-    let script = format!(
-        "probe() {{ if curl -fsS -o /dev/null --max-time 5 \"$@\" 2>/dev/null; then echo \"OPEN $*\"; else echo \"CLOSED $*\"; fi; }}\n\
-         probe http://allowed.test/\nprobe http://other.test/\nprobe --noproxy '*' http://{v4}.10/\n"
-    );
-    let out = p.run_sh(
-        &[
-            "--network",
-            &net.name,
-            "--egress",
-            "proxy",
-            "--firewall-applier",
-            "sidecar",
-            "--dns-server",
-            &dns_addr,
-            "--allow-domain",
-            "allowed.test",
-        ],
-        &script,
-    );
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
-        ["OPEN http://allowed.test/", "CLOSED http://other.test/", &format!("CLOSED --noproxy * http://{v4}.10/")],
-        "{stderr}"
-    );
+    let (lines, stderr) = three_probes(&p, v4, &dns, &["--network", &net.name, "--firewall-applier", "sidecar"], "");
+    assert_eq!(lines, three_expected(v4), "{stderr}");
     // The common case: the engine's default bridge (proxy on its gateway), entrypoint applier.
-    let out = p.run_sh(&["--egress", "proxy", "--dns-server", &dns_addr, "--allow-domain", "allowed.test"], &script);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
-        ["OPEN http://allowed.test/", "CLOSED http://other.test/", &format!("CLOSED --noproxy * http://{v4}.10/")],
-        "default bridge: {stderr}"
-    );
+    let (lines, stderr) = three_probes(&p, v4, &dns, &[], "");
+    assert_eq!(lines, three_expected(v4), "default bridge: {stderr}");
     assert!(containers_for(&p.wd).is_empty());
 }
 
@@ -324,42 +300,14 @@ fn proxy_mode_holds_for_an_agent_under_gvisor() {
     }
     let v4 = "198.18.95";
     let net = TestNet::new("gvisor", v4);
-    let dns =
-        TestDns::start(Zone::new(60).addr("allowed.test", &format!("{v4}.10")).addr("other.test", &format!("{v4}.10")));
+    let dns = TestDns::start(names_zone(v4));
     let p = Project::new();
-    let dns_addr = dns.addr.to_string();
-    let script = format!(
-        "probe() {{ if curl -fsS -o /dev/null --max-time 5 \"$@\" 2>/dev/null; then echo \"OPEN $*\"; else echo \"CLOSED $*\"; fi; }}\n\
-         probe http://allowed.test/\nprobe http://other.test/\nprobe --noproxy '*' http://{v4}.10/\n\
-         dmesg 2>/dev/null | grep -qi gvisor && echo UNDER-GVISOR\n"
-    );
     // --runtime runsc picks the sidecar applier: rules set inside gVisor would not apply.
-    let out = p.run_sh(
-        &[
-            "--network",
-            &net.name,
-            "--runtime",
-            "runsc",
-            "--egress",
-            "proxy",
-            "--dns-server",
-            &dns_addr,
-            "--allow-domain",
-            "allowed.test",
-        ],
-        &script,
-    );
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert_eq!(
-        stdout.lines().collect::<Vec<_>>(),
-        [
-            "OPEN http://allowed.test/",
-            "CLOSED http://other.test/",
-            &format!("CLOSED --noproxy * http://{v4}.10/"),
-            "UNDER-GVISOR"
-        ],
-        "{stderr}"
-    );
+    let flags = ["--network", &net.name, "--runtime", "runsc"];
+    let (lines, stderr) =
+        three_probes(&p, v4, &dns, &flags, "dmesg 2>/dev/null | grep -qi gvisor && echo UNDER-GVISOR\n");
+    let mut expected = three_expected(v4);
+    expected.push("UNDER-GVISOR".into());
+    assert_eq!(lines, expected, "{stderr}");
     assert!(containers_for(&p.wd).is_empty());
 }

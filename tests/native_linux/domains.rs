@@ -7,6 +7,7 @@
 
 use crate::support::dns_server::{TestDns, Zone};
 use crate::support::netns::{self, Netns};
+use crate::support::proxy_probes;
 use crate::*;
 
 use std::process::{Child, Command, Stdio};
@@ -36,15 +37,7 @@ git('init', '-q', '-b', 'main', 'work')
 git('-C', 'work', 'commit', '-q', '--allow-empty', '-m', 'first')
 git('clone', '-q', '--bare', 'work', 'repo.git')
 git('--git-dir=repo.git', 'update-server-info')
-def tls():
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 443)); s.listen(16)
-    while True:
-        c, _ = s.accept(); c.settimeout(5)
-        try:
-            if c.recv(16384)[:1] == b'\x16': c.sendall(b'GOT-HELLO')
-        except OSError: pass
-        c.close()
-threading.Thread(target=tls, daemon=True).start()
+TLS_RESPONDER
 class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(('0.0.0.0', 80), Quiet).serve_forever()
@@ -77,7 +70,7 @@ impl TestHost {
         ns.exec(&["ip", "link", "set", "eth0", "up"], None).unwrap();
         let content = tempfile::tempdir().unwrap();
         let server = Command::new("ip")
-            .args(["netns", "exec", &ns.name, PY, "-c", HOST])
+            .args(["netns", "exec", &ns.name, PY, "-c", &HOST.replace("TLS_RESPONDER", proxy_probes::TLS_RESPONDER_PY)])
             .arg(content.path())
             .stdout(Stdio::null())
             .spawn()
@@ -110,7 +103,7 @@ impl Drop for TestHost {
 /// Probes from inside the sandbox: by name through the proxy, the direct ways around it, TLS
 /// tunnels with a matching and a lying SNI, and a malformed request that must not harm the next.
 const PROBES: &str = r#"
-probe() { if curl -fsS -o /dev/null --max-time 5 "$@" 2>/dev/null; then echo "OPEN $*"; else echo "CLOSED $*"; fi; }
+PROBE
 probe http://allowed.test/
 probe http://api.allowed.test/
 probe http://www.allowed.test/
@@ -120,39 +113,12 @@ probe http://allowed.test:8080/
 probe --noproxy '*' http://TESTHOST/
 curl -sS -o /dev/null --max-time 5 https://other.test/ 2>&1 | grep -o 'response 403' | sed 's/^/HTTPS other.test: /'
 /usr/bin/python3 - <<'PY'
-import os, socket, ssl
-h, p = os.environ['HTTPS_PROXY'].split('//')[1].rsplit(':', 1)
+TUNNELS
 try:
     socket.getaddrinfo('allowed.test', 80)
     print('DNS answered')
 except OSError:
     print('DNS failed')
-def hello(n):
-    i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
-    s = ssl.create_default_context().wrap_bio(i, o, server_hostname=n)
-    try: s.do_handshake()
-    except ssl.SSLWantReadError: pass
-    return o.read()
-def head(s):
-    h = b''
-    while not h.endswith(b'\r\n\r\n'):
-        c = s.recv(1)
-        if not c: break
-        h += c
-    return h
-def tunnel(host, sni):
-    s = socket.create_connection((h, int(p)), timeout=5)
-    s.sendall(f'CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n\r\n'.encode())
-    r = head(s)
-    if not r.startswith(b'HTTP/1.1 200'):
-        return 'REFUSED ' + r.split(b'\r\n')[0].decode()
-    s.sendall(hello(sni))
-    try: data = s.recv(100)
-    except OSError: data = b''
-    return 'REPLY ' + data.decode() if data else 'CLOSED'
-print('TLS allowed.test/allowed.test', tunnel('allowed.test', 'allowed.test'))
-print('TLS allowed.test/other.test', tunnel('allowed.test', 'other.test'))
-print('TLS other.test/other.test', tunnel('other.test', 'other.test'))
 bad = socket.create_connection((h, int(p)), timeout=5)
 bad.sendall(b'\x00\xff GARBAGE \r\n\r\n')
 print('MALFORMED', head(bad).split(b'\r\n')[0].decode())
@@ -183,7 +149,11 @@ fn only_the_proxy_leads_out_and_it_tells_names_on_one_address_apart() {
         &dns,
         "--log-denials",
     ];
-    let mut c = cmd(&fx, &flags, &["sh", "-c", &PROBES.replace("TESTHOST", &host.ip)]);
+    let script = PROBES
+        .replace("PROBE", proxy_probes::PROBE_SH)
+        .replace("TUNNELS", proxy_probes::TUNNELS_PY)
+        .replace("TESTHOST", &host.ip);
+    let mut c = cmd(&fx, &flags, &["sh", "-c", &script]);
     let r = output(c.env("XDG_STATE_HOME", &state).output().unwrap());
     let lines: Vec<&str> = r.out.lines().collect();
     let has = |l: &str| lines.contains(&l);
@@ -198,9 +168,9 @@ fn only_the_proxy_leads_out_and_it_tells_names_on_one_address_apart() {
     // No way around the proxy: no route to the host's address, no DNS.
     assert!(has(&format!("CLOSED --noproxy * http://{}/", host.ip)) && has("DNS failed"), "{why}");
     // The ClientHello must name the CONNECT host.
-    assert!(has("TLS allowed.test/allowed.test REPLY GOT-HELLO"), "{why}");
-    assert!(has("TLS allowed.test/other.test CLOSED"), "lying SNI: {why}");
-    assert!(has("TLS other.test/other.test REFUSED HTTP/1.1 403 Forbidden"), "{why}");
+    for line in proxy_probes::TUNNELS_EXPECTED {
+        assert!(has(line), "{line}: {why}");
+    }
     // A malformed request gets its 400 and harms nothing else.
     assert!(has("MALFORMED HTTP/1.1 400 Bad Request") && has("AFTER HTTP/1.0 200 OK"), "{why}");
     // --log-denials, the summary and the per-run log.
@@ -234,12 +204,7 @@ npm view demo version --registry http://other.test/ >/dev/null 2>&1 || echo "NPM
   --trusted-host allowed.test demo 2>&1 && echo "PIP $(ls /tmp/dl)"
 /usr/bin/python3 -m pip download -q --no-cache-dir --no-deps -d /tmp/dl2 --index-url http://other.test/simple/ \
   --trusted-host other.test --retries 0 --timeout 5 demo >/dev/null 2>&1 || echo "PIP other.test refused"
-cat > /tmp/Fetch.java <<'JAVA'
-public class Fetch { public static void main(String[] a) throws Exception {
-  var c = (java.net.HttpURLConnection) new java.net.URI(a[0]).toURL().openConnection();
-  System.out.println("JAVA " + c.getResponseCode()); } }
 JAVA
-java /tmp/Fetch.java http://allowed.test/ 2>/dev/null || echo "JAVA failed"
 "#;
 
 #[test]
@@ -250,8 +215,9 @@ fn tools_work_through_the_proxy_with_only_the_environment_codex_box_sets() {
     let Some(host) = TestHost::start(94) else { return };
     let fx = fx();
     let flags = ["-s", "workspace-write", "--allow-domain", "allowed.test", &host.dns_flag()];
+    let script = TOOLS.replace("JAVA", proxy_probes::JAVA_SH);
     let r =
-        output(cmd(&fx, &flags, &["sh", "-c", TOOLS]).env("XDG_STATE_HOME", fx.home.join("state")).output().unwrap());
+        output(cmd(&fx, &flags, &["sh", "-c", &script]).env("XDG_STATE_HOME", fx.home.join("state")).output().unwrap());
     let why = format!("stdout:\n{}\nstderr:\n{}", r.out, r.err);
     for line in [
         "CURL hello from the test host",

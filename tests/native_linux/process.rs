@@ -113,8 +113,9 @@ fn the_whole_tree_dies_with_codex_box() {
     assert!(alive(), "control: the sleeps run");
     child.kill().unwrap();
     child.wait().unwrap();
+    // Generous: the kernel tears the PID namespace down asynchronously, slowly on a loaded machine.
     let t = Instant::now();
-    while alive() && t.elapsed() < Duration::from_secs(5) {
+    while alive() && t.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!alive(), "the sandboxed tree outlived codex-box");

@@ -14,6 +14,7 @@ macro_rules! need_docker {
 pub mod dns_server;
 #[cfg(target_os = "linux")]
 pub mod netns;
+pub mod proxy_probes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
