@@ -33,6 +33,10 @@ with zipfile.ZipFile('simple/demo/demo-1.0-py3-none-any.whl', 'w') as z:
 open('simple/demo/index.html', 'w').write('<a href="demo-1.0-py3-none-any.whl">demo-1.0-py3-none-any.whl</a>\n')
 git = lambda *a: subprocess.run(['git', '-c', 'user.name=t', '-c', 'user.email=t@t.test', *a], check=True,
                                 capture_output=True)
+os.makedirs('maven2/org/test/parent/1.0', exist_ok=True)
+open('maven2/org/test/parent/1.0/parent-1.0.pom', 'w').write(
+    '<project><modelVersion>4.0.0</modelVersion><groupId>org.test</groupId><artifactId>parent</artifactId>'
+    '<version>1.0</version><packaging>pom</packaging></project>\n')
 git('init', '-q', '-b', 'main', 'work')
 git('-C', 'work', 'commit', '-q', '--allow-empty', '-m', 'first')
 git('clone', '-q', '--bare', 'work', 'repo.git')
@@ -192,7 +196,8 @@ fn only_the_proxy_leads_out_and_it_tells_names_on_one_address_apart() {
     assert!(direct.status.success());
 }
 
-/// Tools with nothing but the environment codex-box sets: curl, git, npm, pip, Java.
+/// Tools with nothing but the environment codex-box sets: curl, git, npm, pip, Java, Maven (where
+/// the project says where to fetch from — a mirror — and codex-box's variables say how).
 const TOOLS: &str = r#"
 export npm_config_cache=/tmp/npm-cache npm_config_update_notifier=false PIP_DISABLE_PIP_VERSION_CHECK=1
 echo "CURL $(curl -fsS --max-time 5 http://allowed.test/)"
@@ -205,6 +210,15 @@ npm view demo version --registry http://other.test/ >/dev/null 2>&1 || echo "NPM
 /usr/bin/python3 -m pip download -q --no-cache-dir --no-deps -d /tmp/dl2 --index-url http://other.test/simple/ \
   --trusted-host other.test --retries 0 --timeout 5 demo >/dev/null 2>&1 || echo "PIP other.test refused"
 JAVA
+mkdir -p /tmp/mvn && cd /tmp/mvn
+cat > pom.xml <<'XML'
+<project><modelVersion>4.0.0</modelVersion><artifactId>child</artifactId>
+<parent><groupId>org.test</groupId><artifactId>parent</artifactId><version>1.0</version><relativePath/></parent></project>
+XML
+for h in allowed.test other.test; do
+  printf '<settings><mirrors><mirror><id>t</id><mirrorOf>*</mirrorOf><url>http://%s/maven2</url></mirror></mirrors></settings>' $h > s-$h.xml
+  if mvn -B -q -s s-$h.xml -Dmaven.repo.local=/tmp/m2-$h validate >/dev/null 2>&1; then echo "MAVEN $h parent resolved"; else echo "MAVEN $h refused"; fi
+done
 "#;
 
 #[test]
@@ -228,6 +242,8 @@ fn tools_work_through_the_proxy_with_only_the_environment_codex_box_sets() {
         "PIP demo-1.0-py3-none-any.whl",
         "PIP other.test refused",
         "JAVA 200",
+        "MAVEN allowed.test parent resolved",
+        "MAVEN other.test refused",
     ] {
         assert!(r.out.lines().any(|l| l == line), "missing {line:?}: {why}");
     }
