@@ -94,24 +94,38 @@ impl Log {
         Log { file: None, path: None, counts: Mutex::default(), print_denials }
     }
 
-    /// A log appending to `path` (its directory is created, mode 0700).
+    /// A log in a new file at `path` — or, when that exists, at `path` with `.1`, `.2`, … before
+    /// its extension. Its directory is created (mode 0700 when codex-box creates or owns it as a
+    /// real directory). The file is always new (mode 0600) and never reached through a symbolic
+    /// link, so a link planted where the log goes (a sandboxed command that can write the state
+    /// directory) cannot make codex-box append to another file.
     pub fn file(path: &Path, print_denials: bool) -> Result<Log, LogError> {
         let err = |source| LogError { path: path.to_path_buf(), source };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
             #[cfg(unix)]
-            {
+            if dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
             }
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
-        Ok(Log {
-            file: Some(Mutex::new(file)),
-            path: Some(path.to_path_buf()),
-            counts: Mutex::default(),
-            print_denials,
-        })
+        let mut last = None;
+        for n in 0..100 {
+            let candidate = if n == 0 { path.to_path_buf() } else { numbered(path, n) };
+            match open_new(&candidate) {
+                Ok(file) => {
+                    return Ok(Log {
+                        file: Some(Mutex::new(file)),
+                        path: Some(candidate),
+                        counts: Mutex::default(),
+                        print_denials,
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Err(err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AlreadyExists))))
     }
 
     pub fn record(&self, event: &Event) {
@@ -140,6 +154,28 @@ impl Log {
         top.truncate(5);
         Summary { allowed: c.allowed, denied: c.denied, top_denied: top, path: self.path.clone() }
     }
+}
+
+/// Creates `path`, failing when anything (a file, a link) is already there.
+fn open_new(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    o.open(path)
+}
+
+/// `dir/name.log` → `dir/name.N.log`.
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}.{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}.{n}"),
+    };
+    path.with_file_name(name)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for a time after 1970.
@@ -203,5 +239,26 @@ mod tests {
             format!("proxy: 1 allowed, 3 denied; denied most: b.test (2), c.test (1); log: {}", path.display())
         );
         assert_eq!(Log::memory(false).summary().to_string(), "proxy: 0 allowed, 0 denied");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_or_an_old_log_is_never_written() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("bashrc");
+        std::fs::write(&victim, "original\n").unwrap();
+        let path = t.path().join("proxy/sandbox-7.log");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        std::fs::write(t.path().join("proxy/sandbox-7.1.log"), "an older run\n").unwrap();
+        let log = Log::file(&path, false).unwrap();
+        log.record(&ev("evil.test", false));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "original\n");
+        assert_eq!(std::fs::read_to_string(t.path().join("proxy/sandbox-7.1.log")).unwrap(), "an older run\n");
+        let used = t.path().join("proxy/sandbox-7.2.log");
+        assert_eq!(log.summary().path.as_deref(), Some(used.as_path()));
+        assert!(std::fs::read_to_string(&used).unwrap().contains("evil.test"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&used).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }
