@@ -86,7 +86,7 @@ mod run {
     /// Runs `argv` under `policy`.
     pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, MacosError> {
         let canonical = Policy { fs: paths::canonical_fs(&policy.fs), ..policy.clone() };
-        let profile = sbpl::plan(&canonical)?;
+        let profile = sbpl::plan(&canonical, None)?;
         let (vars, _removed) = env::scrub(
             std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())),
             &policy.env,
