@@ -48,6 +48,15 @@ pub fn config(d: &DomainPolicy) -> ProxyConfig {
     }
 }
 
+/// Points the command's tools at the proxy at `addr` ([`crate::proxy::session_env`]), replacing
+/// variables of the same names in `vars`.
+pub fn point_at(vars: &mut Vec<(String, String)>, addr: SocketAddr) {
+    for (k, v) in crate::proxy::session_env(addr) {
+        vars.retain(|(name, _)| *name != k);
+        vars.push((k, v));
+    }
+}
+
 /// The proxy, ready before the sandbox starts (so that a bad resolver or log path stops the run
 /// before the command exists).
 pub struct Prepared {
@@ -213,6 +222,22 @@ mod tests {
         assert_eq!(c.ports, vec![443]);
         assert_eq!(c.resolver.server, d.dns_server);
         assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn the_command_is_pointed_at_the_proxy_and_its_own_proxy_settings_replaced() {
+        let mut vars = vec![
+            ("PATH".to_string(), "/usr/bin:/bin".to_string()),
+            ("HTTPS_PROXY".to_string(), "http://corp.example:8080".to_string()),
+            ("no_proxy".to_string(), "*".to_string()),
+        ];
+        point_at(&mut vars, "127.0.0.1:43128".parse().unwrap());
+        let all = |k: &str| vars.iter().filter(|(n, _)| n == k).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        assert_eq!(all("PATH"), ["/usr/bin:/bin"]);
+        assert_eq!(all("HTTPS_PROXY"), ["http://127.0.0.1:43128"]);
+        assert_eq!(all("http_proxy"), ["http://127.0.0.1:43128"]);
+        assert_eq!(all("no_proxy"), ["localhost,127.0.0.1,::1"]);
+        assert_eq!(all("GIT_CONFIG_VALUE_0"), ["http://127.0.0.1:43128"]);
     }
 
     #[test]
