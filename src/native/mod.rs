@@ -1,11 +1,13 @@
 //! Native sandboxes: the backend seam between the one [`Policy`] and the host kernel.
 //!
-//! `profile` builds the policy from flags and TOML; `env` scrubs secrets from the environment; the
+//! `profile` builds the policy from flags and TOML; `env` scrubs secrets from the environment;
+//! `egress` serves the allowlisting proxy for network by name (Linux and macOS); the
 //! platform backend (`linux`: Landlock + seccomp + namespaces; `macos`: Seatbelt through sandbox-exec;
 //! `windows`: a write-restricted token, ACLs and a job object) enforces it and reports an
 //! [`Enforcement`]. Each backend's pure translation (Seatbelt profile, Windows plan) compiles on every
 //! platform so it is unit-tested on Linux. No backend reads configuration.
 
+pub mod egress;
 pub mod env;
 pub mod profile;
 

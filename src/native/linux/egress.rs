@@ -8,14 +8,14 @@
 //! (and SNI); UDP, DNS, ICMP and direct TCP have no route (the namespace has no other interface);
 //! seccomp refuses sockets other than unix and IP ones. What it does not: make tools that ignore
 //! the proxy variables work (they fail closed), or look inside TLS.
+//!
+//! The proxy itself (configuration, runtime, log, shutdown) is shared with macOS:
+//! [`crate::native::egress`].
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{OwnedFd, RawFd};
-use std::path::Path;
 
-use crate::egress::ResolverSettings;
-use crate::policy::DomainPolicy;
-use crate::proxy::{Limits, Log, Proxy, ProxyConfig, ProxyError, Summary};
+use crate::native::egress::{EgressError, Prepared, Running};
 
 /// Where the proxy listens inside the sandbox's namespace (private to it: no port clash).
 pub const LISTEN: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3128);
@@ -89,83 +89,9 @@ pub fn open_in_namespace(sock: RawFd) -> Result<(), (u32, i32)> {
     }
 }
 
-/// Why the proxy cannot run.
-#[derive(Debug, thiserror::Error)]
-pub enum EgressError {
-    #[error("cannot start the egress proxy's runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error(transparent)]
-    Log(#[from] crate::proxy::log::LogError),
-    #[error(transparent)]
-    Proxy(#[from] ProxyError),
-    #[error("cannot use the proxy's socket from the sandbox: {0}")]
-    Listener(std::io::Error),
-}
-
-/// The proxy, ready before the sandbox starts (so that a bad resolver or log path stops the run
-/// before the command exists).
-pub struct Prepared {
-    rt: tokio::runtime::Runtime,
-    config: ProxyConfig,
-    log: Log,
-}
-
-/// The configuration the proxy decides with (pure).
-pub fn config(d: &DomainPolicy) -> ProxyConfig {
-    ProxyConfig {
-        rules: d.rules.clone(),
-        ports: d.ports.clone(),
-        resolver: ResolverSettings { server: d.dns_server, ..ResolverSettings::default() },
-        limits: Limits::default(),
-    }
-}
-
-/// Builds the runtime, checks the resolver and opens the log (`None`: counts only).
-pub fn prepare(d: &DomainPolicy, log_path: Option<&Path>, print_denials: bool) -> Result<Prepared, EgressError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("codex-box-proxy")
-        .enable_all()
-        .build()
-        .map_err(EgressError::Runtime)?;
-    let config = config(d);
-    {
-        let _in = rt.enter();
-        crate::egress::resolve::resolver(&config.resolver).map_err(ProxyError::from)?;
-    }
-    let log = match log_path {
-        Some(p) => Log::file(p, print_denials)?,
-        None => Log::memory(print_denials),
-    };
-    Ok(Prepared { rt, config, log })
-}
-
-/// A proxy serving the sandbox.
-pub struct Running {
-    rt: tokio::runtime::Runtime,
-    proxy: Proxy,
-}
-
-impl Prepared {
-    /// Serves on the listener init sent.
-    pub fn serve(self, listener: OwnedFd) -> Result<Running, EgressError> {
-        let _in = self.rt.enter();
-        let std_listener = std::net::TcpListener::from(listener);
-        std_listener.set_nonblocking(true).map_err(EgressError::Listener)?;
-        let listener = tokio::net::TcpListener::from_std(std_listener).map_err(EgressError::Listener)?;
-        let proxy = Proxy::serve(listener, self.config, self.log)?;
-        drop(_in);
-        Ok(Running { rt: self.rt, proxy })
-    }
-}
-
-impl Running {
-    /// Ends every connection and returns the counts.
-    pub fn finish(self) -> Summary {
-        let summary = self.rt.block_on(self.proxy.shutdown());
-        self.rt.shutdown_timeout(std::time::Duration::from_millis(200));
-        summary
-    }
+/// Serves the proxy on the listener init sent from the sandbox's namespace.
+pub fn serve(prepared: Prepared, listener: OwnedFd) -> Result<Running, EgressError> {
+    prepared.serve(std::net::TcpListener::from(listener))
 }
 
 /// The variables that point the command's tools at the proxy.
@@ -184,23 +110,5 @@ mod tests {
         assert_eq!(get("HTTPS_PROXY"), "http://127.0.0.1:3128");
         assert_eq!(get("http_proxy"), "http://127.0.0.1:3128");
         assert!(get("JAVA_TOOL_OPTIONS").contains("-Dhttps.proxyPort=3128"));
-    }
-
-    #[test]
-    fn the_proxy_decides_with_the_policy() {
-        let rules = crate::proxy::Rules::from_entries(
-            [("**.example.org", crate::egress::Source::Flag)],
-            [("bad.example.org", crate::egress::Source::DenyFlag)],
-        )
-        .unwrap();
-        let d = DomainPolicy {
-            rules: rules.clone(),
-            ports: vec![443],
-            dns_server: Some("127.0.0.1:5353".parse().unwrap()),
-        };
-        let c = config(&d);
-        assert_eq!(c.rules, rules);
-        assert_eq!(c.ports, vec![443]);
-        assert_eq!(c.resolver.server, d.dns_server);
     }
 }

@@ -38,7 +38,7 @@ pub enum LinuxError {
     #[error("allowed domains need a network namespace whose only way out is the proxy, and user namespaces are not available: {0}; without them the sandbox cannot restrict the network to names (--allow-degraded does not change this)")]
     DomainsNeedNamespaces(String),
     #[error(transparent)]
-    Egress(#[from] egress::EgressError),
+    Egress(#[from] crate::native::egress::EgressError),
     #[error("command not found: `{0}` (searched PATH)")]
     NotFound(String),
     #[error("cannot create the placeholder {path} that keeps it read-only: {error}; create it yourself or drop it from protected_paths")]
@@ -338,7 +338,7 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
     }
     // Before the command exists: a resolver or log that cannot work stops the run here.
     let proxy = match c.domains {
-        Some(d) => Some(egress::prepare(d, opts.proxy_log.as_deref(), opts.log_denials)?),
+        Some(d) => Some(crate::native::egress::prepare(d, opts.proxy_log.as_deref(), opts.log_denials)?),
         None => None,
     };
     run_tree(&launch, &rules, opts, proxy)
@@ -348,7 +348,7 @@ fn run_tree(
     launch: &spawn::Launch,
     rules: &[seccomp::Rule],
     opts: &Options,
-    proxy: Option<egress::Prepared>,
+    proxy: Option<crate::native::egress::Prepared>,
 ) -> Result<i32, LinuxError> {
     let mut started = spawn::start(launch)?;
     if let Some(failure) = started.failure {
@@ -356,7 +356,7 @@ fn run_tree(
         return Err(explain(failure, launch));
     }
     let proxy = match (proxy, started.proxy.take()) {
-        (Some(p), Some(listener)) => match p.serve(listener) {
+        (Some(p), Some(listener)) => match egress::serve(p, listener) {
             Ok(running) => Some(running),
             Err(e) => {
                 kill_tree(&started);

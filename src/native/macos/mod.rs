@@ -2,15 +2,26 @@
 //! through `/usr/bin/sandbox-exec -p PROFILE -D NAME=PATH … -- CMD`, with canonical paths (`paths`)
 //! and a scrubbed environment.
 //!
+//! Network by name (`--allow-domain`): macOS has no private network namespace, so codex-box serves
+//! its allowlisting proxy ([`crate::native::egress`]) on the host's loopback, `127.0.0.1:PORT` (an
+//! ephemeral port, its `[::1]` twin held so nothing else can listen there), the profile allows
+//! outbound TCP to `localhost:PORT` and nothing else, and the command's proxy variables name it.
+//!
 //! Enforced by the kernel (Seatbelt): reads only below the readable roots minus hidden paths, writes
 //! only below the writable roots minus .git/.codex/.agents and protected paths, no network unless the
-//! policy allows it, signals and ptrace-like inspection only inside the sandbox. Not enforced: a
-//! private /tmp (the host's is shared), resource limits, an egress allowlist (refused), and the
-//! command outliving a killed codex-box (there is no parent-death signal on macOS).
-//! `danger-full-access` runs the command without sandbox-exec.
+//! policy allows it — with allowed domains, TCP to the proxy's port only (no DNS, no UDP, no other
+//! port), the proxy deciding by name — signals and ptrace-like inspection only inside the sandbox.
+//! Not enforced: a private /tmp (the host's is shared), resource limits, and the command outliving
+//! a killed codex-box (there is no parent-death signal on macOS). With allowed domains: the proxy on
+//! the host's loopback is reachable by every other process of the host too (same allowlist); a
+//! process the command leaves behind keeps its profile, so after the run it can reach whatever
+//! listens on that port then; tools that ignore the proxy variables, or verify TLS through the
+//! system's trust service (trustd, left closed: it fetches certificate URLs outside the sandbox),
+//! fail instead of connecting. `danger-full-access` runs the command without sandbox-exec.
 //!
-//! The generator and the path canonicaliser compile everywhere and are unit-tested on Linux; the code
-//! that starts processes exists only on macOS and has not been run by this project's CI.
+//! The generator, the path canonicaliser and the proxy's loopback listener compile everywhere and
+//! are unit-tested on Linux; the code that starts processes exists only on macOS and has not been
+//! run by this project: nothing here has been run on a Mac, only cross-compiled.
 
 pub mod denials;
 pub mod paths;
@@ -32,6 +43,8 @@ pub enum MacosError {
     Wait(std::io::Error),
     #[error("cannot start `log stream` for --log-denials: {0}; drop --log-denials")]
     LogStream(std::io::Error),
+    #[error(transparent)]
+    Egress(#[from] crate::native::egress::EgressError),
 }
 
 impl MacosError {
@@ -64,8 +77,8 @@ mod run {
     use std::process::Command;
 
     use super::{denials, gaps, paths, sbpl, MacosError};
-    use crate::native::{env, Enforcement, Options, Outcome};
-    use crate::policy::Policy;
+    use crate::native::{egress, env, Enforcement, Options, Outcome};
+    use crate::policy::{NetPolicy, Policy};
 
     /// Whether `sandbox-exec` is there.
     pub fn probe() -> bool {
@@ -86,11 +99,20 @@ mod run {
     /// Runs `argv` under `policy`.
     pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, MacosError> {
         let canonical = Policy { fs: paths::canonical_fs(&policy.fs), ..policy.clone() };
-        let profile = sbpl::plan(&canonical)?;
-        let (vars, _removed) = env::scrub(
+        // Network by name: the proxy's port goes into the profile, so it is bound first.
+        let domains = match &policy.net {
+            NetPolicy::Domains(d) if !policy.full_access => Some(&**d),
+            _ => None,
+        };
+        let loopback = domains.map(|_| egress::bind_loopback()).transpose()?;
+        let profile = sbpl::plan(&canonical, loopback.as_ref().map(egress::Loopback::port))?;
+        let (mut vars, _removed) = env::scrub(
             std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())),
             &policy.env,
         );
+        if let Some(lo) = &loopback {
+            egress::point_at(&mut vars, lo.addr());
+        }
         let path_var = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
         let exe = find_exe(&argv[0], path_var).ok_or_else(|| MacosError::NotFound(argv[0].clone()))?;
         let mut resolved = argv.to_vec();
@@ -119,12 +141,33 @@ mod run {
                     for (k, v) in &p.params {
                         eprintln!("codex-box: sandbox:   {k} = {}", v.display());
                     }
+                    if let Some(port) = p.proxy_port {
+                        eprintln!("codex-box: sandbox:   {} = {port}", sbpl::PROXY_PORT);
+                    }
                 }
+            }
+            if let (Some(d), Some(lo)) = (domains, &loopback) {
+                eprintln!(
+                    "codex-box: sandbox: network only through the proxy at {} ({} allowed, {} denied pattern(s), ports {:?}; [::1]:{} {})",
+                    lo.addr(),
+                    d.rules.allow.len(),
+                    d.rules.deny.len(),
+                    d.ports,
+                    lo.port(),
+                    if lo.reserves_ipv6() { "reserved" } else { "absent (no IPv6 loopback)" },
+                );
             }
             for g in &missing {
                 eprintln!("codex-box: sandbox: not enforced: {g}");
             }
         }
+        // Before the command exists: a resolver or log that cannot work stops the run here.
+        let proxy = match (domains, loopback) {
+            (Some(d), Some(lo)) => {
+                Some(egress::prepare(d, opts.proxy_log.as_deref(), opts.log_denials)?.serve_loopback(lo)?)
+            }
+            _ => None,
+        };
         let stream = match (opts.log_denials, &profile) {
             (true, Some(_)) => Some(denials::Stream::start().map_err(MacosError::LogStream)?),
             _ => None,
@@ -140,6 +183,9 @@ mod run {
             libc::signal(libc::SIGQUIT, saved[1]);
         }
         let status = status.map_err(MacosError::Wait)?;
+        if let Some(running) = proxy {
+            eprintln!("codex-box: {}", running.finish());
+        }
         if let Some(stream) = stream {
             let found = stream.finish();
             eprintln!("codex-box: the sandbox refused {} operation(s)", found.len());

@@ -7,10 +7,15 @@
 //! `(require-not (subpath …))` inside the allow rule they limit, so the result does not depend on how
 //! Seatbelt orders competing allow and deny rules.
 //!
+//! Network by name ([`Network::Proxy`]) follows the same rule: the proxy's port is the `PROXY_PORT`
+//! parameter, joined to `localhost:` by Seatbelt's `string-append`, so the text is the same for every
+//! port. (Other projects use `(param …)` in a network address this way; this project has not run it.)
+//!
 //! Enforced by the profile: reads only below the readable and writable roots, minus the deny-read
 //! paths; writes only below the writable roots, minus protected and deny-read paths; no network, the
-//! loopback interface only, or full network; signals and process inspection only inside the sandbox.
-//! Not expressed here: a private /tmp (the host's /tmp is shared), resource limits, an egress allowlist.
+//! loopback interface only, TCP to the egress proxy's loopback port only, or full network; signals
+//! and process inspection only inside the sandbox. Not expressed here: a private /tmp (the host's
+//! /tmp is shared), resource limits, the allowlist itself (the proxy decides by name).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -26,9 +31,9 @@ pub const BASE: &str = include_str!("base.sbpl");
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SbplError {
     #[error(
-        "the macOS sandbox cannot restrict the network to names (--allow-domain, allow_domains) yet; use network_access = true/false, or a container session with --egress proxy"
+        "the allowed domains need codex-box's egress proxy, and the sandbox was planned without it; this is a bug in codex-box (please report it) — meanwhile use a container session with --egress proxy"
     )]
-    Allowlist,
+    NoProxy,
     #[error("sandbox policy path {0} is not absolute; write it as an absolute path (or start it with ~/)")]
     Relative(PathBuf),
 }
@@ -38,22 +43,32 @@ pub enum SbplError {
 pub enum Network {
     /// No socket traffic at all (unix sockets included).
     None,
-    /// Only `localhost`, for a local proxy in front of an allowlist.
+    /// Only `localhost`, any port: connect, bind and accept (no policy asks for it today; network by
+    /// name uses the narrower [`Network::Proxy`]).
     Loopback,
     /// Anything, plus the DNS and certificate services name resolution and TLS need.
     Full,
+    /// Network by name: outbound TCP to codex-box's egress proxy at `localhost:PORT` and nothing
+    /// else — no other port, no UDP (so no DNS: the proxy resolves), no bind, no inbound, none of
+    /// the DNS or certificate services `Full` opens.
+    Proxy(u16),
 }
 
 impl Network {
-    /// The network mode of a policy; an allowlist is refused rather than silently widened.
-    pub fn of(net: &NetPolicy) -> Result<Network, SbplError> {
-        match net {
-            NetPolicy::None => Ok(Network::None),
-            NetPolicy::Full => Ok(Network::Full),
-            NetPolicy::Domains(_) => Err(SbplError::Allowlist),
+    /// The network mode of a policy. Allowed domains need the port the proxy listens on
+    /// (`proxy_port`); without it they are refused rather than silently widened.
+    pub fn of(net: &NetPolicy, proxy_port: Option<u16>) -> Result<Network, SbplError> {
+        match (net, proxy_port) {
+            (NetPolicy::None, _) => Ok(Network::None),
+            (NetPolicy::Full, _) => Ok(Network::Full),
+            (NetPolicy::Domains(_), Some(port)) => Ok(Network::Proxy(port)),
+            (NetPolicy::Domains(_), None) => Err(SbplError::NoProxy),
         }
     }
 }
+
+/// The parameter that carries the egress proxy's port ([`Network::Proxy`]).
+pub const PROXY_PORT: &str = "PROXY_PORT";
 
 /// A generated profile: its text and the parameter values `sandbox-exec -D` defines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,15 +76,18 @@ pub struct Profile {
     pub text: String,
     /// (parameter name, path), in the order the text first uses them.
     pub params: Vec<(String, PathBuf)>,
+    /// The value of the [`PROXY_PORT`] parameter, when the text uses it.
+    pub proxy_port: Option<u16>,
 }
 
 /// The profile of `policy`, or `None` for `danger-full-access` (the command runs without Seatbelt).
 /// Paths must already be canonical (see `paths::canonical_fs`): Seatbelt matches resolved paths.
-pub fn plan(policy: &Policy) -> Result<Option<Profile>, SbplError> {
+/// `proxy_port`: where codex-box's egress proxy listens on loopback, for allowed domains.
+pub fn plan(policy: &Policy, proxy_port: Option<u16>) -> Result<Option<Profile>, SbplError> {
     if policy.full_access {
         return Ok(None);
     }
-    profile(&policy.fs, Network::of(&policy.net)?).map(Some)
+    profile(&policy.fs, Network::of(&policy.net, proxy_port)?).map(Some)
 }
 
 /// Collects parameters, one per distinct (kind, path).
@@ -158,11 +176,24 @@ pub fn profile(fs: &FsPolicy, net: Network) -> Result<Profile, SbplError> {
             "  (global-name \"com.apple.trustd.agent\")\n",
             "  (global-name \"com.apple.ocspd\"))\n",
         ),
+        // `tcp`, not `ip`: an `ip` address also matches UDP to that port. `localhost` is the only
+        // host Seatbelt accepts besides `*`; it also matches ::1, which the caller keeps for itself.
+        // No mach service is opened: not mDNSResponder (DNS is the proxy's), not trustd (it
+        // fetches certificate URLs a client hands it, from outside the sandbox).
+        Network::Proxy(_) => concat!(
+            "\n; Network: TCP to codex-box's egress proxy on loopback only (port: the PROXY_PORT parameter).\n",
+            "(allow network-outbound (remote tcp (string-append \"localhost:\" (param \"PROXY_PORT\"))))\n",
+        ),
     });
-    Ok(Profile { text, params: params.list })
+    let proxy_port = match net {
+        Network::Proxy(port) => Some(port),
+        _ => None,
+    };
+    Ok(Profile { text, params: params.list, proxy_port })
 }
 
-/// `sandbox-exec`'s arguments (after the program name): `-p PROFILE -D NAME=PATH … -- ARGV…`.
+/// `sandbox-exec`'s arguments (after the program name): `-p PROFILE -D NAME=PATH … [-D PROXY_PORT=N]
+/// -- ARGV…`.
 pub fn sandbox_exec_args(profile: &Profile, argv: &[String]) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec!["-p".into(), profile.text.clone().into()];
     for (name, path) in &profile.params {
@@ -170,6 +201,10 @@ pub fn sandbox_exec_args(profile: &Profile, argv: &[String]) -> Vec<OsString> {
         def.push(path.as_os_str());
         args.push("-D".into());
         args.push(def);
+    }
+    if let Some(port) = profile.proxy_port {
+        args.push("-D".into());
+        args.push(format!("{PROXY_PORT}={port}").into());
     }
     args.push("--".into());
     args.extend(argv.iter().map(OsString::from));

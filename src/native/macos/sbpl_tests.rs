@@ -86,7 +86,7 @@ fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
 
 #[test]
 fn read_only_reads_minus_hidden_and_writes_nothing() {
-    let prof = plan(&read_only()).unwrap().expect("read-only is sandboxed");
+    let prof = plan(&read_only(), None).unwrap().expect("read-only is sandboxed");
     let t = &prof.text;
     assert!(t.contains("(deny default)"));
     assert!(balanced(t), "{t}");
@@ -108,7 +108,7 @@ fn read_only_reads_minus_hidden_and_writes_nothing() {
 
 #[test]
 fn workspace_write_without_network() {
-    let prof = plan(&workspace(NetPolicy::None)).unwrap().unwrap();
+    let prof = plan(&workspace(NetPolicy::None), None).unwrap().unwrap();
     let t = &prof.text;
     assert!(balanced(t), "{t}");
     let write_rules: Vec<&str> = t.split("(allow file-write*").skip(1).collect();
@@ -140,7 +140,7 @@ fn workspace_write_without_network() {
 
 #[test]
 fn workspace_write_with_network_and_loopback() {
-    let t = plan(&workspace(NetPolicy::Full)).unwrap().unwrap().text;
+    let t = plan(&workspace(NetPolicy::Full), None).unwrap().unwrap().text;
     assert!(
         t.contains("\n(allow network-outbound)\n") && t.contains("(global-name \"com.apple.mDNSResponder\")"),
         "{t}"
@@ -152,18 +152,153 @@ fn workspace_write_with_network_and_loopback() {
     assert!(balanced(&t));
 }
 
-#[test]
-fn danger_full_access_runs_without_seatbelt_and_allowlists_are_refused() {
-    let policy = Policy { full_access: true, net: NetPolicy::Full, ..read_only() };
-    assert_eq!(plan(&policy).unwrap(), None);
-    let policy = workspace(NetPolicy::Domains(Box::new(crate::policy::DomainPolicy {
+fn domains() -> NetPolicy {
+    NetPolicy::Domains(Box::new(crate::policy::DomainPolicy {
         rules: crate::proxy::Rules::default(),
         ports: vec![443],
         dns_server: None,
-    })));
-    let err = plan(&policy).unwrap_err();
-    assert_eq!(err, SbplError::Allowlist);
-    assert!(err.to_string().contains("--egress proxy"));
+    }))
+}
+
+/// The top-level lists of a profile, comments dropped and whitespace runs collapsed.
+fn forms(text: &str) -> Vec<String> {
+    let (mut out, mut cur) = (Vec::new(), String::new());
+    let (mut depth, mut in_str, mut comment, mut prev) = (0i32, false, false, ' ');
+    for c in text.chars() {
+        match (comment, in_str, c) {
+            (true, _, '\n') => comment = false,
+            (true, _, _) => {}
+            (false, true, '"') if prev != '\\' => in_str = false,
+            (false, true, _) => {}
+            (false, false, ';') => comment = true,
+            (false, false, '"') => in_str = true,
+            (false, false, '(') => depth += 1,
+            (false, false, ')') => depth -= 1,
+            _ => {}
+        }
+        if !comment && (depth > 0 || c == ')') {
+            if !(c.is_whitespace() && (cur.ends_with(' ') || cur.is_empty())) {
+                cur.push(if c.is_whitespace() && !in_str { ' ' } else { c });
+            }
+            if depth == 0 {
+                out.push(std::mem::take(&mut cur).replace(" )", ")"));
+            }
+        }
+        prev = c;
+    }
+    out
+}
+
+const PROXY_RULE: &str = "(allow network-outbound (remote tcp (string-append \"localhost:\" (param \"PROXY_PORT\"))))";
+
+#[test]
+fn danger_full_access_runs_without_seatbelt_and_domains_need_the_proxy_port() {
+    let policy = Policy { full_access: true, net: NetPolicy::Full, ..read_only() };
+    assert_eq!(plan(&policy, None).unwrap(), None);
+    assert_eq!(plan(&policy, Some(43128)).unwrap(), None);
+    let err = plan(&workspace(domains()), None).unwrap_err();
+    assert_eq!(err, SbplError::NoProxy);
+    assert!(err.to_string().contains("--egress proxy"), "{err}");
+    // The port matters only for allowed domains.
+    for net in [NetPolicy::None, NetPolicy::Full] {
+        assert_eq!(plan(&workspace(net.clone()), Some(43128)), plan(&workspace(net), None));
+    }
+    assert_eq!(Network::of(&domains(), Some(8)), Ok(Network::Proxy(8)));
+}
+
+#[test]
+fn allowed_domains_reach_the_proxy_port_over_tcp_and_nothing_else() {
+    let prof = plan(&workspace(domains()), Some(43128)).unwrap().unwrap();
+    let t = &prof.text;
+    assert!(balanced(t), "{t}");
+    assert!(t.contains(&format!("(param \"{PROXY_PORT}\")")), "{t}");
+    let network: Vec<String> = forms(t).into_iter().filter(|f| f.contains("network")).collect();
+    assert_eq!(network, [PROXY_RULE], "the one network rule: {t}");
+    // No other port, no UDP (DNS), no listening, none of the services the full network opens.
+    for absent in [
+        "localhost:*",
+        "\"*:",
+        "remote ip",
+        "udp",
+        "network-inbound",
+        "network-bind",
+        "system-socket",
+        "dnssd",
+        "mDNSResponder",
+        "DNSConfiguration",
+        "configd",
+        "trustd",
+        "ocspd",
+        "(allow network-outbound)",
+    ] {
+        assert!(!t.contains(absent), "{absent}: {t}");
+    }
+    // Exactly the no-network profile plus that rule.
+    let none = plan(&workspace(NetPolicy::None), None).unwrap().unwrap();
+    let mut without: Vec<String> = forms(t);
+    without.retain(|f| f != PROXY_RULE);
+    assert_eq!(without, forms(&none.text));
+    assert!(
+        without.iter().any(|f| f == "(deny default)") && without.iter().any(|f| f.starts_with("(allow file-write*"))
+    );
+    assert_eq!(prof.params, none.params);
+    // The port is a parameter, never text.
+    assert!(!t.contains("43128"), "{t}");
+    assert_eq!(prof.proxy_port, Some(43128));
+    let argv = vec!["/usr/bin/curl".to_string(), "https://example.org".to_string()];
+    let args = sandbox_exec_args(&prof, &argv);
+    let defs = defined(&args);
+    assert!(defs.contains(&("PROXY_PORT".to_string(), OsString::from("43128"))), "{defs:?}");
+    let tail = args.iter().position(|a| a == "--").unwrap();
+    assert_eq!(&args[tail + 1..], &[OsString::from("/usr/bin/curl"), OsString::from("https://example.org")]);
+    let mut used = referenced(t);
+    used.sort();
+    used.dedup();
+    let mut names: Vec<String> = defs.iter().map(|(k, _)| k.clone()).collect();
+    names.sort();
+    assert_eq!(used, names, "every parameter used is defined, and every definition used");
+}
+
+#[test]
+fn existing_network_modes_are_unchanged() {
+    let fs = FsPolicy::default();
+    let tail = |net| {
+        let prof = profile(&fs, net).unwrap();
+        assert_eq!(prof.proxy_port, None);
+        assert!(!sandbox_exec_args(&prof, &["/bin/true".to_string()])
+            .iter()
+            .any(|a| a.to_string_lossy().contains("PROXY_PORT")));
+        prof.text[prof.text.find("\n; Network:").unwrap()..].to_string()
+    };
+    assert_eq!(tail(Network::None), "\n; Network: none.\n");
+    assert_eq!(
+        tail(Network::Loopback),
+        concat!(
+            "\n; Network: loopback only.\n",
+            "(allow network-outbound (remote ip \"localhost:*\"))\n",
+            "(allow network-inbound (local ip \"localhost:*\"))\n",
+            "(allow network-bind (local ip \"localhost:*\"))\n",
+        )
+    );
+    assert_eq!(
+        tail(Network::Full),
+        concat!(
+            "\n; Network: full, with the services DNS and TLS verification use.\n",
+            "(allow network-outbound)\n",
+            "(allow network-inbound)\n",
+            "(allow network-bind)\n",
+            "(allow system-socket)\n",
+            "(allow mach-lookup\n",
+            "  (global-name \"com.apple.dnssd.service\")\n",
+            "  (global-name \"com.apple.mDNSResponder\")\n",
+            "  (global-name \"com.apple.SystemConfiguration.configd\")\n",
+            "  (global-name \"com.apple.SystemConfiguration.DNSConfiguration\")\n",
+            "  (global-name \"com.apple.trustd.agent\")\n",
+            "  (global-name \"com.apple.ocspd\"))\n",
+        )
+    );
+    // The no-network profile has no network rule at all, not even for unix sockets.
+    assert!(!forms(&profile(&fs, Network::None).unwrap().text).iter().any(|f| f.contains("network")));
 }
 
 #[test]
@@ -259,7 +394,7 @@ fn workspace_write_from_the_profile_layer_through_a_symlinked_project() {
     let settings = Settings { mode: SandboxMode::WorkspaceWrite, exclude_slash_tmp: true, ..Settings::default() };
     let policy = build_policy(&settings, &host).unwrap();
     let canonical = Policy { fs: canonical_fs(&policy.fs), ..policy };
-    let prof = plan(&canonical).unwrap().unwrap();
+    let prof = plan(&canonical, None).unwrap().unwrap();
     let value = |name: &str| prof.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     assert_eq!(value("WRITABLE_ROOT_0"), Some(real.clone()), "{:?}", prof.params);
     let protected: Vec<PathBuf> =
