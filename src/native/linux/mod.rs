@@ -4,8 +4,9 @@
 //! Enforced with full kernel support: writes only inside the writable roots (Landlock, every right of
 //! the running ABI); .git/.codex/.agents and protected paths read-only inside them; credential stores
 //! hidden; private /tmp and /dev/shm; devices opt-in; no ptrace/process_vm/io_uring/TIOCSTI; PID, IPC
-//! and (network off) network namespaces; no capabilities, no_new_privs. Not enforced: reads outside the hidden paths, CPU/memory
-//! limits, unix sockets reachable by path, an egress allowlist (refused: use the container mode).
+//! and (network off or by name) network namespaces; network by name only through the proxy
+//! (`egress`); no capabilities, no_new_privs. Not enforced: reads outside the hidden paths, CPU/memory
+//! limits, unix sockets reachable by path.
 
 mod child;
 mod egress;
