@@ -107,6 +107,11 @@ pub struct SandboxArgs {
     #[arg(long = "dns-server", value_name = "ADDR")]
     pub dns_server: Option<String>,
 
+    /// Keep this unix socket reachable (repeatable); every socket listening by path when the sandbox
+    /// starts is hidden otherwise (an agent, a database, containerd: ways out of any sandbox).
+    #[arg(long = "allow-unix-socket", value_name = "PATH")]
+    pub allow_unix_socket: Vec<PathBuf>,
+
     /// Keep this environment variable although it looks like a secret (repeatable).
     #[arg(long = "keep-env", value_name = "NAME")]
     pub keep_env: Vec<String>,

@@ -119,6 +119,11 @@ pub struct PermissionsToml {
     pub deny_read: Vec<String>,
     /// Hide the built-in list of credential stores (default true).
     pub hide_credentials: Option<bool>,
+    /// Hide every unix socket that is listening by path when the sandbox starts (default true).
+    pub hide_sockets: Option<bool>,
+    /// Sockets kept reachable although `hide_sockets` is on.
+    #[serde(default)]
+    pub allow_unix_sockets: Vec<String>,
     #[serde(default)]
     pub keep_env: Vec<String>,
     pub keep_all_env: Option<bool>,
@@ -156,6 +161,9 @@ pub struct Settings {
     pub protected: Vec<(String, String)>,
     pub deny_read: Vec<(String, String)>,
     pub hide_credentials: bool,
+    pub hide_sockets: bool,
+    /// (path as written, where it came from)
+    pub allow_unix_sockets: Vec<(String, String)>,
     pub keep_env: Vec<String>,
     pub keep_all_env: bool,
     pub shared_tmp: bool,
@@ -179,6 +187,8 @@ impl Default for Settings {
             protected: Vec::new(),
             deny_read: Vec::new(),
             hide_credentials: true,
+            hide_sockets: true,
+            allow_unix_sockets: Vec::new(),
             keep_env: Vec::new(),
             keep_all_env: false,
             shared_tmp: false,
@@ -198,6 +208,9 @@ pub struct Host {
     pub tmpdir: Option<PathBuf>,
     /// `$XDG_RUNTIME_DIR` (session bus, agents, rootless container sockets).
     pub runtime_dir: Option<PathBuf>,
+    /// Unix sockets bound to a path in this network namespace (`/proc/net/unix`), that exist as
+    /// sockets on this filesystem: the host's services (containerd, D-Bus, journald, agents, …).
+    pub unix_sockets: Vec<PathBuf>,
 }
 
 impl Host {
@@ -207,8 +220,41 @@ impl Host {
             home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
             tmpdir: std::env::var_os("TMPDIR").filter(|t| !t.is_empty()).map(PathBuf::from),
             runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").filter(|t| !t.is_empty()).map(PathBuf::from),
+            unix_sockets: listening_sockets(),
         })
     }
+}
+
+/// The paths of `/proc/net/unix` (pure): the last column when it is a path; abstract (`@…`) and
+/// unnamed sockets have none. De-duplicated, in order.
+pub fn parse_proc_net_unix(text: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for line in text.lines().skip(1) {
+        // Num RefCount Protocol Flags Type St Inode [Path]; the path may contain spaces.
+        let mut rest = line.trim_start();
+        for _ in 0..7 {
+            rest = rest.find(' ').map_or("", |i| rest[i..].trim_start());
+        }
+        if rest.starts_with('/') {
+            push_unique(&mut out, PathBuf::from(rest));
+        }
+    }
+    out
+}
+
+/// The host's listening unix sockets (Linux; empty elsewhere or when `/proc` cannot be read).
+fn listening_sockets() -> Vec<PathBuf> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let text = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+        parse_proc_net_unix(&text)
+            .into_iter()
+            .filter(|p| p.symlink_metadata().is_ok_and(|m| m.file_type().is_socket()))
+            .collect()
+    }
+    #[cfg(not(unix))]
+    Vec::new()
 }
 
 fn mode(value: &str, origin: &str) -> Result<SandboxMode, ProfileError> {
@@ -268,6 +314,8 @@ pub fn merge(config: Option<(&Path, &ConfigToml)>, args: &SandboxArgs) -> Result
         s.protected.extend(tagged(&p.protected_paths, &o));
         s.deny_read.extend(tagged(&p.deny_read, &o));
         s.hide_credentials = p.hide_credentials.unwrap_or(s.hide_credentials);
+        s.hide_sockets = p.hide_sockets.unwrap_or(s.hide_sockets);
+        s.allow_unix_sockets.extend(tagged(&p.allow_unix_sockets, &o));
         s.keep_env.extend(p.keep_env.iter().cloned());
         s.keep_all_env = p.keep_all_env.unwrap_or(s.keep_all_env);
         s.shared_tmp = p.shared_tmp.unwrap_or(s.shared_tmp);
@@ -300,6 +348,9 @@ pub fn merge(config: Option<(&Path, &ConfigToml)>, args: &SandboxArgs) -> Result
         s.dns_server = Some(crate::egress::parse_dns_server(d, "--dns-server")?);
     }
     s.allow_git_write |= args.allow_git_write;
+    s.allow_unix_sockets.extend(
+        args.allow_unix_socket.iter().map(|p| (p.to_string_lossy().into_owned(), "--allow-unix-socket".to_string())),
+    );
     s.keep_env.extend(args.keep_env.iter().cloned());
     Ok(s)
 }
@@ -376,11 +427,22 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
                 push_unique(&mut fs.deny_read, home.join(rel));
             }
         }
-        for sock in HOST_SOCKETS {
-            push_unique(&mut fs.deny_read, PathBuf::from(sock));
-        }
         if let Some(dir) = &host.runtime_dir {
             push_unique(&mut fs.deny_read, dir.clone());
+        }
+    }
+    if s.hide_sockets {
+        let mut allowed = Vec::new();
+        for (raw, origin) in &s.allow_unix_sockets {
+            let p = resolve(raw, origin, host)?;
+            allowed.push(std::fs::canonicalize(&p).unwrap_or(p));
+        }
+        let sockets = HOST_SOCKETS.iter().map(PathBuf::from).chain(host.unix_sockets.iter().cloned());
+        for sock in sockets {
+            let canonical = std::fs::canonicalize(&sock).unwrap_or_else(|_| sock.clone());
+            if !allowed.contains(&canonical) && !allowed.contains(&sock) {
+                push_unique(&mut fs.deny_read, sock);
+            }
         }
     }
     for (raw, origin) in &s.deny_read {

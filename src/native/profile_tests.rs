@@ -10,6 +10,7 @@ fn host(dir: &Path) -> Host {
         home: Some(dir.join("home")),
         tmpdir: None,
         runtime_dir: Some("/run/user/1000".into()),
+        unix_sockets: vec!["/run/containerd/other.sock".into(), "/srv/app/db.sock".into()],
     }
 }
 
@@ -41,7 +42,7 @@ fn default_is_read_only_without_network() {
     assert!(p.fs.deny_read.contains(&dir.path().join("home/.ssh")));
     assert!(p.fs.deny_read.contains(&PathBuf::from("/var/run/docker.sock")));
     assert!(p.fs.deny_read.contains(&PathBuf::from("/run/user/1000")));
-    let s = Settings { hide_credentials: false, ..Settings::default() };
+    let s = Settings { hide_credentials: false, hide_sockets: false, ..Settings::default() };
     assert!(build_policy(&s, &host(dir.path())).unwrap().fs.deny_read.is_empty());
 }
 
@@ -231,4 +232,47 @@ fn domain_errors_name_the_input_and_the_fix() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("allow_domains/deny_domains of the sandbox config file"), "{e}");
+}
+
+#[test]
+fn listening_sockets_are_read_from_proc_net_unix() {
+    let text = "Num       RefCount Protocol Flags    Type St Inode Path
+00000000e2671f34: 00000002 00000000 00010000 0001 01 2349651 /var/run/docker.sock
+0000000025e51d3f: 00000003 00000000 00000000 0001 03 2349661 /var/run/docker/containerd/containerd.sock
+0000000025e51d40: 00000003 00000000 00000000 0001 03 2349662 /var/run/docker/containerd/containerd.sock
+0000000025e51d41: 00000002 00000000 00010000 0001 01 2349663 @/tmp/.X11-unix/X0
+0000000025e51d42: 00000003 00000000 00000000 0001 03 2349664
+0000000025e51d43: 00000002 00000000 00010000 0005 01 2349665 /run/my app/s p.sock
+";
+    let got = parse_proc_net_unix(text);
+    let want: Vec<PathBuf> =
+        ["/var/run/docker.sock", "/var/run/docker/containerd/containerd.sock", "/run/my app/s p.sock"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+    assert_eq!(got, want);
+    assert!(parse_proc_net_unix("").is_empty());
+}
+
+#[test]
+fn host_sockets_are_hidden_unless_allowed_or_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host(dir.path());
+    let p = build_policy(&merge(None, &args()).unwrap(), &h).unwrap();
+    for s in ["/run/containerd/other.sock", "/srv/app/db.sock", "/var/run/docker.sock"] {
+        assert!(p.fs.deny_read.contains(&PathBuf::from(s)), "{s}");
+    }
+    let a = SandboxArgs { allow_unix_socket: vec!["/srv/app/db.sock".into()], ..args() };
+    let p = build_policy(&merge(None, &a).unwrap(), &h).unwrap();
+    assert!(!p.fs.deny_read.contains(&PathBuf::from("/srv/app/db.sock")));
+    assert!(p.fs.deny_read.contains(&PathBuf::from("/run/containerd/other.sock")));
+    let cfg = parse_config("[permissions.open]\nhide_sockets = false\n", Path::new("/c.toml")).unwrap();
+    let a = SandboxArgs { permissions_profile: Some("open".into()), ..args() };
+    let p = build_policy(&merge(Some((Path::new("/c.toml"), &cfg)), &a).unwrap(), &h).unwrap();
+    assert!(!p.fs.deny_read.iter().any(|d| d.to_string_lossy().ends_with(".sock")), "{:?}", p.fs.deny_read);
+    // Relative paths in TOML are refused like every other path there.
+    let cfg = parse_config("[permissions.rel]\nallow_unix_sockets = [\"db.sock\"]\n", Path::new("/c.toml")).unwrap();
+    let a = SandboxArgs { permissions_profile: Some("rel".into()), ..args() };
+    let e = build_policy(&merge(Some((Path::new("/c.toml"), &cfg)), &a).unwrap(), &h).unwrap_err().to_string();
+    assert!(e.contains("db.sock") && e.contains("absolute"), "{e}");
 }

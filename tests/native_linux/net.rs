@@ -89,14 +89,29 @@ fn service_sockets_and_configured_paths_are_hidden() {
     let sock = fx.outside.join("svc.sock");
     let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let p = sock.to_str().unwrap();
-    // Control (and the documented gap): a socket file the user can reach by path is reachable.
-    assert_eq!(connect(&fx, &[], "unix", p).out.trim(), "connected");
+    // Every socket listening by path when the sandbox starts is hidden, wherever it is...
+    let r = connect(&fx, &[], "unix", p);
+    assert_eq!(r.out.trim(), "refused errno 111", "{}{}", r.out, r.err);
+    // ...unless kept with --allow-unix-socket (or hide_sockets = false): the control.
+    assert_eq!(connect(&fx, &["--allow-unix-socket", p], "unix", p).out.trim(), "connected");
+    let open = fx.home.join("open.toml");
+    std::fs::write(&open, "[permissions.p]\nhide_sockets = false\n").unwrap();
+    assert_eq!(connect(&fx, &["--config", open.to_str().unwrap(), "-P", "p"], "unix", p).out.trim(), "connected");
+    // deny_read hides it even when allowed.
     let cfg = fx.home.join("cfg.toml");
     std::fs::write(&cfg, format!("[permissions.p]\ndeny_read = [\"{p}\"]\n")).unwrap();
-    let r = connect(&fx, &["--config", cfg.to_str().unwrap(), "-P", "p"], "unix", p);
+    let r = connect(&fx, &["--config", cfg.to_str().unwrap(), "-P", "p", "--allow-unix-socket", p], "unix", p);
     assert_eq!(r.out.trim(), "refused errno 111", "{}{}", r.out, r.err);
-    if Path::new("/var/run/docker.sock").exists() {
-        let r = sh(&fx, &[], "test -S /var/run/docker.sock && echo socket || echo hidden");
-        assert_eq!(r.out.trim(), "hidden", "the Docker socket is a way out of any sandbox");
+    // A socket the command makes itself (in its writable root) works.
+    let own = "import socket,os; s=socket.socket(socket.AF_UNIX); s.bind('own.sock'); s.listen(); \
+               c=socket.socket(socket.AF_UNIX); c.connect('own.sock'); print('own ok')";
+    let r = output(cmd(&fx, &["--full-auto"], &[PY, "-c", own]).output().unwrap());
+    assert_eq!(r.out.trim(), "own ok", "{}", r.err);
+    // The host's real service sockets (whatever this machine runs: containerd, Docker, D-Bus…).
+    for s in ["/var/run/docker.sock", "/var/run/docker/containerd/containerd.sock", "/run/dbus/system_bus_socket"] {
+        if Path::new(s).exists() {
+            let r = connect(&fx, &[], "unix", s);
+            assert!(r.out.starts_with("refused"), "{s} is a way out of any sandbox: {}", r.out);
+        }
     }
 }

@@ -390,7 +390,13 @@ fn workspace_write_from_the_profile_layer_through_a_symlinked_project() {
     std::fs::create_dir_all(real.join(".codex")).unwrap();
     let link = dir.path().join("proj");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let host = Host { cwd: link.clone(), home: Some(dir.path().join("home")), tmpdir: None, runtime_dir: None };
+    let host = Host {
+        cwd: link.clone(),
+        home: Some(dir.path().join("home")),
+        tmpdir: None,
+        runtime_dir: None,
+        unix_sockets: Vec::new(),
+    };
     let settings = Settings { mode: SandboxMode::WorkspaceWrite, exclude_slash_tmp: true, ..Settings::default() };
     let policy = build_policy(&settings, &host).unwrap();
     let canonical = Policy { fs: canonical_fs(&policy.fs), ..policy };

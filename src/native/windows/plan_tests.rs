@@ -136,7 +136,7 @@ fn workspace_write_from_the_profile_layer() {
     let dir = tempfile::tempdir().unwrap();
     let proj = std::fs::canonicalize(dir.path()).unwrap();
     std::fs::create_dir(proj.join(".git")).unwrap();
-    let host = Host { cwd: proj.clone(), home: None, tmpdir: None, runtime_dir: None };
+    let host = Host { cwd: proj.clone(), home: None, tmpdir: None, runtime_dir: None, unix_sockets: Vec::new() };
     let settings =
         Settings { mode: SandboxMode::WorkspaceWrite, exclude_slash_tmp: true, network: true, ..Settings::default() };
     let policy = build_policy(&settings, &host).unwrap();
