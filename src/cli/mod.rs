@@ -100,7 +100,7 @@ pub struct SandboxArgs {
     pub deny_domain: Vec<String>,
 
     /// A destination port the proxy connects to (repeatable; default 443 and 80).
-    #[arg(long = "allow-port", value_name = "PORT", requires = "allow_domain")]
+    #[arg(long = "allow-port", value_name = "PORT")]
     pub allow_port: Vec<u16>,
 
     /// The DNS server the proxy resolves allowed names with (IP[:PORT]; default: the host's).
@@ -120,7 +120,8 @@ pub struct SandboxArgs {
     #[arg(long = "allow-degraded")]
     pub allow_degraded: bool,
 
-    /// After the command, list the system calls the sandbox refused (seccomp user notification).
+    /// After the command, list the system calls the sandbox refused (seccomp user notification);
+    /// with allowed domains, also print each request the proxy refuses.
     #[arg(long = "log-denials")]
     pub log_denials: bool,
 

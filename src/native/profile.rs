@@ -84,7 +84,7 @@ pub enum ProfileError {
     Domain(#[from] NameError),
     #[error("allowed domains do nothing with danger-full-access (it has the whole network); use -s workspace-write or read-only")]
     DomainsWithFullAccess,
-    #[error("--deny-domain/deny_domains without any allowed domain does nothing; add --allow-domain NAME")]
+    #[error("--deny-domain/--allow-port (deny_domains/allow_ports) without any allowed domain do nothing; add --allow-domain NAME")]
     DenyWithoutAllow,
     #[error("port 0 in --allow-port/allow_ports is not a destination port; use 1 to 65535, like --allow-port 8443")]
     PortZero,
@@ -450,7 +450,7 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
     }
     let net = match (s.mode, s.network) {
         _ if !s.allow_domains.is_empty() => NetPolicy::Domains(Box::new(domains(s)?)),
-        _ if !s.deny_domains.is_empty() => return Err(ProfileError::DenyWithoutAllow),
+        _ if !s.deny_domains.is_empty() || !s.ports.is_empty() => return Err(ProfileError::DenyWithoutAllow),
         (SandboxMode::DangerFullAccess, _) | (SandboxMode::WorkspaceWrite, true) => NetPolicy::Full,
         _ => NetPolicy::None,
     };

@@ -214,6 +214,8 @@ fn domain_errors_name_the_input_and_the_fix() {
     assert!(e.contains("\"-x\"") && e.contains("--deny-domain"), "{e}");
     let e = policy(SandboxArgs { deny_domain: vec!["x.org".into()], ..args() }).unwrap_err().to_string();
     assert!(e.contains("add --allow-domain"), "{e}");
+    let e = policy(SandboxArgs { allow_port: vec![8443], ..args() }).unwrap_err().to_string();
+    assert!(e.contains("add --allow-domain"), "{e}");
     let full =
         SandboxArgs { allow_domain: vec!["x.org".into()], sandbox_mode: Some("danger-full-access".into()), ..args() };
     assert!(policy(full).unwrap_err().to_string().contains("danger-full-access"));
