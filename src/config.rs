@@ -139,6 +139,8 @@ pub enum ConfigError {
     WorkDirNotDir(PathBuf),
     #[error("refusing to use / as the work dir: the whole host would be writable by the agent; pass a project directory with --work_dir")]
     WorkDirRoot,
+    #[error("codex-box's state directory {state} is inside {mount}, which the agent can write: it could rewrite the init-hook approvals and logs kept there for the next session; set XDG_STATE_HOME to a directory outside it")]
+    StateInsideWritable { state: PathBuf, mount: PathBuf },
     #[error("work dir {path} is outside WORKSPACE_ROOT_DIR ({root}); choose a directory inside it or change WORKSPACE_ROOT_DIR")]
     OutsideWorkspaceRoot { path: PathBuf, root: PathBuf },
     #[error("WORKSPACE_ROOT_DIR {path}: {source}; set it to an existing directory")]
@@ -283,12 +285,19 @@ impl SessionConfig {
             verify_allowed: args.verify_allowed.clone(),
             refresh_min: std::time::Duration::from_secs(args.refresh_min.max(1)),
         };
+        let sessions_path = abs(&args.sessions_path);
+        if let Some(state) = &env.state_dir {
+            let writable = std::iter::once(&work_dir).chain(sessions_path.as_ref());
+            if let Some(mount) = containing(state, writable) {
+                return Err(ConfigError::StateInsideWritable { state: state.clone(), mount: mount.clone() });
+            }
+        }
         Ok(SessionConfig {
             work_dir,
             image: args.image.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
             init_script,
             read_only,
-            sessions_path: abs(&args.sessions_path),
+            sessions_path,
             config,
             auth_file,
             codex_home: abs(&args.codex_home),
@@ -298,6 +307,31 @@ impl SessionConfig {
             env,
         })
     }
+}
+
+/// `path` with its longest existing ancestor canonicalised (symbolic links resolved) and the rest
+/// appended: where it is, or would be once created.
+pub fn canonical_lenient(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut p = path;
+    loop {
+        if let Ok(c) = std::fs::canonicalize(p) {
+            return rest.iter().rev().fold(c, |acc: PathBuf, part| acc.join(part));
+        }
+        match (p.parent(), p.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                p = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// The first of `roots` that contains `path` (both taken as [`canonical_lenient`]).
+pub fn containing<'a>(path: &Path, roots: impl IntoIterator<Item = &'a PathBuf>) -> Option<&'a PathBuf> {
+    let p = canonical_lenient(path);
+    roots.into_iter().find(|r| p.starts_with(canonical_lenient(r)))
 }
 
 fn absolute(cwd: &Path, p: &Path) -> PathBuf {
@@ -415,5 +449,28 @@ mod tests {
         // A symlink pointing outside the root is judged by its target.
         std::os::unix::fs::symlink(outside.path(), root.join("link")).unwrap();
         assert!(resolve_work_dir(Some(Path::new("link")), Some(&root), &root).is_err());
+    }
+
+    #[test]
+    fn the_state_dir_must_be_out_of_the_agents_reach() {
+        let t = tempfile::tempdir().unwrap();
+        let wd = t.path().join("proj");
+        std::fs::create_dir_all(&wd).unwrap();
+        let args = crate::cli::SessionArgs { work_dir: Some(wd.clone()), ..Default::default() };
+        let build = |state: PathBuf, a: &crate::cli::SessionArgs| {
+            SessionConfig::build(a, Env { state_dir: Some(state), ..Env::default() }, t.path())
+        };
+        // Inside the workdir (not created yet, reached through a symbolic link): refused.
+        std::os::unix::fs::symlink(&wd, t.path().join("link")).unwrap();
+        for state in [wd.join(".state/codex-box"), t.path().join("link/s/codex-box")] {
+            let e = build(state.clone(), &args).unwrap_err().to_string();
+            assert!(e.contains("XDG_STATE_HOME") && e.contains(&*wd.canonicalize().unwrap().to_string_lossy()), "{e}");
+        }
+        // Inside --sessions-path: refused too. Beside the workdir: fine.
+        let sessions = t.path().join("sessions");
+        let a = crate::cli::SessionArgs { sessions_path: Some(sessions.clone()), ..args.clone() };
+        assert!(build(sessions.join("codex-box"), &a).is_err());
+        assert!(build(t.path().join("state/codex-box"), &a).is_ok());
+        assert!(build(t.path().join("proj-state"), &args).is_ok(), "a name prefix is not containment");
     }
 }

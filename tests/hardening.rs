@@ -113,6 +113,14 @@ fn a_hook_changed_on_the_host_is_refused_without_a_terminal_and_runs_after_accep
     let out = p.run_sh(&[], "cat /tmp/v");
     assert_eq!(text(&out.stdout), "v2\n", "approved once, remembered");
 
+    // Approvals kept where the agent can write would be approvals the agent can give itself: a
+    // state directory inside the workdir is refused before anything runs.
+    let inside = p.wd.join(".state");
+    let out = p.cmd(&["run", "--", "true"]).env("XDG_STATE_HOME", &inside).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(text(&out.stderr).contains("XDG_STATE_HOME"), "{}", text(&out.stderr));
+    assert!(!inside.exists() && containers_for(&p.wd).is_empty());
+
     // A fresh checkout that ships its own hook cannot run it unasked.
     let q = Project::new();
     std::fs::create_dir_all(q.wd.join(".codex/.environment")).unwrap();

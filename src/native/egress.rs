@@ -50,10 +50,21 @@ pub fn config(d: &DomainPolicy) -> ProxyConfig {
 
 /// Points the command's tools at the proxy at `addr` ([`crate::proxy::session_env`]), replacing
 /// variables of the same names in `vars`.
+/// The user's own `GIT_CONFIG_COUNT` entries are kept: git's `http.proxy` is appended after them.
 pub fn point_at(vars: &mut Vec<(String, String)>, addr: SocketAddr) {
-    for (k, v) in crate::proxy::session_env(addr) {
+    let get = |vars: &[(String, String)], k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let user_git: usize = get(vars, "GIT_CONFIG_COUNT").and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+    let set = |vars: &mut Vec<(String, String)>, k: String, v: String| {
         vars.retain(|(name, _)| *name != k);
         vars.push((k, v));
+    };
+    for (k, v) in crate::proxy::session_env(addr) {
+        match k.as_str() {
+            "GIT_CONFIG_COUNT" => set(vars, k, (user_git + 1).to_string()),
+            "GIT_CONFIG_KEY_0" => set(vars, format!("GIT_CONFIG_KEY_{user_git}"), v),
+            "GIT_CONFIG_VALUE_0" => set(vars, format!("GIT_CONFIG_VALUE_{user_git}"), v),
+            _ => set(vars, k, v),
+        }
     }
 }
 
@@ -238,6 +249,22 @@ mod tests {
         assert_eq!(all("http_proxy"), ["http://127.0.0.1:43128"]);
         assert_eq!(all("no_proxy"), ["localhost,127.0.0.1,::1"]);
         assert_eq!(all("GIT_CONFIG_VALUE_0"), ["http://127.0.0.1:43128"]);
+        // The user's own git settings through the environment are kept; http.proxy comes after.
+        let mut vars = vec![
+            ("GIT_CONFIG_COUNT".to_string(), "1".to_string()),
+            ("GIT_CONFIG_KEY_0".to_string(), "core.editor".to_string()),
+            ("GIT_CONFIG_VALUE_0".to_string(), "vi".to_string()),
+        ];
+        point_at(&mut vars, "127.0.0.1:43128".parse().unwrap());
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(
+            (get("GIT_CONFIG_COUNT"), get("GIT_CONFIG_KEY_0"), get("GIT_CONFIG_VALUE_0")),
+            (Some("2"), Some("core.editor"), Some("vi"))
+        );
+        assert_eq!(
+            (get("GIT_CONFIG_KEY_1"), get("GIT_CONFIG_VALUE_1")),
+            (Some("http.proxy"), Some("http://127.0.0.1:43128"))
+        );
     }
 
     #[test]

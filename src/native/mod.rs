@@ -85,6 +85,8 @@ pub enum NativeError {
     WrongHost { asked: &'static str, host: &'static str },
     #[error(transparent)]
     Profile(#[from] profile::ProfileError),
+    #[error("allowed domains with danger-full-access is not a policy any backend runs (full access has the whole network); use -s workspace-write or read-only")]
+    DomainsWithFullAccess,
     #[cfg(target_os = "linux")]
     #[error(transparent)]
     Linux(#[from] linux::LinuxError),
@@ -124,6 +126,10 @@ pub fn probe() -> Option<Support> {
 
 /// Enforces `policy` on `argv` with the host's backend.
 pub fn apply(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, NativeError> {
+    // The profile refuses this; no backend may ever run it (Linux would give no namespace at all).
+    if policy.full_access && matches!(policy.net, crate::policy::NetPolicy::Domains(_)) {
+        return Err(NativeError::DomainsWithFullAccess);
+    }
     #[cfg(target_os = "linux")]
     return Ok(linux::run(policy, argv, opts)?);
     #[cfg(target_os = "macos")]
@@ -137,6 +143,24 @@ pub fn apply(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome
     }
 }
 
+/// Where the proxy logs for a run: `<state dir>/proxy/sandbox-<pid>.log`, unless the command could
+/// write there (a writable root containing the state directory — it could plant links for a later
+/// run to follow): then no file, and a warning.
+fn proxy_log_path(policy: &Policy, state_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    // A private /tmp is the sandbox's own tmpfs, not the host's.
+    let writable =
+        policy.fs.write_roots.iter().filter(|r| policy.fs.shared_tmp || r.as_path() != std::path::Path::new("/tmp"));
+    if let Some(root) = crate::config::containing(state_dir, writable) {
+        eprintln!(
+            "codex-box: warning: not writing the proxy log: the state directory {} is inside {}, which the command can write; set XDG_STATE_HOME outside it",
+            state_dir.display(),
+            root.display()
+        );
+        return None;
+    }
+    Some(state_dir.join("proxy").join(format!("sandbox-{}.log", std::process::id())))
+}
+
 /// `codex-box sandbox [PLATFORM] [OPTIONS] -- CMD`: returns the exit code to exit with.
 pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
     let host = host_platform();
@@ -146,10 +170,10 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
     }
     let policy = profile::policy_from_args(args, &profile::Host::current().map_err(NativeError::from)?)
         .map_err(NativeError::from)?;
-    let proxy_log = matches!(policy.net, crate::policy::NetPolicy::Domains(_))
-        .then(|| crate::config::Env::from_process().state_dir)
-        .flatten()
-        .map(|dir| dir.join("proxy").join(format!("sandbox-{}.log", std::process::id())));
+    let proxy_log = match (&policy.net, crate::config::Env::from_process().state_dir) {
+        (crate::policy::NetPolicy::Domains(_), Some(dir)) => proxy_log_path(&policy, &dir),
+        _ => None,
+    };
     let opts = Options {
         allow_degraded: args.allow_degraded,
         log_denials: args.log_denials,

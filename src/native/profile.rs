@@ -55,6 +55,30 @@ pub const HOST_SOCKETS: &[&str] = &[
     "/run/snapd.socket",
 ];
 
+/// Sockets of rootless engines below `$XDG_RUNTIME_DIR`, hidden with the host sockets even when
+/// `hide_credentials = false` (their daemons live in their own network namespace, so
+/// `/proc/net/unix` does not list them).
+pub const RUNTIME_SOCKETS: &[&str] = &["docker.sock", "podman/podman.sock", "containerd-rootless/containerd.sock"];
+
+/// Engine sockets below the home directory (Docker Desktop, Colima, Rancher Desktop, Lima).
+pub const HOME_SOCKETS: &[&str] =
+    &[".docker/run/docker.sock", ".docker/desktop/docker.sock", ".colima/default/docker.sock", ".rd/docker.sock"];
+
+/// The (device, inode) of `p` when it is a socket itself (not a link to one).
+fn socket_id(p: &Path) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let m = p.symlink_metadata().ok()?;
+        m.file_type().is_socket().then(|| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = p;
+        None
+    }
+}
+
 /// Names that stay read-only at the top of every writable root, existing or not.
 pub const PROTECTED_NAMES: &[&str] = &[".git", ".codex", ".agents"];
 
@@ -84,10 +108,12 @@ pub enum ProfileError {
     Domain(#[from] NameError),
     #[error("allowed domains do nothing with danger-full-access (it has the whole network); use -s workspace-write or read-only")]
     DomainsWithFullAccess,
-    #[error("--deny-domain/--allow-port (deny_domains/allow_ports) without any allowed domain do nothing; add --allow-domain NAME")]
+    #[error("--deny-domain/--allow-port/--dns-server (deny_domains/allow_ports) without any allowed domain do nothing; add --allow-domain NAME")]
     DenyWithoutAllow,
     #[error("port 0 in --allow-port/allow_ports is not a destination port; use 1 to 65535, like --allow-port 8443")]
     PortZero,
+    #[error("{path} ({origin}) is not a unix socket (a link or another file); name the socket itself")]
+    NotASocket { path: PathBuf, origin: String },
 }
 
 /// `[sandbox_workspace_write]`, as in Codex.
@@ -432,15 +458,25 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
         }
     }
     if s.hide_sockets {
+        // Allowed sockets are matched by identity, never through a link: a link the command planted
+        // at an allowed path must not un-hide another socket.
         let mut allowed = Vec::new();
         for (raw, origin) in &s.allow_unix_sockets {
             let p = resolve(raw, origin, host)?;
-            allowed.push(std::fs::canonicalize(&p).unwrap_or(p));
+            match p.symlink_metadata() {
+                Err(_) => {} // not there now: nothing to keep reachable
+                Ok(_) => allowed.push(
+                    socket_id(&p)
+                        .ok_or_else(|| ProfileError::NotASocket { path: p.clone(), origin: origin.clone() })?,
+                ),
+            }
         }
-        let sockets = HOST_SOCKETS.iter().map(PathBuf::from).chain(host.unix_sockets.iter().cloned());
+        let runtime = host.runtime_dir.iter().flat_map(|d| RUNTIME_SOCKETS.iter().map(move |r| d.join(r)));
+        let home = host.home.iter().flat_map(|h| HOME_SOCKETS.iter().map(move |r| h.join(r)));
+        let sockets =
+            HOST_SOCKETS.iter().map(PathBuf::from).chain(runtime).chain(home).chain(host.unix_sockets.iter().cloned());
         for sock in sockets {
-            let canonical = std::fs::canonicalize(&sock).unwrap_or_else(|_| sock.clone());
-            if !allowed.contains(&canonical) && !allowed.contains(&sock) {
+            if !socket_id(&sock).is_some_and(|id| allowed.contains(&id)) {
                 push_unique(&mut fs.deny_read, sock);
             }
         }
@@ -450,7 +486,9 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
     }
     let net = match (s.mode, s.network) {
         _ if !s.allow_domains.is_empty() => NetPolicy::Domains(Box::new(domains(s)?)),
-        _ if !s.deny_domains.is_empty() || !s.ports.is_empty() => return Err(ProfileError::DenyWithoutAllow),
+        _ if !s.deny_domains.is_empty() || !s.ports.is_empty() || s.dns_server.is_some() => {
+            return Err(ProfileError::DenyWithoutAllow)
+        }
         (SandboxMode::DangerFullAccess, _) | (SandboxMode::WorkspaceWrite, true) => NetPolicy::Full,
         _ => NetPolicy::None,
     };

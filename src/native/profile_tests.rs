@@ -264,10 +264,24 @@ fn host_sockets_are_hidden_unless_allowed_or_turned_off() {
     for s in ["/run/containerd/other.sock", "/srv/app/db.sock", "/var/run/docker.sock"] {
         assert!(p.fs.deny_read.contains(&PathBuf::from(s)), "{s}");
     }
-    let a = SandboxArgs { allow_unix_socket: vec!["/srv/app/db.sock".into()], ..args() };
+    // Allowed by identity: the socket itself, not a link to it.
+    let real = dir.path().join("db.sock");
+    let _l = std::os::unix::net::UnixListener::bind(&real).unwrap();
+    let link = dir.path().join("link.sock");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let h = Host { unix_sockets: vec![real.clone(), "/run/containerd/other.sock".into()], ..host(dir.path()) };
+    let a = SandboxArgs { allow_unix_socket: vec![real.clone()], ..args() };
     let p = build_policy(&merge(None, &a).unwrap(), &h).unwrap();
-    assert!(!p.fs.deny_read.contains(&PathBuf::from("/srv/app/db.sock")));
+    assert!(!p.fs.deny_read.contains(&real));
     assert!(p.fs.deny_read.contains(&PathBuf::from("/run/containerd/other.sock")));
+    let a = SandboxArgs { allow_unix_socket: vec![link.clone()], ..args() };
+    let e = build_policy(&merge(None, &a).unwrap(), &h).unwrap_err().to_string();
+    assert!(e.contains("link.sock") && e.contains("not a unix socket"), "{e}");
+    let a = SandboxArgs { allow_unix_socket: vec![dir.path().join("gone.sock")], ..args() };
+    assert!(build_policy(&merge(None, &a).unwrap(), &h).unwrap().fs.deny_read.contains(&real));
+    // Rootless and desktop engines' sockets, which /proc/net/unix does not list.
+    assert!(p.fs.deny_read.contains(&PathBuf::from("/run/user/1000/docker.sock")));
+    assert!(p.fs.deny_read.contains(&dir.path().join("home/.docker/run/docker.sock")));
     let cfg = parse_config("[permissions.open]\nhide_sockets = false\n", Path::new("/c.toml")).unwrap();
     let a = SandboxArgs { permissions_profile: Some("open".into()), ..args() };
     let p = build_policy(&merge(Some((Path::new("/c.toml"), &cfg)), &a).unwrap(), &h).unwrap();

@@ -34,8 +34,8 @@ impl Event {
             "{}\t{}\t{}\t{}\t{}",
             rfc3339(self.time),
             if self.allowed { "allow" } else { "deny" },
-            self.target,
-            self.method,
+            plain(&self.target),
+            plain(&self.method),
             self.reason.replace(['\t', '\n', '\r'], " ")
         )
     }
@@ -156,6 +156,12 @@ impl Log {
     }
 }
 
+/// A field the client chose, reduced to characters no shell or log reader treats specially
+/// (an HTTP method token may contain `` ` ``, `$`, `|`, `'`): others become `?`.
+fn plain(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-.:[]_".contains(c) { c } else { '?' }).collect()
+}
+
 /// Creates `path`, failing when anything (a file, a link) is already there.
 fn open_new(path: &Path) -> std::io::Result<std::fs::File> {
     let mut o = std::fs::OpenOptions::new();
@@ -216,6 +222,15 @@ mod tests {
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_651_200 + 3661)), "2026-11-26T01:01:01Z");
+    }
+
+    #[test]
+    fn client_chosen_fields_are_plain_in_the_log() {
+        let e = Event { method: "`reboot`$(x)|y".into(), target: "a.test:80".into(), ..ev("a.test", false) };
+        assert_eq!(
+            e.line(),
+            "2026-11-26T00:00:00Z\tdeny\ta.test:80\t?reboot??(x)?y\tnot in the allowlist".replace("(x)", "?x?")
+        );
     }
 
     #[test]

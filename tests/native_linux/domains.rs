@@ -278,6 +278,14 @@ fn bad_domain_input_is_explained_and_runs_nothing() {
     assert_ne!(r.code, 0);
     assert!(r.err.contains("allowed domains need a network namespace"), "{}", r.err);
     assert!(!fx.work.join("ran").exists());
+    // A state directory the command could write gets no log (the command could plant links there
+    // for a later run): a warning, and the run goes on.
+    let inside = fx.work.join(".state");
+    let mut c = cmd(&fx, &["-s", "workspace-write", "--allow-domain", "x.test"], &["true"]);
+    let r = output(c.env("XDG_STATE_HOME", &inside).output().unwrap());
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.err.contains("not writing the proxy log"), "{}", r.err);
+    assert!(!inside.join("codex-box/proxy").exists());
     // Control: the same command runs when the input is good.
     let r =
         output(cmd(&fx, &["-s", "workspace-write", "--allow-domain", "x.test"], &["touch", "ran"]).output().unwrap());

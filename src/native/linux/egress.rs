@@ -12,7 +12,7 @@
 //! The proxy itself (configuration, runtime, log, shutdown) is shared with macOS:
 //! [`crate::native::egress`].
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{OwnedFd, RawFd};
 
 use crate::native::egress::{EgressError, Prepared, Running};
@@ -94,18 +94,14 @@ pub fn serve(prepared: Prepared, listener: OwnedFd) -> Result<Running, EgressErr
     prepared.serve(std::net::TcpListener::from(listener))
 }
 
-/// The variables that point the command's tools at the proxy.
-pub fn env() -> Vec<(String, String)> {
-    crate::proxy::session_env(SocketAddr::V4(LISTEN))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_command_is_pointed_at_the_listener_in_its_namespace() {
-        let env = env();
+        let mut env = Vec::new();
+        crate::native::egress::point_at(&mut env, std::net::SocketAddr::V4(LISTEN));
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
         assert_eq!(get("HTTPS_PROXY"), "http://127.0.0.1:3128");
         assert_eq!(get("http_proxy"), "http://127.0.0.1:3128");

@@ -160,10 +160,7 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         &policy.env,
     );
     if domains.is_some() {
-        for (k, v) in egress::env() {
-            vars.retain(|(name, _)| *name != k);
-            vars.push((k, v));
-        }
+        crate::native::egress::point_at(&mut vars, std::net::SocketAddr::V4(egress::LISTEN));
     }
     let path_var = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
     let exe = find_exe(&argv[0], path_var).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
@@ -372,9 +369,13 @@ fn run_tree(
         (None, _) => None,
     };
     let logger = match started.listener.take() {
-        Some(l) => {
-            Some(notify::start(l).map_err(|error| spawn::SpawnError::Os { what: "start the denial logger", error })?)
-        }
+        Some(l) => match notify::start(l) {
+            Ok(logger) => Some(logger),
+            Err(error) => {
+                kill_tree(&started);
+                return Err(spawn::SpawnError::Os { what: "start the denial logger", error }.into());
+            }
+        },
         None => None,
     };
     let code = spawn::wait(&started);

@@ -172,6 +172,7 @@ pub fn compile(rules: &[Rule], notify: bool) -> Vec<sock_filter> {
                 // Not this call: skip the load, the comparisons and the return. A listed value:
                 // skip the comparisons after it and the return.
                 let n = values.len();
+                debug_assert!(n <= 250, "jump offsets are 8 bits");
                 p.push(jump(JEQ, r.nr as u32, 0, (n + 2) as u8));
                 p.push(stmt(LD_W_ABS, off_arg_lo(arg)));
                 for (i, v) in values.iter().enumerate() {
