@@ -234,8 +234,30 @@ impl Rules {
     }
 }
 
+/// The IPv4 address an IPv6 address carries where a network would deliver it to that IPv4
+/// host: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`) and
+/// 6to4 (`2002:AABB:CCDD::/48`). (Local-use NAT64, `64:ff9b:1::/48`, is never public.)
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let seg = v6.segments();
+    let low = |hi: u16, lo: u16| std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if seg[..6] == [0; 6] && !(seg[6] == 0 && seg[7] <= 1) {
+        return Some(low(seg[6], seg[7])); // ::a.b.c.d, not :: or ::1
+    }
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(low(seg[6], seg[7]));
+    }
+    if seg[0] == 0x2002 {
+        return Some(low(seg[1], seg[2]));
+    }
+    None
+}
+
 /// Not loopback, private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7), link-local
-/// (169.254/16, fe80::/10), unspecified, broadcast or multicast; IPv4-mapped IPv6 judged as IPv4.
+/// (169.254/16, fe80::/10), unspecified, broadcast or multicast; an IPv6 address that carries an
+/// IPv4 one (mapped, compatible, NAT64, 6to4) judged as that IPv4 address.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -250,7 +272,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (o[0] == 100 && (o[1] & 0xc0) == 64))
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_v4(v6) {
                 return is_public(IpAddr::V4(v4));
             }
             let seg = v6.segments()[0];
@@ -258,7 +280,8 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (seg & 0xfe00) == 0xfc00
-                || (seg & 0xffc0) == 0xfe80)
+                || (seg & 0xffc0) == 0xfe80
+                || v6.segments()[..3] == [0x64, 0xff9b, 1])
         }
     }
 }
@@ -298,6 +321,20 @@ mod tests {
         assert!(allowed(&r, "example.org") && allowed(&r, "x.example.org"));
         assert!(!allowed(&r, "notexample.org"));
         assert_eq!(r.decide(&host("x.example.org")).to_string(), "allow **.example.org");
+    }
+
+    #[test]
+    fn ipv6_addresses_carrying_ipv4_ones_are_judged_by_them() {
+        let public = |s: &str| is_public(s.parse().unwrap());
+        for private in
+            ["::ffff:10.0.0.1", "::10.0.0.1", "64:ff9b::a00:1", "64:ff9b::7f00:1", "2002:a00:1::1", "64:ff9b:1::1"]
+        {
+            assert!(!public(private), "{private}");
+        }
+        for ok in ["::ffff:198.51.100.7", "64:ff9b::c633:6407", "2002:c633:6407::1", "2001:db8::1"] {
+            assert!(public(ok), "{ok}");
+        }
+        assert!(!public("::") && !public("::1"));
     }
 
     #[test]
