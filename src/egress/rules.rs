@@ -9,7 +9,8 @@
 //! What it enforces, in OUTPUT order: established traffic; DNS (UDP and TCP) only to the one
 //! chosen resolver when opted in, every other port-53 packet and Docker's embedded resolver
 //! (127.0.0.11) rejected, even over loopback; loopback; explicit allowlist entries inside closed
-//! ranges; private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7), link-local (169.254/16,
+//! ranges; private (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, and those IPv4 ranges with
+//! loopback as NAT64/6to4 reach them), link-local (169.254/16,
 //! fe80::/10) and the caller's extra ranges (Docker gateway, host addresses) rejected; TCP to the
 //! allow sets on the configured ports; everything else rejected (TCP reset, ICMP port unreachable or
 //! ICMPv6 administratively prohibited) so tools fail fast. Policies are DROP; IPv6 neighbour
@@ -34,7 +35,27 @@ pub const REJECT_CHAIN: &str = "CODEX_REJECT";
 pub const DOCKER_DNS: &str = "127.0.0.11";
 /// Ranges closed unless an explicit entry covers them.
 pub const CLOSED_V4: &[&str] = &["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"];
-pub const CLOSED_V6: &[&str] = &["fc00::/7", "fe80::/10"];
+pub const CLOSED_V6: &[&str] = &["fc00::/7", "fe80::/10", "64:ff9b:1::/48"];
+
+/// The closed IPv4 ranges (and loopback) as IPv6 reaches them: through NAT64 (`64:ff9b::/96`) and
+/// 6to4 (`2002::/16`), so an allowlisted name answering with `64:ff9b::a00:1` cannot reach 10.0.0.1
+/// on a network with a NAT64 gateway.
+pub fn closed_v4_in_v6() -> Vec<IpNet> {
+    let mut out = Vec::new();
+    for s in CLOSED_V4.iter().copied().chain(["127.0.0.0/8"]) {
+        let Ok(IpNet::V4(n)) = s.parse::<IpNet>() else { continue };
+        let o = n.network().octets();
+        let (hi, lo) = (u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([o[2], o[3]]));
+        let nat64 = std::net::Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo);
+        let six_to_four = std::net::Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 0);
+        for (addr, len) in [(nat64, 96 + n.prefix_len()), (six_to_four, 16 + n.prefix_len())] {
+            if let Ok(net) = ipnet::Ipv6Net::new(addr, len) {
+                out.push(IpNet::V6(net.trunc()));
+            }
+        }
+    }
+    out
+}
 /// Sets recording each blocked destination (address, protocol, port) with packet counters, for the
 /// session-end summary ([`LogMode::Record`]).
 pub const BLOCKED_V4: &str = "codex_blocked4";
@@ -162,6 +183,9 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
         Family::V6 => (SET_V6, "icmp6-adm-prohibited", CLOSED_V6),
     };
     let mut closed: Vec<IpNet> = closed_builtin.iter().filter_map(|s| s.parse().ok()).collect();
+    if family == Family::V6 {
+        closed.extend(closed_v4_in_v6());
+    }
     closed.extend(spec.closed.iter().filter(|n| family.has(n)).map(IpNet::trunc));
     let mut r = Vec::<String>::new();
     let mut add = |s: String| r.push(s);
@@ -313,6 +337,18 @@ COMMIT
         assert!(v6.contains("--match-set codex_allow6 dst"));
         assert!(v6.ends_with("-A CODEX_REJECT -j REJECT --reject-with icmp6-adm-prohibited\nCOMMIT\n"));
         assert!(!v6.contains("127.0.0.11"));
+        // Private IPv4 reached through NAT64 or 6to4 is closed like the IPv4 range itself.
+        for net in
+            ["64:ff9b::a00:0/104", "64:ff9b::c0a8:0/112", "64:ff9b::7f00:0/104", "2002:a00::/24", "64:ff9b:1::/48"]
+        {
+            assert!(
+                v6.contains(&format!(
+                    "-A OUTPUT -d {net} -m comment --comment \"codex-box closed-range\" -j CODEX_REJECT\n"
+                )),
+                "{net}"
+            );
+        }
+        assert!(!v6.contains("-d 64:ff9b::/96 "), "public IPv4 through NAT64 stays reachable when allowed");
     }
 
     #[test]
