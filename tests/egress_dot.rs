@@ -412,3 +412,24 @@ fn the_sandbox_proxy_resolves_through_dot() {
     let out = run("other.test");
     assert!(out.contains(&format!("{LOOPBACK_NAME} does not resolve")) && !out.contains("127.0.0.2"), "{out}");
 }
+
+/// A container session resolves its allowlist through DoT: the name is pinned in its /etc/hosts.
+#[test]
+fn a_container_session_pins_what_dot_answered() {
+    if !support::docker_ready("DNS-over-TLS container session") {
+        return;
+    }
+    let pki = Pki::new();
+    let server = DotServer::start(&pki);
+    let p = support::Project::new();
+    let (addr, ca) = (server.addr.to_string(), pki.path("ca.pem").to_str().unwrap().to_string());
+    let flags = ["--dns-server", &addr, "--dns-tls-name", "dot.test", "--ca-cert", &ca, "--allow-domain", NAME];
+    let out = p.run_sh(&flags, &format!("grep -w {NAME} /etc/hosts"));
+    assert_eq!(
+        support::text(&out.stdout).split_whitespace().collect::<Vec<_>>(),
+        [ADDR, NAME],
+        "{}",
+        support::text(&out.stderr)
+    );
+    assert!(support::containers_for(&p.wd).is_empty());
+}

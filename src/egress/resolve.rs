@@ -148,7 +148,15 @@ impl Resolution {
         let all_transport = !self.names.is_empty()
             && self.names.iter().all(|n| n.error.as_ref().is_some_and(LookupFailure::is_transport));
         if all_transport {
-            return Err(ResolveError::Unreachable { resolver: self.resolver.clone(), details: failed.join("; ") });
+            // One reason for every name (a refused connection, a certificate) is said once.
+            let first = self.names[0].error.as_ref();
+            let details = if self.names.len() > 1 && self.names.iter().all(|n| n.error.as_ref() == first) {
+                let names: Vec<&str> = self.names.iter().map(|n| n.name.as_str()).collect();
+                format!("{}: {}", names.join(", "), first.map_or_else(String::new, |e| e.to_string()))
+            } else {
+                failed.join("; ")
+            };
+            return Err(ResolveError::Unreachable { resolver: self.resolver.clone(), details });
         }
         if strict && !failed.is_empty() {
             return Err(ResolveError::Unresolved { resolver: self.resolver.clone(), details: failed.join("; ") });
@@ -287,24 +295,24 @@ pub async fn resolve_all(names: &[String], settings: &ResolverSettings) -> Resul
             result
         }
     });
-    let mut names = futures_util::future::join_all(lookups).await;
+    let names = futures_util::future::join_all(lookups).await;
     #[cfg(target_os = "linux")]
-    explain_tls_failures(settings, &mut names).await;
+    let names = explain_tls_failures(settings, names).await;
     Ok(Resolution { names, resolver: settings.describe_server() })
 }
 
 /// With DNS-over-TLS, transport failures say only "no connections available": one handshake of our
 /// own names the reason (an untrusted or mismatched certificate, no TLS on the port) and the fix.
 #[cfg(target_os = "linux")]
-async fn explain_tls_failures(settings: &ResolverSettings, names: &mut [NameResolution]) {
-    let (Some(addr), Some(tls)) = (settings.server, settings.tls.clone()) else { return };
+async fn explain_tls_failures(settings: &ResolverSettings, mut names: Vec<NameResolution>) -> Vec<NameResolution> {
+    let (Some(addr), Some(tls)) = (settings.server, settings.tls.clone()) else { return names };
     if !names.iter().any(|n| n.error.as_ref().is_some_and(LookupFailure::is_transport)) {
-        return;
+        return names;
     }
     let timeout = (settings.timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let name = tls.name.clone();
     let Ok(Err(why)) = tokio::task::spawn_blocking(move || super::dot::handshake(addr, &tls, timeout)).await else {
-        return;
+        return names;
     };
     let failure = LookupFailure::Failed(format!(
         "DNS-over-TLS handshake failed: {why} (the server's certificate must be valid for {name} and \
@@ -313,6 +321,7 @@ async fn explain_tls_failures(settings: &ResolverSettings, names: &mut [NameReso
     for n in names.iter_mut().filter(|n| n.error.as_ref().is_some_and(LookupFailure::is_transport)) {
         n.error = Some(failure.clone());
     }
+    names
 }
 
 fn classify(e: &NetError) -> LookupFailure {
@@ -375,6 +384,15 @@ mod tests {
             "{e}"
         );
         assert!(Resolution::default().verdict(true).unwrap().is_empty());
+        let same = Resolution {
+            names: vec![
+                name("a.example", &[], Some(LookupFailure::Failed("refused".into()))),
+                name("b.example", &[], Some(LookupFailure::Failed("refused".into()))),
+            ],
+            resolver: "DNS server 192.0.2.53:53".into(),
+        };
+        let e = same.verdict(false).unwrap_err().to_string();
+        assert!(e.starts_with("no allowlisted name could be resolved by DNS server 192.0.2.53:53 (a.example, b.example: refused); fix:"), "{e}");
     }
 
     #[test]
