@@ -3,7 +3,7 @@
 //! [`resolve_all`] looks every name up concurrently (A and AAAA, CNAME chains followed by the
 //! resolver) under one overall deadline, with the system resolver (`/etc/resolv.conf`) or one
 //! chosen server (`IP[:port]`, UDP with TCP fallback), or that server over TLS ([`DnsTls`],
-//! DNS-over-TLS, Linux builds only: [`super::dot`]). Names are queried fully qualified, so no
+//! DNS-over-TLS, Linux builds only: `super::dot`). Names are queried fully qualified, so no
 //! search domain is appended. The result is a [`Resolution`] value: per name its addresses, the
 //! smallest TTL of the answer (CNAMEs included) or why it failed. The caller decides what a failure
 //! means with [`Resolution::verdict`]: a warning, or an error in strict mode.
