@@ -22,7 +22,7 @@ async fn main() {
         zone = zone.addr(n, &format!("198.18.0.{}", i + 1)).addr(n, &format!("2001:db8::{:x}", i + 1));
     }
     let dns = TestDns::start(zone);
-    let settings = ResolverSettings { server: Some(dns.addr), timeout: Duration::from_secs(10) };
+    let settings = ResolverSettings { server: Some(dns.addr), tls: None, timeout: Duration::from_secs(10) };
 
     let t = Instant::now();
     let r = resolve_all(&names, &settings).await.expect("resolve");

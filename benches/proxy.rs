@@ -161,7 +161,7 @@ fn main() {
     let config = ProxyConfig {
         rules,
         ports: vec![server.port()],
-        resolver: ResolverSettings { server: Some(dns.addr), timeout: Duration::from_secs(5) },
+        resolver: ResolverSettings { server: Some(dns.addr), tls: None, timeout: Duration::from_secs(5) },
         limits: Limits::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -4,7 +4,9 @@
 #     macOS (x86_64, aarch64) and Windows (x86_64-pc-windows-gnu) — nothing is linked or run there,
 #     so this proves the code compiles, not that the macOS/Windows sandboxes work;
 #   * a static x86_64-unknown-linux-musl release binary of codex-box, checked to be static and to run.
-# Adds missing rustup targets. CROSS_CLIPPY=0 skips clippy. Prints the time of each step.
+# Adds missing rustup targets, and musl-gcc (Debian's musl-tools) when missing: ring, the crypto of
+# DNS-over-TLS (Linux only), is built from C for the musl target. CROSS_CLIPPY=0 skips clippy.
+# Prints the time of each step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,17 @@ installed=$(rustup target list --installed)
 for t in "${checked[@]}" "$musl"; do
     grep -qx "$t" <<<"$installed" || { step "rustup target add $t"; rustup target add "$t"; }
 done
+
+if ! command -v musl-gcc >/dev/null; then
+    step "apt-get install musl-tools (musl-gcc builds ring's C code for $musl)"
+    command -v apt-get >/dev/null || {
+        echo "cross-check: musl-gcc is missing and there is no apt-get; install musl-gcc (musl-tools) and rerun" >&2
+        exit 1
+    }
+    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq musl-tools >/dev/null
+fi
 
 for t in "${checked[@]}"; do
     step "cargo check --all-targets --target $t"

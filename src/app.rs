@@ -120,6 +120,9 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     let env = Env::from_process();
     let cfg = SessionConfig::build(args, env, &cwd)?;
     let certs = context::read_ca_certs(&cfg.ca_certs)?;
+    if !cfg.egress.open {
+        crate::egress::resolve::check(&cfg.egress.resolver)?;
+    }
 
     // Everything that can be refused is checked before anything is created.
     let mut outside: Vec<(&str, &PathBuf)> = Vec::new();

@@ -59,7 +59,9 @@ pub struct EgressSettings {
     pub env: Option<String>,
     pub config: Vec<String>,
     pub ports: Vec<u16>,
-    pub dns_server: Option<SocketAddr>,
+    /// How the host resolves (the allowlist, the proxy's lookups): `--dns-server`/`--dns-tls-name`,
+    /// else `dns_server`/`dns_tls_name` of the `[egress]` table, else the system resolver.
+    pub resolver: crate::egress::ResolverSettings,
     pub allow_dns: bool,
     pub strict: bool,
     pub network: Option<String>,
@@ -82,7 +84,7 @@ impl Default for EgressSettings {
             env: None,
             config: Vec::new(),
             ports: crate::egress::config::DEFAULT_PORTS.to_vec(),
-            dns_server: None,
+            resolver: crate::egress::ResolverSettings::default(),
             allow_dns: false,
             strict: false,
             network: None,
@@ -155,7 +157,7 @@ pub enum ConfigError {
     BadCpus(f64),
     #[error("--pids-limit {0} must be at least 16")]
     BadPids(i64),
-    #[error("{path}: {message}Fix the file (keys: [egress] allow, deny, ports, dns_server, allow_dns, strict; [limits] memory, cpus, pids)")]
+    #[error("{path}: {message}Fix the file (keys: [egress] allow, deny, ports, dns_server, dns_tls_name, allow_dns, strict; [limits] memory, cpus, pids)")]
     Toml { path: PathBuf, message: String },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
@@ -167,6 +169,12 @@ pub enum ConfigError {
     AllowDnsWithoutServer,
     #[error("--allow-dns: the container's resolver must listen on port 53, not {0}")]
     AllowDnsPort(SocketAddr),
+    #[error(
+        "--allow-dns opens plain DNS to the resolver from the session, which cannot use the \
+         DNS-over-TLS chosen with --dns-tls-name {0} (or dns_tls_name in {PROJECT_CONFIG}); fix: drop \
+         --allow-dns (allowlisted names are pinned in /etc/hosts) or the DNS-over-TLS name"
+    )]
+    AllowDnsWithTls(String),
     #[error("--deny-domain only applies with --egress proxy (the IP firewall allows listed names only, so there is nothing to deny); add --egress proxy or drop --deny-domain")]
     DenyWithoutProxy,
     #[error("--{flag} {value:?} is not HOST:PORT; use e.g. 192.0.2.10:443")]
@@ -247,14 +255,23 @@ impl SessionConfig {
             },
         };
         let abs = |p: &Option<PathBuf>| p.as_ref().map(|p| absolute(cwd, p));
-        let dns_server = match &args.dns_server {
-            Some(d) => Some(crate::egress::config::parse_dns_server(d, "--dns-server")?),
-            None => project.egress.dns_server()?,
+        // The server and its TLS name come from one place: flags replace the config's pair whole,
+        // so a config's TLS name never applies to a server given on the command line.
+        let resolver = if args.dns_server.is_some() || args.dns_tls_name.is_some() {
+            crate::egress::config::resolver_settings(
+                args.dns_server.as_deref(),
+                args.dns_tls_name.as_deref(),
+                crate::egress::config::FROM_FLAGS,
+                &ca_certs,
+            )?
+        } else {
+            project.egress.resolver(&ca_certs)?
         };
         let allow_dns = args.allow_dns || project.egress.allow_dns;
-        match (allow_dns, dns_server) {
-            (true, None) => return Err(ConfigError::AllowDnsWithoutServer),
-            (true, Some(a)) if a.port() != 53 => return Err(ConfigError::AllowDnsPort(a)),
+        match (allow_dns, resolver.server, &resolver.tls) {
+            (true, None, _) => return Err(ConfigError::AllowDnsWithoutServer),
+            (true, Some(_), Some(tls)) => return Err(ConfigError::AllowDnsWithTls(tls.name.clone())),
+            (true, Some(a), None) if a.port() != 53 => return Err(ConfigError::AllowDnsPort(a)),
             _ => {}
         }
         for (flag, v) in [("verify-blocked", &args.verify_blocked), ("verify-allowed", &args.verify_allowed)] {
@@ -277,7 +294,7 @@ impl SessionConfig {
             env: env.openai_allowed_domains.clone(),
             config: project.egress.allow.clone(),
             ports: project.egress.ports()?,
-            dns_server,
+            resolver,
             allow_dns,
             strict: args.strict || project.egress.strict,
             network: args.network.clone(),
@@ -415,6 +432,35 @@ mod tests {
         std::fs::write(t.path().join(PROJECT_CONFIG), "[egress]\nalow = []\n").unwrap();
         let e = ProjectConfig::load(t.path()).unwrap_err().to_string();
         assert!(e.contains("codex-box.toml") && e.contains("alow"), "{e}");
+    }
+
+    #[test]
+    fn the_resolver_and_its_tls_name_come_from_flags_or_the_config_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let wd = t.path().canonicalize().unwrap();
+        std::fs::create_dir_all(wd.join(".codex")).unwrap();
+        std::fs::write(wd.join("corp.pem"), "").unwrap();
+        std::fs::write(
+            wd.join(PROJECT_CONFIG),
+            "[egress]\ndns_server = \"192.0.2.53\"\ndns_tls_name = \"dns.corp.example\"\n",
+        )
+        .unwrap();
+        let env = || Env { ca_certs: vec![wd.join("corp.pem")], ..Env::default() };
+        let build = |a: SessionArgs| SessionConfig::build(&a, env(), &wd).map(|c| c.egress.resolver);
+        let from_config = build(SessionArgs::default()).unwrap();
+        assert_eq!(from_config.server, Some("192.0.2.53:853".parse().unwrap()));
+        let tls = from_config.tls.unwrap();
+        assert_eq!((tls.name.as_str(), tls.extra_roots), ("dns.corp.example", vec![wd.join("corp.pem")]));
+        // A server on the command line is plain DNS unless --dns-tls-name comes with it.
+        let plain = build(SessionArgs { dns_server: Some("192.0.2.54".into()), ..SessionArgs::default() }).unwrap();
+        assert_eq!((plain.server, plain.tls), (Some("192.0.2.54:53".parse().unwrap()), None));
+        let e = build(SessionArgs { dns_tls_name: Some("dns.example".into()), ..SessionArgs::default() });
+        assert!(e.unwrap_err().to_string().starts_with("--dns-tls-name needs --dns-server"));
+        let e = build(SessionArgs { allow_dns: true, ..SessionArgs::default() }).unwrap_err().to_string();
+        assert!(e.starts_with("--allow-dns opens plain DNS to the resolver from the session"), "{e}");
+        std::fs::write(wd.join(PROJECT_CONFIG), "[egress]\ndns_tls_name = \"dns.corp.example\"\n").unwrap();
+        let e = build(SessionArgs::default()).unwrap_err().to_string();
+        assert!(e.starts_with("[egress] dns_tls_name needs [egress] dns_server"), "{e}");
     }
 
     #[test]

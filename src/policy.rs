@@ -81,8 +81,8 @@ pub struct DomainPolicy {
     pub rules: crate::proxy::Rules,
     /// Destination ports the proxy connects to.
     pub ports: Vec<u16>,
-    /// The resolver the proxy uses (`None`: the host's).
-    pub dns_server: Option<std::net::SocketAddr>,
+    /// The resolver the proxy uses (`server: None`: the host's), over TLS when chosen.
+    pub resolver: crate::egress::ResolverSettings,
 }
 
 /// Which environment variables reach the sandboxed process.

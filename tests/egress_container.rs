@@ -309,7 +309,17 @@ fn verification_refuses_to_start_the_agent_when_a_blocked_address_is_reachable()
 #[test]
 fn bad_names_cidrs_and_an_unreachable_dns_server_fail_clearly_and_leave_nothing() {
     let p = Project::new();
+    // PEM-looking, so the image's CA check passes; DNS-over-TLS cannot use it.
+    let bad_ca = p.root.path().join("bad-ca.pem");
+    std::fs::write(&bad_ca, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").unwrap();
+    let bad_ca = bad_ca.to_str().unwrap();
     for (args, needle) in [
+        (vec!["--dns-tls-name", "dot.test"], "--dns-tls-name needs --dns-server"),
+        (vec!["--dns-server", "192.0.2.53", "--dns-tls-name", "dot_test.example"], "dot_test.example"),
+        (
+            vec!["--dns-server", "192.0.2.53", "--dns-tls-name", "dot.test", "--ca-cert", bad_ca],
+            "bad-ca.pem cannot be used",
+        ),
         (vec!["--allow-domain", "a.com;rm -rf /"], "a.com;rm -rf /"),
         (vec!["--allow-domain", "10.0.0.0/40"], "10.0.0.0/40"),
         (vec!["--allow-domain=-x.com"], "-x.com"),

@@ -15,7 +15,7 @@ fn names(list: &[&str]) -> Vec<String> {
 }
 
 fn settings(dns: &TestDns, timeout_ms: u64) -> ResolverSettings {
-    ResolverSettings { server: Some(dns.addr), timeout: Duration::from_millis(timeout_ms) }
+    ResolverSettings { server: Some(dns.addr), tls: None, timeout: Duration::from_millis(timeout_ms) }
 }
 
 #[tokio::test]
@@ -59,7 +59,7 @@ async fn nxdomain_is_a_warning_or_a_strict_error() {
 #[tokio::test]
 async fn an_unreachable_server_fails_clearly_in_bounded_time() {
     let server = dead_address();
-    let s = ResolverSettings { server: Some(server), timeout: Duration::from_millis(1000) };
+    let s = ResolverSettings { server: Some(server), tls: None, timeout: Duration::from_millis(1000) };
     let start = Instant::now();
     let r = resolve_all(&names(&["a.example.test", "b.example.test"]), &s).await.unwrap();
     let elapsed = start.elapsed();

@@ -107,7 +107,7 @@ impl Fixture {
         let config = ProxyConfig {
             rules,
             ports: vec![up.addr.port()],
-            resolver: ResolverSettings { server: Some(dns.addr), timeout: Duration::from_secs(3) },
+            resolver: ResolverSettings { server: Some(dns.addr), tls: None, timeout: Duration::from_secs(3) },
             limits,
         };
         let dir = tempfile::tempdir().unwrap();

@@ -107,6 +107,11 @@ pub struct SandboxArgs {
     #[arg(long = "dns-server", value_name = "ADDR")]
     pub dns_server: Option<String>,
 
+    /// Query --dns-server over TLS (DNS-over-TLS, port 853 unless given; Linux): its certificate must
+    /// be valid for NAME and issued by a system CA or one in CODEX_BOX_CA_CERTS.
+    #[arg(long = "dns-tls-name", value_name = "NAME")]
+    pub dns_tls_name: Option<String>,
+
     /// Keep this unix socket reachable (repeatable); every socket listening by path when the sandbox
     /// starts is hidden otherwise (an agent, a database, containerd: ways out of any sandbox).
     #[arg(long = "allow-unix-socket", value_name = "PATH")]
@@ -209,6 +214,12 @@ pub struct SessionArgs {
     /// DNS server (IP[:port]) used on the host to resolve the allowlist (default: the system resolver).
     #[arg(long = "dns-server", value_name = "ADDR")]
     pub dns_server: Option<String>,
+
+    /// Query --dns-server over TLS (DNS-over-TLS, port 853 unless given; Linux): its certificate must
+    /// be valid for NAME and issued by a system CA or a --ca-cert. With either flag, the config's
+    /// dns_server and dns_tls_name are not used.
+    #[arg(long = "dns-tls-name", value_name = "NAME")]
+    pub dns_tls_name: Option<String>,
 
     /// Let the session reach the --dns-server resolver on port 53 (and no other). Off by default:
     /// DNS is an exfiltration channel; allowlisted names are pinned in /etc/hosts instead.

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::config::EgressSettings;
-use crate::egress::{self, Allowlist, Inputs, Resolution, ResolverSettings};
+use crate::egress::{self, Allowlist, Inputs, Resolution};
 
 /// What a session needs from the firewall.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub async fn resolve(
     allow: &Allowlist,
     settings: &EgressSettings,
 ) -> Result<(Resolution, Vec<String>), egress::ResolveError> {
-    let rs = ResolverSettings { server: settings.dns_server, ..ResolverSettings::default() };
+    let rs = settings.resolver.clone();
     let res = egress::resolve_all(&allow.names(), &rs).await?;
     let warnings = res.verdict(settings.strict)?;
     Ok((res, warnings))
@@ -60,7 +60,7 @@ pub fn assemble(
     gateway: Option<IpAddr>,
 ) -> SessionFirewall {
     let closed: Vec<IpNet> = gateway.into_iter().map(IpNet::from).collect();
-    let dns = settings.allow_dns.then_some(settings.dns_server).flatten();
+    let dns = settings.allow_dns.then_some(settings.resolver.server).flatten();
     let mut spec = egress::firewall_spec(allow, res, settings.ports.clone(), dns, closed);
     spec.log = egress::LogMode::Record;
     let texts = egress::render(&spec);
@@ -135,7 +135,10 @@ mod tests {
         EgressSettings {
             flags: vec!["allowed.test".into(), "198.51.100.0/28".into()],
             env: Some("github.com, repo.maven.apache.org".into()),
-            dns_server: Some("127.0.0.1:5353".parse().unwrap()),
+            resolver: crate::egress::ResolverSettings {
+                server: Some("127.0.0.1:5353".parse().unwrap()),
+                ..crate::egress::ResolverSettings::default()
+            },
             ..EgressSettings::default()
         }
     }

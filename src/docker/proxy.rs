@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::config::EgressSettings;
-use crate::egress::{self, Allowlist, Inputs, NameError, Resolution, ResolverSettings};
+use crate::egress::{self, Allowlist, Inputs, NameError, Resolution};
 pub use crate::proxy::session_env;
 use crate::proxy::{Limits, Log, Proxy, ProxyConfig, ProxyError, Rules};
 
@@ -67,7 +67,7 @@ pub async fn start(rules: Rules, settings: &EgressSettings, gateway: IpAddr, log
     let config = ProxyConfig {
         rules,
         ports: settings.ports.clone(),
-        resolver: ResolverSettings { server: settings.dns_server, ..ResolverSettings::default() },
+        resolver: settings.resolver.clone(),
         limits: Limits::default(),
     };
     Proxy::start(SocketAddr::new(gateway, 0), config, log).await

@@ -13,9 +13,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::config::EgressSettings;
-use crate::egress::{
-    plan_refresh, resolve_all, Allowlist, RefreshSettings, RefreshState, Resolution, ResolverSettings,
-};
+use crate::egress::{plan_refresh, resolve_all, Allowlist, RefreshSettings, RefreshState, Resolution};
 
 /// Runs as root in the container: `cmd` with `stdin`; returns exit code and output.
 pub async fn exec_root(
@@ -76,7 +74,7 @@ pub async fn run(
     settings: RefreshSettings,
 ) {
     let names = allow.names();
-    let rs = ResolverSettings { server: egress.dns_server, ..ResolverSettings::default() };
+    let rs = egress.resolver.clone();
     let mut state = RefreshState::new(allow.nets(), &initial, Instant::now());
     let mut delay = plan_refresh(&state, &initial, Instant::now(), &settings).next_delay;
     loop {

@@ -49,7 +49,8 @@ pub fn parse_entry(input: &str, origin: Source) -> Result<Target, NameError> {
     parse_name(s).map(Target::Name).map_err(fail)
 }
 
-fn parse_name(s: &str) -> Result<String, Problem> {
+/// Validates and normalises a host name (no IP address, no wildcard).
+pub(crate) fn parse_name(s: &str) -> Result<String, Problem> {
     let name = s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase();
     if name.contains('*') {
         return Err(Problem::Wildcard);

@@ -2,7 +2,8 @@
 //!
 //! The pipeline is: [`names`] merges the allowlist sources (built-in OpenAI names,
 //! `OPENAI_ALLOWED_DOMAINS`, `--allow-domain`, the `[egress]` table of [`config`]), each entry
-//! validated by [`entry`]; [`resolve`] turns names into addresses on the host; [`mod@aggregate`] merges
+//! validated by [`entry`]; [`resolve`] turns names into addresses on the host (over DNS-over-TLS on
+//! Linux when asked: `dot`); [`mod@aggregate`] merges
 //! addresses and literal CIDRs into minimal v4/v6 sets; [`rules`] renders the `ipset restore`,
 //! `iptables-restore` and `ip6tables-restore` texts the in-container entrypoint applies; [`hosts`]
 //! pins the names into `/etc/hosts`; [`refresh`] computes live-refresh diffs as TTLs expire;
@@ -18,6 +19,8 @@
 pub mod aggregate;
 pub mod config;
 pub mod counters;
+#[cfg(target_os = "linux")]
+pub mod dot;
 pub mod entry;
 pub mod hosts;
 pub mod names;
@@ -31,7 +34,7 @@ pub use entry::parse_entry;
 pub use hosts::hosts_entries;
 pub use names::{Allowlist, Entry, Inputs, NameError, Source, Target, BUILTIN_NAMES};
 pub use refresh::{plan_refresh, RefreshPlan, RefreshSettings, RefreshState, SetEntry};
-pub use resolve::{resolve_all, NameResolution, Resolution, ResolveError, ResolverSettings};
+pub use resolve::{resolve_all, DnsTls, NameResolution, Resolution, ResolveError, ResolverSettings};
 pub use rules::{render, FirewallSpec, LogMode, RuleTexts};
 
 /// The firewall for an allowlist once its names are resolved: resolved addresses and explicit

@@ -184,6 +184,17 @@ pub enum NameError {
     )]
     DnsServer { input: String, origin: &'static str },
     #[error(
+        "invalid DNS-over-TLS name {input:?} (from {origin}): {problem}; fix: give the host name the \
+         resolver's certificate is issued for, like dns.example.com (a port goes in --dns-server IP:PORT)"
+    )]
+    DnsTlsName { input: String, origin: &'static str, problem: String },
+    #[error(
+        "{tls_name} needs {server}: DNS-over-TLS goes to a resolver you choose, never to the \
+         system's; fix: add {server} with the resolver's IP address (port 853 unless you give one), \
+         like {example}, or drop {tls_name}"
+    )]
+    DnsTlsWithoutServer { tls_name: &'static str, server: &'static str, example: &'static str },
+    #[error(
         "invalid [egress] ports {ports:?}: list at least one TCP port from 1 to 65535, \
          like ports = [443, 80]"
     )]

@@ -2,15 +2,20 @@
 //!
 //! [`resolve_all`] looks every name up concurrently (A and AAAA, CNAME chains followed by the
 //! resolver) under one overall deadline, with the system resolver (`/etc/resolv.conf`) or one
-//! chosen server (`IP[:port]`, UDP with TCP fallback). Names are queried fully qualified, so no
+//! chosen server (`IP[:port]`, UDP with TCP fallback), or that server over TLS ([`DnsTls`],
+//! DNS-over-TLS, Linux builds only: `super::dot`). Names are queried fully qualified, so no
 //! search domain is appended. The result is a [`Resolution`] value: per name its addresses, the
 //! smallest TTL of the answer (CNAMEs included) or why it failed. The caller decides what a failure
 //! means with [`Resolution::verdict`]: a warning, or an error in strict mode.
 //!
-//! What it does not do: DNS-over-HTTPS/TLS (not compiled in), DNSSEC validation, or any check of
-//! what the addresses are — private answers are closed later by [`super::rules`].
+//! With DNS-over-TLS the server is queried over TLS only: a certificate that does not chain to the
+//! trusted roots or is not valid for the name fails the lookup; there is no fallback to plain DNS.
+//!
+//! What it does not do: DNS-over-HTTPS, DNSSEC validation, or any check of what the addresses
+//! are — private answers are closed later by [`super::rules`].
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig};
@@ -23,21 +28,34 @@ use hickory_resolver::{ResolverBuilder, TokioResolver};
 pub struct ResolverSettings {
     /// `None`: the system resolver from `/etc/resolv.conf`.
     pub server: Option<SocketAddr>,
+    /// Query `server` over TLS (DNS-over-TLS) instead of UDP/TCP; needs `server`.
+    pub tls: Option<DnsTls>,
     /// Deadline for all names together.
     pub timeout: Duration,
 }
 
+/// DNS-over-TLS to the chosen server: what its certificate must be valid for, and whom to trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsTls {
+    /// The host name (or IP address) the server's certificate must be valid for, validated.
+    pub name: String,
+    /// CA certificate files (PEM) trusted besides the system's bundle: the session's `--ca-cert`
+    /// and `CODEX_BOX_CA_CERTS`.
+    pub extra_roots: Vec<PathBuf>,
+}
+
 impl Default for ResolverSettings {
     fn default() -> Self {
-        ResolverSettings { server: None, timeout: Duration::from_secs(5) }
+        ResolverSettings { server: None, tls: None, timeout: Duration::from_secs(5) }
     }
 }
 
 impl ResolverSettings {
     fn describe_server(&self) -> String {
-        match self.server {
-            Some(addr) => format!("DNS server {addr}"),
-            None => "the system resolver (/etc/resolv.conf)".to_string(),
+        match (self.server, &self.tls) {
+            (Some(addr), Some(tls)) => format!("DNS-over-TLS server {addr} (certificate for {})", tls.name),
+            (Some(addr), None) => format!("DNS server {addr}"),
+            (None, _) => "the system resolver (/etc/resolv.conf)".to_string(),
         }
     }
 }
@@ -130,7 +148,15 @@ impl Resolution {
         let all_transport = !self.names.is_empty()
             && self.names.iter().all(|n| n.error.as_ref().is_some_and(LookupFailure::is_transport));
         if all_transport {
-            return Err(ResolveError::Unreachable { resolver: self.resolver.clone(), details: failed.join("; ") });
+            // One reason for every name (a refused connection, a certificate) is said once.
+            let first = self.names[0].error.as_ref();
+            let details = if self.names.len() > 1 && self.names.iter().all(|n| n.error.as_ref() == first) {
+                let names: Vec<&str> = self.names.iter().map(|n| n.name.as_str()).collect();
+                format!("{}: {}", names.join(", "), first.map_or_else(String::new, |e| e.to_string()))
+            } else {
+                failed.join("; ")
+            };
+            return Err(ResolveError::Unreachable { resolver: self.resolver.clone(), details });
         }
         if strict && !failed.is_empty() {
             return Err(ResolveError::Unresolved { resolver: self.resolver.clone(), details: failed.join("; ") });
@@ -157,21 +183,65 @@ pub enum ResolveError {
          remove them, or drop --strict to continue with a warning"
     )]
     Unresolved { resolver: String, details: String },
+    #[error(
+        "--dns-tls-name {name}: DNS-over-TLS is only built into codex-box for Linux; fix: drop \
+         --dns-tls-name (or dns_tls_name in the config) to resolve with plain DNS"
+    )]
+    TlsUnsupported { name: String },
+    #[error(
+        "--dns-tls-name {name} needs the server to query; fix: give it with --dns-server IP[:port] \
+         (port 853 by default)"
+    )]
+    TlsWithoutServer { name: String },
+    #[error(
+        "cannot read the CA certificates in {path} (for the DNS-over-TLS server): {source}; fix: \
+         pass a readable PEM file with --ca-cert or CODEX_BOX_CA_CERTS"
+    )]
+    TlsCaRead { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{path} cannot be used as a CA for the DNS-over-TLS server: {problem}; fix: pass a PEM file \
+         of CA certificates (-----BEGIN CERTIFICATE-----) with --ca-cert or CODEX_BOX_CA_CERTS"
+    )]
+    TlsCaInvalid { path: PathBuf, problem: String },
+    #[error(
+        "no CA certificate to check the DNS-over-TLS server {name} with: none of {searched} has \
+         one and no other CA was given; fix: install the ca-certificates package, or pass the CA \
+         that issued the server's certificate with --ca-cert FILE or CODEX_BOX_CA_CERTS"
+    )]
+    TlsNoRoots { name: String, searched: String },
+    #[error("cannot set up TLS for the DNS-over-TLS server {name}: {message}")]
+    TlsConfig { name: String, message: String },
+}
+
+/// The chosen server: UDP with TCP fallback, or TLS only.
+fn name_server(addr: SocketAddr, tls: Option<&DnsTls>) -> Result<NameServerConfig, ResolveError> {
+    let mut ns = match tls {
+        None => NameServerConfig::udp_and_tcp(addr.ip()),
+        #[cfg(target_os = "linux")]
+        Some(tls) => NameServerConfig::tls(addr.ip(), std::sync::Arc::from(tls.name.as_str())),
+        #[cfg(not(target_os = "linux"))]
+        Some(tls) => return Err(ResolveError::TlsUnsupported { name: tls.name.clone() }),
+    };
+    for conn in &mut ns.connections {
+        conn.port = addr.port();
+    }
+    Ok(ns)
 }
 
 fn builder(settings: &ResolverSettings) -> Result<ResolverBuilder<TokioRuntimeProvider>, ResolveError> {
-    let mut builder = match settings.server {
-        Some(addr) => {
-            let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
-            for conn in &mut ns.connections {
-                conn.port = addr.port();
-            }
-            let config = ResolverConfig::from_name_servers(vec![ns]);
+    let mut builder = match (settings.server, &settings.tls) {
+        (Some(addr), tls) => {
+            let config = ResolverConfig::from_name_servers(vec![name_server(addr, tls.as_ref())?]);
             let mut b = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
+            #[cfg(target_os = "linux")]
+            if let Some(tls) = tls {
+                b = b.with_tls_config(super::dot::client_config(tls)?);
+            }
             b.options_mut().use_hosts_file = ResolveHosts::Never;
             b
         }
-        None => TokioResolver::builder_tokio().map_err(|source| ResolveError::SystemConfig { source })?,
+        (None, Some(tls)) => return Err(ResolveError::TlsWithoutServer { name: tls.name.clone() }),
+        (None, None) => TokioResolver::builder_tokio().map_err(|source| ResolveError::SystemConfig { source })?,
     };
     let opts = builder.options_mut();
     opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
@@ -180,6 +250,15 @@ fn builder(settings: &ResolverSettings) -> Result<ResolverBuilder<TokioRuntimePr
     opts.timeout = (settings.timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
     opts.attempts = 2;
     Ok(builder)
+}
+
+/// Checks, before anything starts, what a DNS-over-TLS resolver needs: that it is built in and that
+/// its trust roots can be read. Plain DNS has nothing to check here.
+pub fn check(settings: &ResolverSettings) -> Result<(), ResolveError> {
+    match settings.tls {
+        Some(_) => builder(settings).map(drop),
+        None => Ok(()),
+    }
 }
 
 /// A resolver with these settings, for callers that look names up one at a time and benefit from
@@ -217,7 +296,32 @@ pub async fn resolve_all(names: &[String], settings: &ResolverSettings) -> Resul
         }
     });
     let names = futures_util::future::join_all(lookups).await;
+    #[cfg(target_os = "linux")]
+    let names = explain_tls_failures(settings, names).await;
     Ok(Resolution { names, resolver: settings.describe_server() })
+}
+
+/// With DNS-over-TLS, transport failures say only "no connections available": one handshake of our
+/// own names the reason (an untrusted or mismatched certificate, no TLS on the port) and the fix.
+#[cfg(target_os = "linux")]
+async fn explain_tls_failures(settings: &ResolverSettings, mut names: Vec<NameResolution>) -> Vec<NameResolution> {
+    let (Some(addr), Some(tls)) = (settings.server, settings.tls.clone()) else { return names };
+    if !names.iter().any(|n| n.error.as_ref().is_some_and(LookupFailure::is_transport)) {
+        return names;
+    }
+    let timeout = (settings.timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let name = tls.name.clone();
+    let Ok(Err(why)) = tokio::task::spawn_blocking(move || super::dot::handshake(addr, &tls, timeout)).await else {
+        return names;
+    };
+    let failure = LookupFailure::Failed(format!(
+        "DNS-over-TLS handshake failed: {why} (the server's certificate must be valid for {name} and \
+         issued by a system CA or one from --ca-cert / CODEX_BOX_CA_CERTS)"
+    ));
+    for n in names.iter_mut().filter(|n| n.error.as_ref().is_some_and(LookupFailure::is_transport)) {
+        n.error = Some(failure.clone());
+    }
+    names
 }
 
 fn classify(e: &NetError) -> LookupFailure {
@@ -280,6 +384,15 @@ mod tests {
             "{e}"
         );
         assert!(Resolution::default().verdict(true).unwrap().is_empty());
+        let same = Resolution {
+            names: vec![
+                name("a.example", &[], Some(LookupFailure::Failed("refused".into()))),
+                name("b.example", &[], Some(LookupFailure::Failed("refused".into()))),
+            ],
+            resolver: "DNS server 192.0.2.53:53".into(),
+        };
+        let e = same.verdict(false).unwrap_err().to_string();
+        assert!(e.starts_with("no allowlisted name could be resolved by DNS server 192.0.2.53:53 (a.example, b.example: refused); fix:"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,6 @@ use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener};
 use std::path::Path;
 
-use crate::egress::ResolverSettings;
 use crate::policy::DomainPolicy;
 use crate::proxy::{Limits, Log, Proxy, ProxyConfig, ProxyError, Summary};
 
@@ -43,7 +42,7 @@ pub fn config(d: &DomainPolicy) -> ProxyConfig {
     ProxyConfig {
         rules: d.rules.clone(),
         ports: d.ports.clone(),
-        resolver: ResolverSettings { server: d.dns_server, ..ResolverSettings::default() },
+        resolver: d.resolver.clone(),
         limits: Limits::default(),
     }
 }
@@ -215,6 +214,7 @@ fn pick<L, R>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::egress::ResolverSettings;
 
     #[test]
     fn the_proxy_decides_with_the_policy() {
@@ -226,12 +226,15 @@ mod tests {
         let d = DomainPolicy {
             rules: rules.clone(),
             ports: vec![443],
-            dns_server: Some("127.0.0.1:5353".parse().unwrap()),
+            resolver: ResolverSettings {
+                server: Some("127.0.0.1:5353".parse().unwrap()),
+                ..ResolverSettings::default()
+            },
         };
         let c = config(&d);
         assert_eq!(c.rules, rules);
         assert_eq!(c.ports, vec![443]);
-        assert_eq!(c.resolver.server, d.dns_server);
+        assert_eq!(c.resolver, d.resolver);
         assert_eq!(c.limits, Limits::default());
     }
 
@@ -332,7 +335,7 @@ mod tests {
         let d = DomainPolicy {
             rules: crate::proxy::Rules::default(),
             ports: vec![443],
-            dns_server: Some("127.0.0.1:9".parse().unwrap()),
+            resolver: ResolverSettings { server: Some("127.0.0.1:9".parse().unwrap()), ..ResolverSettings::default() },
         };
         let prepared = prepare(&d, None, false).unwrap();
         let lo = bind_loopback().unwrap();

@@ -196,7 +196,8 @@ pub struct Settings {
     /// (entry, where it came from)
     pub allow_domains: Vec<(String, Source)>,
     pub deny_domains: Vec<(String, Source)>,
-    pub dns_server: Option<std::net::SocketAddr>,
+    /// The proxy's resolver, from `--dns-server` and `--dns-tls-name` (extra CAs come from the host).
+    pub resolver: crate::egress::ResolverSettings,
     /// Destination ports for allowed domains (empty: 443 and 80).
     pub ports: Vec<u16>,
 }
@@ -220,7 +221,7 @@ impl Default for Settings {
             shared_tmp: false,
             allow_domains: Vec::new(),
             deny_domains: Vec::new(),
-            dns_server: None,
+            resolver: crate::egress::ResolverSettings::default(),
             ports: Vec::new(),
         }
     }
@@ -237,6 +238,9 @@ pub struct Host {
     /// Unix sockets bound to a path in this network namespace (`/proc/net/unix`), that exist as
     /// sockets on this filesystem: the host's services (containerd, D-Bus, journald, agents, …).
     pub unix_sockets: Vec<PathBuf>,
+    /// `CODEX_BOX_CA_CERTS` (':'-separated PEM files): trusted besides the system's CAs for
+    /// DNS-over-TLS.
+    pub ca_certs: Vec<PathBuf>,
 }
 
 impl Host {
@@ -247,6 +251,9 @@ impl Host {
             tmpdir: std::env::var_os("TMPDIR").filter(|t| !t.is_empty()).map(PathBuf::from),
             runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").filter(|t| !t.is_empty()).map(PathBuf::from),
             unix_sockets: listening_sockets(),
+            ca_certs: std::env::var_os("CODEX_BOX_CA_CERTS")
+                .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -370,8 +377,13 @@ pub fn merge(config: Option<(&Path, &ConfigToml)>, args: &SandboxArgs) -> Result
     if s.ports.contains(&0) {
         return Err(ProfileError::PortZero);
     }
-    if let Some(d) = &args.dns_server {
-        s.dns_server = Some(crate::egress::parse_dns_server(d, "--dns-server")?);
+    if args.dns_server.is_some() || args.dns_tls_name.is_some() {
+        s.resolver = crate::egress::config::resolver_settings(
+            args.dns_server.as_deref(),
+            args.dns_tls_name.as_deref(),
+            crate::egress::config::FROM_FLAGS,
+            &[],
+        )?;
     }
     s.allow_git_write |= args.allow_git_write;
     s.allow_unix_sockets.extend(
@@ -485,8 +497,8 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
         push_unique(&mut fs.deny_read, resolve(raw, origin, host)?);
     }
     let net = match (s.mode, s.network) {
-        _ if !s.allow_domains.is_empty() => NetPolicy::Domains(Box::new(domains(s)?)),
-        _ if !s.deny_domains.is_empty() || !s.ports.is_empty() || s.dns_server.is_some() => {
+        _ if !s.allow_domains.is_empty() => NetPolicy::Domains(Box::new(domains(s, host)?)),
+        _ if !s.deny_domains.is_empty() || !s.ports.is_empty() || s.resolver != Default::default() => {
             return Err(ProfileError::DenyWithoutAllow)
         }
         (SandboxMode::DangerFullAccess, _) | (SandboxMode::WorkspaceWrite, true) => NetPolicy::Full,
@@ -498,7 +510,7 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
 
 /// Network by name: only with a sandbox that has a boundary. It narrows a `network_access = true`
 /// from the config (`--network` and `--allow-domain` together are refused by the parser).
-fn domains(s: &Settings) -> Result<DomainPolicy, ProfileError> {
+fn domains(s: &Settings, host: &Host) -> Result<DomainPolicy, ProfileError> {
     if s.mode == SandboxMode::DangerFullAccess {
         return Err(ProfileError::DomainsWithFullAccess);
     }
@@ -512,7 +524,11 @@ fn domains(s: &Settings) -> Result<DomainPolicy, ProfileError> {
             ports.push(*p);
         }
     }
-    Ok(DomainPolicy { rules, ports, dns_server: s.dns_server })
+    let mut resolver = s.resolver.clone();
+    if let Some(tls) = &mut resolver.tls {
+        tls.extra_roots = host.ca_certs.clone();
+    }
+    Ok(DomainPolicy { rules, ports, resolver })
 }
 
 /// The config file to read: `--config`, else ~/.config/codex-box/config.toml when it exists.

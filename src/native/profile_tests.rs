@@ -11,6 +11,7 @@ fn host(dir: &Path) -> Host {
         tmpdir: None,
         runtime_dir: Some("/run/user/1000".into()),
         unix_sockets: vec!["/run/containerd/other.sock".into(), "/srv/app/db.sock".into()],
+        ca_certs: vec!["/etc/corp-ca.pem".into()],
     }
 }
 
@@ -192,14 +193,35 @@ fn allowed_domains_narrow_the_network_to_names() {
     assert!(!d.rules.decide(&h("evil.pypi.org")).allowed() && !d.rules.decide(&h("bad.npmjs.org")).allowed());
     assert!(!d.rules.decide(&h("example.com")).allowed());
     assert_eq!(d.ports, vec![443, 8443]);
-    assert_eq!(d.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+    assert_eq!(d.resolver.server, Some("127.0.0.1:5353".parse().unwrap()));
+    assert_eq!(d.resolver.tls, None);
     assert!(!p.full_access);
 
     // Read-only may fetch by name; without names there are no ports or resolver to speak of.
     let ro = SandboxArgs { allow_domain: vec!["example.org".into()], ..args() };
     let p = build_policy(&merge(None, &ro).unwrap(), &host(dir.path())).unwrap();
-    assert!(matches!(&p.net, NetPolicy::Domains(d) if d.ports == vec![443, 80] && d.dns_server.is_none()));
+    assert!(matches!(&p.net, NetPolicy::Domains(d) if d.ports == vec![443, 80] && d.resolver.server.is_none()));
     assert!(p.fs.write_roots.is_empty());
+}
+
+#[test]
+fn dns_over_tls_trusts_the_hosts_extra_cas() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SandboxArgs {
+        allow_domain: vec!["example.org".into()],
+        dns_server: Some("192.0.2.53".into()),
+        dns_tls_name: Some("dns.example.org".into()),
+        ..args()
+    };
+    let p = build_policy(&merge(None, &a).unwrap(), &host(dir.path())).unwrap();
+    let NetPolicy::Domains(d) = &p.net else { panic!("{:?}", p.net) };
+    assert_eq!(d.resolver.server, Some("192.0.2.53:853".parse().unwrap()));
+    let tls = d.resolver.tls.as_ref().unwrap();
+    assert_eq!((tls.name.as_str(), tls.extra_roots.clone()), ("dns.example.org", vec!["/etc/corp-ca.pem".into()]));
+    let e = merge(None, &SandboxArgs { dns_server: None, ..a.clone() }).unwrap_err().to_string();
+    assert!(e.starts_with("--dns-tls-name needs --dns-server:"), "{e}");
+    let e = merge(None, &SandboxArgs { dns_tls_name: Some("a..b".into()), ..a }).unwrap_err().to_string();
+    assert!(e.starts_with("invalid DNS-over-TLS name \"a..b\" (from --dns-tls-name)"), "{e}");
 }
 
 #[test]

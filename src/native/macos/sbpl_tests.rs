@@ -156,7 +156,7 @@ fn domains() -> NetPolicy {
     NetPolicy::Domains(Box::new(crate::policy::DomainPolicy {
         rules: crate::proxy::Rules::default(),
         ports: vec![443],
-        dns_server: None,
+        resolver: crate::egress::ResolverSettings::default(),
     }))
 }
 
@@ -396,6 +396,7 @@ fn workspace_write_from_the_profile_layer_through_a_symlinked_project() {
         tmpdir: None,
         runtime_dir: None,
         unix_sockets: Vec::new(),
+        ca_certs: Vec::new(),
     };
     let settings = Settings { mode: SandboxMode::WorkspaceWrite, exclude_slash_tmp: true, ..Settings::default() };
     let policy = build_policy(&settings, &host).unwrap();

@@ -118,7 +118,7 @@ fn full_access_allowlist_and_relative_paths() {
     let allow = workspace(NetPolicy::Domains(Box::new(crate::policy::DomainPolicy {
         rules: crate::proxy::Rules::default(),
         ports: vec![443],
-        dns_server: None,
+        resolver: crate::egress::ResolverSettings::default(),
     })));
     assert_eq!(plan(&allow, "s", &exists).unwrap_err(), PlanError::Allowlist);
     let rel = Policy { fs: FsPolicy { write_roots: vec![p("proj")], ..FsPolicy::default() }, ..Policy::default() };
@@ -136,7 +136,14 @@ fn workspace_write_from_the_profile_layer() {
     let dir = tempfile::tempdir().unwrap();
     let proj = std::fs::canonicalize(dir.path()).unwrap();
     std::fs::create_dir(proj.join(".git")).unwrap();
-    let host = Host { cwd: proj.clone(), home: None, tmpdir: None, runtime_dir: None, unix_sockets: Vec::new() };
+    let host = Host {
+        cwd: proj.clone(),
+        home: None,
+        tmpdir: None,
+        runtime_dir: None,
+        unix_sockets: Vec::new(),
+        ca_certs: Vec::new(),
+    };
     let settings =
         Settings { mode: SandboxMode::WorkspaceWrite, exclude_slash_tmp: true, network: true, ..Settings::default() };
     let policy = build_policy(&settings, &host).unwrap();
