@@ -57,6 +57,13 @@ fn referenced(text: &str) -> Vec<String> {
 
 /// Parentheses balance outside strings, regexes and comments: the text is one well-formed list per rule.
 fn balanced(text: &str) -> bool {
+    scan(text).1
+}
+
+/// The top-level lists of a profile (comments dropped, whitespace runs collapsed), and whether the
+/// parentheses balance outside strings and comments.
+fn scan(text: &str) -> (Vec<String>, bool) {
+    let (mut out, mut cur) = (Vec::new(), String::new());
     let (mut depth, mut in_str, mut comment, mut prev) = (0i32, false, false, ' ');
     for c in text.chars() {
         match (comment, in_str, c) {
@@ -70,14 +77,22 @@ fn balanced(text: &str) -> bool {
             (false, false, ')') => {
                 depth -= 1;
                 if depth < 0 {
-                    return false;
+                    return (out, false);
                 }
             }
             _ => {}
         }
+        if !comment && (depth > 0 || c == ')') {
+            if !(c.is_whitespace() && (cur.ends_with(' ') || cur.is_empty())) {
+                cur.push(if c.is_whitespace() && !in_str { ' ' } else { c });
+            }
+            if depth == 0 {
+                out.push(std::mem::take(&mut cur).replace(" )", ")"));
+            }
+        }
         prev = c;
     }
-    depth == 0 && !in_str
+    (out, depth == 0 && !in_str)
 }
 
 fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
@@ -162,31 +177,7 @@ fn domains() -> NetPolicy {
 
 /// The top-level lists of a profile, comments dropped and whitespace runs collapsed.
 fn forms(text: &str) -> Vec<String> {
-    let (mut out, mut cur) = (Vec::new(), String::new());
-    let (mut depth, mut in_str, mut comment, mut prev) = (0i32, false, false, ' ');
-    for c in text.chars() {
-        match (comment, in_str, c) {
-            (true, _, '\n') => comment = false,
-            (true, _, _) => {}
-            (false, true, '"') if prev != '\\' => in_str = false,
-            (false, true, _) => {}
-            (false, false, ';') => comment = true,
-            (false, false, '"') => in_str = true,
-            (false, false, '(') => depth += 1,
-            (false, false, ')') => depth -= 1,
-            _ => {}
-        }
-        if !comment && (depth > 0 || c == ')') {
-            if !(c.is_whitespace() && (cur.ends_with(' ') || cur.is_empty())) {
-                cur.push(if c.is_whitespace() && !in_str { ' ' } else { c });
-            }
-            if depth == 0 {
-                out.push(std::mem::take(&mut cur).replace(" )", ")"));
-            }
-        }
-        prev = c;
-    }
-    out
+    scan(text).0
 }
 
 const PROXY_RULE: &str = "(allow network-outbound (remote tcp (string-append \"localhost:\" (param \"PROXY_PORT\"))))";
