@@ -497,6 +497,7 @@ mod tests {
         assert!(resolve_work_dir(Some(Path::new("link")), Some(&root), &root).is_err());
     }
 
+    #[cfg(unix)]
     #[test]
     fn the_state_dir_must_be_out_of_the_agents_reach() {
         let t = tempfile::tempdir().unwrap();

@@ -278,6 +278,7 @@ fn listening_sockets_are_read_from_proc_net_unix() {
     assert!(parse_proc_net_unix("").is_empty());
 }
 
+#[cfg(unix)]
 #[test]
 fn host_sockets_are_hidden_unless_allowed_or_turned_off() {
     let dir = tempfile::tempdir().unwrap();
