@@ -175,6 +175,14 @@ pub(super) fn status_code(st: libc::c_int) -> i32 {
     }
 }
 
+/// Closes the descriptors of a pair that was created (-1 entries are skipped).
+fn close_raw(fds: &[RawFd; 2]) {
+    for fd in fds.iter().filter(|fd| **fd >= 0) {
+        // SAFETY: closing a descriptor this function's caller created and nothing else owns.
+        unsafe { libc::close(*fd) };
+    }
+}
+
 /// Starts the tree. Returns once the command is exec'd (or a child reported a failure).
 pub fn start(l: &Launch) -> Result<Started, SpawnError> {
     reap_pending();
@@ -198,7 +206,9 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
         && unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, pair.as_mut_ptr()) }
             < 0
     {
-        return Err(os("create the notification socket"));
+        let e = os("create the notification socket");
+        close_raw(&done);
+        return Err(e);
     }
     let mut proxy_pair = [-1; 2];
     // SAFETY: `proxy_pair` has room for two descriptors.
@@ -207,7 +217,10 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
             libc::socketpair(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0, proxy_pair.as_mut_ptr())
         } < 0
     {
-        return Err(os("create the proxy socket pair"));
+        let e = os("create the proxy socket pair");
+        close_raw(&done);
+        close_raw(&pair);
+        return Err(e);
     }
 
     // SAFETY: sigaction is plain data; all-zero is valid before sigaction fills it.
