@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian/Ubuntu machine for codex-box: installs and starts a Docker engine when none
 # answers (and debootstrap, iptables, ipset, bubblewrap), builds codex-box, and builds the codex-sandbox
-# session image through codex-box itself when it is missing. Idempotent; run as root (or with sudo).
+# session image through codex-box itself when it is missing (or, for the default image, when its
+# Dockerfile changed). Idempotent; run as root (or with sudo).
 # Without a container registry the base is made with debootstrap and imported through the Engine API.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +44,14 @@ cargo build --release --locked
 BIN=target/release/codex-box
 
 IMAGE=${CODEX_DOCKER_IMAGE:-codex-sandbox}
-if ! $SUDO docker image inspect "$IMAGE" >/dev/null 2>&1; then
+# The default image is rebuilt when its Dockerfile changed since it was built: a second tag carries
+# the Dockerfile's hash (an image named by CODEX_DOCKER_IMAGE is only built when missing).
+stale=
+if [ -z "${CODEX_DOCKER_IMAGE:-}" ]; then
+    SRC_TAG="codex-sandbox:src-$(sha256sum images/Dockerfile.codex-sandbox | cut -c1-12)"
+    $SUDO docker image inspect "$SRC_TAG" >/dev/null 2>&1 || stale=1
+fi
+if [ -n "$stale" ] || ! $SUDO docker image inspect "$IMAGE" >/dev/null 2>&1; then
     BASE=${CODEX_BOX_BASE:-}
     if [ -z "$BASE" ]; then
         BASE=codex-box-base:bookworm
@@ -57,5 +65,6 @@ if ! $SUDO docker image inspect "$IMAGE" >/dev/null 2>&1; then
     [ -f /etc/ssl/certs/ca-certificates.crt ] && ca=(--ca-cert /etc/ssl/certs/ca-certificates.crt)
     log "building $IMAGE from $BASE"
     $SUDO "$BIN" image build --base "$BASE" --tag "$IMAGE" "${ca[@]}"
+    if [ -n "${SRC_TAG:-}" ]; then $SUDO docker tag "$IMAGE" "$SRC_TAG"; fi
 fi
 log "ready: $("$BIN" --version)"
