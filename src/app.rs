@@ -55,7 +55,8 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Some(Command::Doctor(d)) => Ok(crate::doctor::run(&d).await),
         Some(Command::Gc(GcArgs { all })) => {
             let docker = engine::connect().await?;
-            let removed = gc::collect(&docker, all).await.context("listing codex-box containers")?;
+            let removed =
+                gc::collect(&docker, all).await.context("collecting codex-box containers left by killed sessions")?;
             for r in &removed {
                 println!("removed {r}");
             }

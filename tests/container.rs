@@ -169,9 +169,20 @@ fn gc_removes_what_a_killed_codex_box_left() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(containers_for(&p.wd).len(), 1, "SIGKILL leaves the container");
-    let out = p.cmd(&["gc"]).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("removed codex_"), "{}", text(&out.stdout));
+    // Two collectors at once (every session start collects too): neither fails, the first to
+    // remove it says so, and the other waits until it is gone.
+    let gc = || {
+        let mut c = p.cmd(&["gc"]);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (gc(), gc());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for out in [&a, &b] {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let said = format!("{}{}", text(&a.stdout), text(&b.stdout));
+    assert!(said.contains("removed codex_"), "{said}");
     assert!(containers_for(&p.wd).is_empty());
 }
 

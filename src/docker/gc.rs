@@ -25,6 +25,18 @@ pub fn is_orphan(labels: &HashMap<String, String>, host: &str) -> bool {
     matches!((owner_host, pid), (Some(h), Some(p)) if h == host && !pid_alive(p))
 }
 
+/// Waits (at most ten seconds) until the engine no longer knows the container.
+async fn wait_gone(docker: &Docker, id: &str) {
+    for _ in 0..100 {
+        if let Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) =
+            docker.inspect_container(id, None).await
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Removes orphaned (or, with `all`, every) codex-box container. Returns the names removed.
 pub async fn collect(docker: &Docker, all: bool) -> Result<Vec<String>, bollard::errors::Error> {
     let filters: HashMap<String, Vec<String>> = [("label".to_string(), vec![format!("{LABEL}=1")])].into();
@@ -43,6 +55,12 @@ pub async fn collect(docker: &Docker, all: bool) -> Result<Vec<String>, bollard:
         let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
         match docker.remove_container(&id, Some(opts)).await {
             Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            // Another codex-box (every session start collects orphans) is removing it: wait for that.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                wait_gone(docker, &id).await
+            }
             Err(e) => return Err(e),
         }
         if let Some(dir) = labels.get(&format!("{LABEL}.session-dir")) {
