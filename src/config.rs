@@ -326,22 +326,15 @@ impl SessionConfig {
     }
 }
 
-/// `path` with its longest existing ancestor canonicalised (symbolic links resolved) and the rest
-/// appended: where it is, or would be once created.
+/// `path` with every symbolic link resolved. A path that does not exist yet keeps its missing tail
+/// below its deepest existing ancestor, resolved: where it is, or would be once created.
 pub fn canonical_lenient(path: &Path) -> PathBuf {
-    let mut rest = Vec::new();
-    let mut p = path;
-    loop {
-        if let Ok(c) = std::fs::canonicalize(p) {
-            return rest.iter().rev().fold(c, |acc: PathBuf, part| acc.join(part));
-        }
-        match (p.parent(), p.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                p = parent;
-            }
-            _ => return path.to_path_buf(),
-        }
+    if let Ok(c) = std::fs::canonicalize(path) {
+        return c;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) if parent != path => canonical_lenient(parent).join(name),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -2,21 +2,13 @@
 //! `/private/tmp/x`). Touches the filesystem only to resolve symbolic links; compiled everywhere and
 //! tested on Linux with real links. It enforces nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::policy::FsPolicy;
 
-/// `path` with every symbolic link resolved. A path that does not exist yet (a protected `.git`
-/// not created yet) keeps its missing tail below its deepest existing ancestor, resolved.
-pub fn canonical(path: &Path) -> PathBuf {
-    if let Ok(c) = std::fs::canonicalize(path) {
-        return c;
-    }
-    match (path.parent(), path.file_name()) {
-        (Some(parent), Some(name)) if parent != path => canonical(parent).join(name),
-        _ => path.to_path_buf(),
-    }
-}
+/// `path` with every symbolic link resolved; a path that does not exist yet (a protected `.git` not
+/// created yet) keeps its missing tail below its deepest existing ancestor, resolved.
+pub use crate::config::canonical_lenient as canonical;
 
 fn all(list: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
