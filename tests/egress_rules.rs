@@ -23,6 +23,8 @@ const OTHER4: &str = "192.0.2.20";
 const PRIVATE4: &str = "10.77.0.10";
 const ALLOWED6: &str = "2001:db8::10";
 const OTHER6: &str = "2001:db8::20";
+/// 10.0.0.10 as IPv6 reaches it through a NAT64 gateway (here simply an address of the test host).
+const NAT64_PRIVATE: &str = "64:ff9b::a00:a";
 
 #[derive(Debug, PartialEq)]
 enum Probe {
@@ -96,12 +98,14 @@ fn topology(pid: u32) -> Result<(Netns, Netns), String> {
     for a in ["192.0.2.1/24", "10.77.0.1/24"] {
         client.exec(&["ip", "addr", "add", a, "dev", "veth0"], None)?;
     }
-    client.exec(&["ip", "-6", "addr", "add", "2001:db8::1/64", "dev", "veth0", "nodad"], None)?;
+    for a in ["2001:db8::1/64", "64:ff9b::a00:1/96"] {
+        client.exec(&["ip", "-6", "addr", "add", a, "dev", "veth0", "nodad"], None)?;
+    }
     client.exec(&["ip", "link", "set", "veth0", "up"], None)?;
     for a in ["192.0.2.10/24", "192.0.2.20/24", "10.77.0.10/24"] {
         hosts.exec(&["ip", "addr", "add", a, "dev", "veth1"], None)?;
     }
-    for a in ["2001:db8::10/64", "2001:db8::20/64"] {
+    for a in ["2001:db8::10/64", "2001:db8::20/64", "64:ff9b::a00:a/96"] {
         hosts.exec(&["ip", "-6", "addr", "add", a, "dev", "veth1", "nodad"], None)?;
     }
     hosts.exec(&["ip", "link", "set", "veth1", "up"], None)?;
@@ -148,10 +152,11 @@ fn generated_rules_allow_the_allowlist_and_reject_the_rest() {
     // Before any firewall everything answers: the refusals below are the firewall's.
     assert_eq!(tcp(&client, OTHER4, 443), Probe::Connected);
     assert_eq!(tcp(&client, OTHER6, 443), Probe::Connected);
+    assert_eq!(tcp(&client, NAT64_PRIVATE, 443), Probe::Connected);
     assert_eq!(udp53(&client, OTHER4), Probe::Connected);
 
     // Names resolved to ALLOWED4, ALLOWED6 and (rebinding) PRIVATE4; port 443 only; no DNS.
-    let resolved = [ip(ALLOWED4), ip(ALLOWED6), ip(PRIVATE4)];
+    let resolved = [ip(ALLOWED4), ip(ALLOWED6), ip(PRIVATE4), ip(NAT64_PRIVATE)];
     let spec = FirewallSpec { sets: aggregate(resolved, &[]), ports: vec![443], ..FirewallSpec::default() };
     apply(&client, &spec);
     apply(&client, &spec); // idempotent
@@ -162,6 +167,7 @@ fn generated_rules_allow_the_allowlist_and_reject_the_rest() {
     assert_eq!(tcp(&client, OTHER6, 443), Probe::Refused);
     assert_eq!(tcp(&client, ALLOWED4, 8443), Probe::Refused, "port not allowed");
     assert_eq!(tcp(&client, PRIVATE4, 443), Probe::Refused, "private range, not explicit");
+    assert_eq!(tcp(&client, NAT64_PRIVATE, 443), Probe::Refused, "a private range through NAT64");
     assert_eq!(tcp(&client, OTHER4, 53), Probe::Refused);
     assert_eq!(udp53(&client, OTHER4), Probe::Refused);
     assert_eq!(udp53(&client, ALLOWED4), Probe::Refused);
