@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::cli::{Cli, Command, GcArgs, ImageCommand, SessionArgs};
 use crate::codex_home;
+use crate::codex_layer::{self, Boundary};
 use crate::config::{Env, SessionConfig};
 use crate::docker::{context, engine, firewall, gc, image, proxy, session, spec, tty};
 
@@ -117,6 +118,8 @@ fn confirm_outside(work_dir: &Path, paths: &[(&str, &PathBuf)]) -> Result<()> {
 }
 
 async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool) -> Result<i32> {
+    // Codex's own sandbox cannot exist in the container: an explicit request is refused up front.
+    codex_layer::check_command(&command, Boundary::Container)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let env = Env::from_process();
     let cfg = SessionConfig::build(args, env, &cwd)?;
@@ -140,6 +143,14 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
 
     let docker = engine::connect().await?;
     let home = codex_home::prepare(&cfg)?;
+    if let Some(note) = home
+        .config_toml
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .and_then(|t| codex_layer::config_note(&t, Boundary::Container))
+    {
+        eprintln!("codex-box: {note}");
+    }
     if let Some(state) = &cfg.env.state_dir {
         let owned = [
             home.env_dir.join("init.sh"),

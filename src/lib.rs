@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 #[cfg(unix)]
 pub mod codex_home;
+pub mod codex_layer;
 pub mod config;
 pub mod docker;
 pub mod doctor;

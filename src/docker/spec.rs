@@ -13,10 +13,13 @@ use std::path::{Path, PathBuf};
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 
 use crate::codex_home::CodexHome;
+use crate::codex_layer::MANAGED_CONFIG_PATH;
 use crate::config::Limits;
 
 /// Where the per-session directory (entrypoint, rules, approved hook) is mounted.
 pub const RUN_DIR: &str = "/run/codex-box";
+/// The session directory's copy of codex-box's Codex layer ([`crate::codex_layer::managed_config`]).
+pub const MANAGED_CONFIG_FILE: &str = "codex-managed.toml";
 /// Home of the agent user in the container (tmpfs).
 pub const AGENT_HOME: &str = "/home/codex";
 /// Label that marks codex-box's containers.
@@ -242,6 +245,8 @@ pub fn container_body(plan: &Plan, sidecar: Option<&str>) -> (ContainerCreateBod
         mounts.push(bind(auth, "/codex_home/auth.json".into(), true));
     }
     mounts.push(bind(&plan.session_dir, RUN_DIR.into(), true));
+    // codex-box's layer of Codex configuration: Codex runs its commands directly in this container.
+    mounts.push(bind(&plan.session_dir.join(MANAGED_CONFIG_FILE), MANAGED_CONFIG_PATH.into(), true));
     if plan.pinned_hosts {
         mounts.push(bind(&plan.session_dir.join("hosts"), "/etc/hosts".into(), true));
     }
@@ -430,6 +435,8 @@ mod tests {
         assert_eq!(find(&mounts, "/app/home/u/.m2").read_only, Some(true));
         assert_eq!(find(&mounts, RUN_DIR).read_only, Some(true));
         assert_eq!(find(&mounts, "/etc/hosts").source.as_deref(), Some("/tmp/s/hosts"));
+        let layer = find(&mounts, MANAGED_CONFIG_PATH);
+        assert_eq!((layer.source.as_deref(), layer.read_only), (Some("/tmp/s/codex-managed.toml"), Some(true)));
         // Protections come after the workdir mount, so they lie over it.
         let pos = |t: &str| mounts.iter().position(|m| m.target.as_deref() == Some(t)).unwrap();
         assert!(pos(&app) < pos(&format!("{app}/.codex")));

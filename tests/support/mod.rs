@@ -14,7 +14,10 @@ macro_rules! need_docker {
 pub mod dns_server;
 #[cfg(target_os = "linux")]
 pub mod netns;
+pub mod pki;
 pub mod proxy_probes;
+pub mod pty;
+pub mod scripted_model;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
