@@ -134,6 +134,32 @@ pub fn check_command(argv: &[String], boundary: Boundary) -> Result<(), InnerSan
     }
 }
 
+/// Codex options that take the next argument as their value (so it is not the subcommand).
+const VALUE_OPTIONS: &[&str] = &[
+    "-m",
+    "--model",
+    "-p",
+    "--profile",
+    "-C",
+    "--cd",
+    "-a",
+    "--ask-for-approval",
+    "-i",
+    "--image",
+    "--add-dir",
+    "--local-provider",
+    "--enable",
+    "--disable",
+    "--remote",
+    "--remote-auth-token-env",
+    "--color",
+    "-o",
+    "--output-last-message",
+    "--output-schema",
+    "--thread-source",
+    "--cyber-access-program",
+];
+
 fn find_ask(args: &[String]) -> Option<InnerSandboxAsk> {
     let mut positional_seen = false;
     let mut i = 0;
@@ -178,6 +204,10 @@ fn find_ask(args: &[String]) -> Option<InnerSandboxAsk> {
         }
         if a == "--full-auto" {
             return Some(InnerSandboxAsk::FullAuto);
+        }
+        if VALUE_OPTIONS.contains(&a) {
+            i += 2;
+            continue;
         }
         // The first positional argument is Codex's subcommand (or the prompt).
         if !a.starts_with('-') && !positional_seen {
