@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian/Ubuntu machine for codex-box: installs and starts a Docker engine when none
-# answers (and debootstrap, iptables, ipset, bubblewrap), builds codex-box, and builds the codex-sandbox
+# answers (and debootstrap, iptables, ipset, bubblewrap, npm and the Codex CLI), builds codex-box, and builds the codex-sandbox
 # session image through codex-box itself when it is missing (or, for the default image, when its
 # Dockerfile changed). Idempotent; run as root (or with sudo).
 # Without a container registry the base is made with debootstrap and imported through the Engine API.
@@ -16,6 +16,8 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v ipset >/dev/null || need+=(ipset)
 command -v ip >/dev/null || need+=(iproute2)
 command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v npm >/dev/null || need+=(npm)
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
     log "installing ${need[*]}"
     $SUDO apt-get update -qq
@@ -37,6 +39,12 @@ if ! docker version >/dev/null 2>&1 && ! $SUDO docker version >/dev/null 2>&1; t
     fi
     for _ in $(seq 1 60); do $SUDO docker version >/dev/null 2>&1 && break; sleep 1; done
     $SUDO docker version >/dev/null 2>&1 || { tail -30 /var/tmp/codex-box-dockerd.log >&2; log "dockerd did not start"; exit 1; }
+fi
+
+# The Codex CLI on the host: `codex-box sandbox --codex` runs it natively (and its tests drive it).
+if ! command -v codex >/dev/null; then
+    log "installing the Codex CLI (npm)"
+    $SUDO npm install -g --no-audit --no-fund "@openai/codex@${CODEX_VERSION:-latest}" >/dev/null
 fi
 
 log "building codex-box"

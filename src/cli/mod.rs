@@ -134,8 +134,16 @@ pub struct SandboxArgs {
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
 
-    /// The command and its arguments.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// Run Codex itself in the sandbox: the arguments after `--` are Codex's (none: the interactive
+    /// TUI). Codex runs its commands directly inside this sandbox (its own cannot nest here); its
+    /// home is codex-box's, per project, rebuilt from your config.toml and prompts at each start;
+    /// the workspace is writable (`-s read-only` to review only) and the network reaches Codex's API
+    /// names (plus --allow-domain) through the proxy.
+    #[arg(long = "codex")]
+    pub codex: bool,
+
+    /// The command and its arguments (with --codex: Codex's arguments).
+    #[arg(last = true, required_unless_present = "codex", value_name = "CMD")]
     pub command: Vec<String>,
 }
 

@@ -7,6 +7,7 @@
 //! [`Enforcement`]. Each backend's pure translation (Seatbelt profile, Windows plan) compiles on every
 //! platform so it is unit-tested on Linux. No backend reads configuration.
 
+pub mod codex;
 pub mod egress;
 pub mod env;
 pub mod profile;
@@ -161,6 +162,24 @@ fn proxy_log_path(policy: &Policy, state_dir: &std::path::Path) -> Option<std::p
     Some(state_dir.join("proxy").join(format!("sandbox-{}.log", std::process::id())))
 }
 
+/// `--codex`: Codex's command line (with codex-box's layer) and its home for this run.
+#[cfg(unix)]
+fn codex_run(args: &SandboxArgs, host: &profile::Host) -> anyhow::Result<(Vec<String>, Option<codex::Layout>)> {
+    crate::codex_layer::check_args(&args.command, crate::codex_layer::Boundary::Native)
+        .map_err(codex::CodexError::from)?;
+    let program = codex::find_codex(std::env::var_os("PATH").as_deref())?;
+    let state = crate::config::Env::from_process().state_dir.ok_or(codex::CodexError::NoStateDir)?;
+    let codex_home_env = std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let layout = codex::Layout::new(&state, &host.cwd, host.home.as_deref(), codex_home_env.as_deref())
+        .ok_or(codex::CodexError::NoStateDir)?;
+    Ok((codex::argv(&program, &args.command), Some(layout)))
+}
+
+#[cfg(not(unix))]
+fn codex_run(_: &SandboxArgs, _: &profile::Host) -> anyhow::Result<(Vec<String>, Option<codex::Layout>)> {
+    anyhow::bail!("--codex: Codex under the native sandbox runs on Linux and macOS; on Windows use WSL2")
+}
+
 /// `codex-box sandbox [PLATFORM] [OPTIONS] -- CMD`: returns the exit code to exit with.
 pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
     let host = host_platform();
@@ -168,8 +187,13 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
     if asked != host {
         return Err(NativeError::WrongHost { asked: name(asked), host: name(host) }.into());
     }
-    let policy = profile::policy_from_args(args, &profile::Host::current().map_err(NativeError::from)?)
-        .map_err(NativeError::from)?;
+    let host_facts = profile::Host::current().map_err(NativeError::from)?;
+    let (argv, codex) = if args.codex { codex_run(args, &host_facts)? } else { (args.command.clone(), None) };
+    let policy = profile::policy_from_args(args, &host_facts, codex.as_ref()).map_err(NativeError::from)?;
+    if let Some(layout) = &codex {
+        // Only now, with the policy valid: nothing is made for input that is refused.
+        codex::prepare(layout)?;
+    }
     let proxy_log = match (&policy.net, crate::config::Env::from_process().state_dir) {
         (crate::policy::NetPolicy::Domains(_), Some(dir)) => proxy_log_path(&policy, &dir),
         _ => None,
@@ -181,7 +205,7 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
         proxy_log,
     };
     // The backend has already said, before the command ran, what it could not enforce.
-    match apply(&policy, &args.command, &opts) {
+    match apply(&policy, &argv, &opts) {
         Ok(outcome) => Ok(outcome.code),
         #[cfg(target_os = "linux")]
         Err(NativeError::Linux(e)) if e.exit_code().is_some() => {

@@ -200,6 +200,8 @@ pub struct Settings {
     pub resolver: crate::egress::ResolverSettings,
     /// Destination ports for allowed domains (empty: 443 and 80).
     pub ports: Vec<u16>,
+    /// `--codex`: Codex's home for this run (writable, its trusted copies read-only).
+    pub codex: Option<super::codex::Layout>,
 }
 
 impl Default for Settings {
@@ -223,6 +225,7 @@ impl Default for Settings {
             deny_domains: Vec::new(),
             resolver: crate::egress::ResolverSettings::default(),
             ports: Vec::new(),
+            codex: None,
         }
     }
 }
@@ -385,6 +388,16 @@ pub fn merge(config: Option<(&Path, &ConfigToml)>, args: &SandboxArgs) -> Result
             &[],
         )?;
     }
+    if args.codex {
+        // Codex edits the workspace unless a mode was chosen, and reaches its API by name.
+        if args.sandbox_mode.is_none() && !args.full_auto && s.mode == SandboxMode::ReadOnly {
+            s.mode = SandboxMode::WorkspaceWrite;
+        }
+        if !s.network && s.mode != SandboxMode::DangerFullAccess {
+            s.allow_domains.extend(crate::egress::BUILTIN_NAMES.iter().map(|n| (n.to_string(), Source::Builtin)));
+        }
+        s.keep_env.extend(super::codex::KEPT_ENV.iter().map(|k| k.to_string()));
+    }
     s.allow_git_write |= args.allow_git_write;
     s.allow_unix_sockets.extend(
         args.allow_unix_socket.iter().map(|p| (p.to_string_lossy().into_owned(), "--allow-unix-socket".to_string())),
@@ -504,7 +517,17 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
         (SandboxMode::DangerFullAccess, _) | (SandboxMode::WorkspaceWrite, true) => NetPolicy::Full,
         _ => NetPolicy::None,
     };
-    let env = EnvPolicy { keep: s.keep_env.clone(), set: Vec::new(), keep_all: s.keep_all_env };
+    let mut env = EnvPolicy { keep: s.keep_env.clone(), set: Vec::new(), keep_all: s.keep_all_env };
+    if let Some(codex) = &s.codex {
+        // codex-box made these paths itself (they need not exist yet): no canonicalisation.
+        for root in [&codex.home, &codex.sessions] {
+            push_unique(&mut fs.write_roots, root.clone());
+        }
+        for p in codex.protected() {
+            push_unique(&mut fs.protected, p);
+        }
+        env.set.push(("CODEX_HOME".into(), codex.home.display().to_string()));
+    }
     Ok(Policy { fs, net, env, full_access: s.mode == SandboxMode::DangerFullAccess })
 }
 
@@ -545,7 +568,11 @@ pub fn config_path(args: &SandboxArgs, host: &Host) -> Option<PathBuf> {
 }
 
 /// Reads the config (if any), merges it with the flags and builds the policy.
-pub fn policy_from_args(args: &SandboxArgs, host: &Host) -> Result<Policy, ProfileError> {
+pub fn policy_from_args(
+    args: &SandboxArgs,
+    host: &Host,
+    codex: Option<&super::codex::Layout>,
+) -> Result<Policy, ProfileError> {
     let loaded = match config_path(args, host) {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
@@ -554,7 +581,8 @@ pub fn policy_from_args(args: &SandboxArgs, host: &Host) -> Result<Policy, Profi
         }
         None => None,
     };
-    let settings = merge(loaded.as_ref().map(|(p, c)| (p.as_path(), c)), args)?;
+    let mut settings = merge(loaded.as_ref().map(|(p, c)| (p.as_path(), c)), args)?;
+    settings.codex = codex.cloned();
     build_policy(&settings, host)
 }
 

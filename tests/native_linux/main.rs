@@ -3,6 +3,7 @@
 //! effect only the sandbox produces. Skips say why and fail under CI=true.
 #![cfg(target_os = "linux")]
 
+mod codex;
 mod config;
 mod domains;
 mod fs;
