@@ -14,7 +14,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::SessionConfig;
+use crate::session::SessionPolicy as SessionConfig;
 
 /// Files and directories of `state/` that survive from one session to the next.
 pub const KEPT_STATE: &[&str] = &["history.jsonl", "log"];
@@ -254,7 +254,7 @@ pub fn hand_over(home: &CodexHome, uid: u32, gid: u32) -> Result<(), HomeError> 
 mod tests {
     use super::*;
     use crate::cli::SessionArgs;
-    use crate::config::Env;
+    use crate::host_env::HostEnv as Env;
 
     fn cfg(home: &Path, wd: &Path, args: SessionArgs, config_dir: Option<PathBuf>) -> SessionConfig {
         let env = Env { home: Some(home.into()), codex_config_dir: config_dir, ..Env::default() };

@@ -11,7 +11,11 @@ pub mod config;
 pub mod docker;
 pub mod doctor;
 pub mod egress;
+pub mod host_env;
 pub mod native;
+pub mod paths;
 pub mod policy;
 pub mod proxy;
+#[cfg(unix)]
+pub mod session;
 pub mod trust;

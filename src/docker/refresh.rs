@@ -12,7 +12,6 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::config::EgressSettings;
 use crate::egress::{plan_refresh, resolve_all, Allowlist, RefreshSettings, RefreshState, Resolution};
 
 /// Runs as root in the container: `cmd` with `stdin`; returns exit code and output.
@@ -69,12 +68,11 @@ pub async fn run(
     container: String,
     hosts: std::path::PathBuf,
     allow: Allowlist,
-    egress: EgressSettings,
+    rs: crate::egress::ResolverSettings,
     initial: Resolution,
     settings: RefreshSettings,
 ) {
     let names = allow.names();
-    let rs = egress.resolver.clone();
     let mut state = RefreshState::new(allow.nets(), &initial, Instant::now());
     let mut delay = plan_refresh(&state, &initial, Instant::now(), &settings).next_delay;
     loop {

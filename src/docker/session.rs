@@ -18,8 +18,10 @@ use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::spec::{self, Plan, LABEL};
+use super::spec::{self, Placed, LABEL};
 use super::tty;
+use crate::session::plan::Plan;
+pub use crate::session::plan::{Outcome, Refresh, SessionFiles};
 
 /// The session entrypoint and the agent wrapper (see firewall/).
 pub const ENTRYPOINT: &str = include_str!("../../firewall/entrypoint.sh");
@@ -44,15 +46,6 @@ pub enum SessionError {
     Interrupted,
     #[error("the firewall sidecar did not come up; the agent was not started:\n{0}")]
     Sidecar(String),
-}
-
-/// Files written into the session directory (mounted read-only at /run/codex-box).
-#[derive(Debug, Clone, Default)]
-pub struct SessionFiles {
-    pub init_hook: Option<PathBuf>,
-    pub ca_pem: Vec<u8>,
-    /// Extra named files (e.g. firewall.ipset / firewall.v4 / firewall.v6).
-    pub extra: Vec<(String, Vec<u8>)>,
 }
 
 /// Writes the per-session directory: world-readable (the entrypoint runs as a root without
@@ -99,33 +92,16 @@ pub fn labels(work_dir: &Path, session_dir: &Path) -> HashMap<String, String> {
     .into()
 }
 
-/// The outcome of a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub exit_code: i32,
-    pub oom_killed: bool,
-    /// How often the process limit refused a fork (from the container's pids cgroup, when readable).
-    pub pids_limit_hits: u64,
-    pub container: String,
-}
-
-/// Work to start beside the session once its container runs: the firewall's live refresh.
-pub struct Refresh {
-    pub allow: crate::egress::Allowlist,
-    pub egress: crate::config::EgressSettings,
-    pub initial: crate::egress::Resolution,
-}
-
 /// Runs a session to its end and removes everything it made. Returns the command's exit code.
 pub async fn run(
     docker: &Docker,
-    mut plan: Plan,
+    plan: Plan,
     files: &SessionFiles,
     refresh: Option<Refresh>,
 ) -> Result<Outcome, SessionError> {
     let session_dir = write_session_dir(files)?;
-    plan.session_dir = session_dir.path().to_path_buf();
-    plan.labels = labels(&plan.work_dir, session_dir.path());
+    let labels = labels(&plan.work_dir, session_dir.path());
+    let plan = Placed { plan, session_dir: session_dir.path().to_path_buf(), labels };
     let (_, created_points) = spec::protected_mounts(&plan.work_dir, plan.allow_git_write);
     // Only mount points that do not exist now are ours to remove afterwards.
     let created_points: Vec<PathBuf> =
@@ -189,14 +165,14 @@ pub async fn run(
 /// Creates (finding a free name), attaches, starts, streams and waits.
 async fn drive(
     docker: &Docker,
-    plan: &Plan,
+    plan: &Placed,
     name_slot: Arc<Mutex<Option<String>>>,
     sidecar_slot: Arc<Mutex<Option<String>>>,
     started: Arc<Mutex<Option<String>>>,
     pids_hits: Arc<std::sync::atomic::AtomicU64>,
     refresh: Option<Refresh>,
 ) -> Result<i32, SessionError> {
-    let with_sidecar = plan.pinned_hosts && plan.applier == spec::Applier::Sidecar;
+    let with_sidecar = plan.pinned_hosts && plan.applier == crate::session::Applier::Sidecar;
     let conflict = |e: &bollard::errors::Error| {
         matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 409, .. })
     };
@@ -279,10 +255,10 @@ async fn drive(
         }
     });
     let refresher = refresh.map(|r| {
-        let settings = crate::egress::RefreshSettings { min_delay: r.egress.refresh_min, ..Default::default() };
+        let settings = crate::egress::RefreshSettings { min_delay: r.min_delay, ..Default::default() };
         let hosts = plan.session_dir.join("hosts");
         let target = sidecar_slot.lock().expect("not poisoned").clone().unwrap_or_else(|| name.clone());
-        tokio::spawn(super::refresh::run(docker.clone(), target, hosts, r.allow, r.egress, r.initial, settings))
+        tokio::spawn(super::refresh::run(docker.clone(), target, hosts, r.allow, r.resolver, r.initial, settings))
     });
     if plan.tty {
         if let Some((rows, cols)) = tty::size() {

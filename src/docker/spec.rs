@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 
-use crate::codex_home::CodexHome;
 use crate::codex_layer::MANAGED_CONFIG_PATH;
-use crate::config::Limits;
+use crate::session::plan::{Applier, Plan};
 
 /// Where the per-session directory (entrypoint, rules, approved hook) is mounted.
 pub const RUN_DIR: &str = "/run/codex-box";
@@ -25,47 +24,27 @@ pub const AGENT_HOME: &str = "/home/codex";
 /// Label that marks codex-box's containers.
 pub const LABEL: &str = "io.codex-box";
 
-/// Everything the container spec is made from.
+/// A [`Plan`] placed on this engine: the session directory it mounts and the labels that mark its
+/// containers (made by `super::session` when the session starts). Reads as the plan it wraps.
 #[derive(Debug, Clone)]
-pub struct Plan {
-    pub image: String,
-    pub work_dir: PathBuf,
-    pub command: Vec<String>,
-    pub tty: bool,
-    /// Terminal size (rows, columns) at start, applied by the entrypoint before the agent runs.
-    pub tty_size: Option<(u16, u16)>,
-    pub uid: u32,
-    pub gid: u32,
-    pub home: CodexHome,
-    pub read_only: Vec<PathBuf>,
+pub struct Placed {
+    pub plan: Plan,
+    /// The per-session directory mounted read-only at [`RUN_DIR`].
     pub session_dir: PathBuf,
-    pub limits: Limits,
-    pub allow_git_write: bool,
     pub labels: HashMap<String, String>,
-    pub extra_env: Vec<(String, String)>,
-    /// Docker network to join (None: the engine's default).
-    pub network: Option<String>,
-    /// Whether the session directory holds a `hosts` file to mount at /etc/hosts.
-    pub pinned_hosts: bool,
-    /// The container's resolvers (only when DNS is allowed).
-    pub dns: Vec<String>,
-    /// Where the firewall is applied (when there is one).
-    pub applier: Applier,
-    /// OCI runtime of the agent's container (None: the engine's default).
-    pub runtime: Option<String>,
 }
 
-/// Where the egress firewall is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Applier {
-    /// By the agent container's root entrypoint, before the agent exists. Cheapest; NET_ADMIN stays
-    /// in the container's capability set (never in the agent's), so a host user with Docker access
-    /// could `docker exec -u 0` and change the rules.
-    #[default]
-    Entrypoint,
-    /// By a sidecar container that owns the network namespace; the agent's container joins it and has
-    /// no NET_ADMIN at all. Costs one more container per session.
-    Sidecar,
+impl std::ops::Deref for Placed {
+    type Target = Plan;
+    fn deref(&self) -> &Plan {
+        &self.plan
+    }
+}
+
+impl std::ops::DerefMut for Placed {
+    fn deref_mut(&mut self) -> &mut Plan {
+        &mut self.plan
+    }
 }
 
 /// Capabilities of the agent's container: what the entrypoint needs to change user and empty the
@@ -90,7 +69,7 @@ fn is_verify_env(k: &str) -> bool {
 
 /// The firewall sidecar: owns the network namespace, applies and verifies the rules from the session
 /// directory, then holds the namespace. Small, read-only, only NET_ADMIN and NET_RAW.
-pub fn sidecar_body(plan: &Plan) -> ContainerCreateBody {
+pub fn sidecar_body(plan: &Placed) -> ContainerCreateBody {
     let mut labels = plan.labels.clone();
     labels.insert(format!("{LABEL}.role"), "firewall".into());
     let env: Vec<String> =
@@ -129,25 +108,7 @@ pub fn container_path(host: &Path) -> String {
     format!("/app{}", host.display())
 }
 
-/// The container name for a workdir: `codex_<sanitised path>`, with `_N` for the N-th concurrent session.
-pub fn container_name(work_dir: &Path, n: u32) -> String {
-    let mut s: String = work_dir
-        .to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
-        .collect();
-    s = s.trim_matches('_').to_string();
-    if s.len() > 100 {
-        let h = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(s.as_bytes())[..4]);
-        s = format!("{}_{h}", &s[s.len() - 90..]);
-    }
-    let base = format!("codex_{s}");
-    if n <= 1 {
-        base
-    } else {
-        format!("{base}_{n}")
-    }
-}
+pub use crate::session::plan::session_name as container_name;
 
 /// A read-only or read-write bind mount.
 fn bind(source: &Path, target: String, read_only: bool) -> Mount {
@@ -205,7 +166,7 @@ pub fn protected_mounts(work_dir: &Path, allow_git_write: bool) -> (Vec<Mount>, 
 }
 
 /// The environment of the container process (the entrypoint passes it on to the agent).
-pub fn env(plan: &Plan) -> Vec<String> {
+pub fn env(plan: &Placed) -> Vec<String> {
     let mut env = vec![
         format!("CODEX_HOME=/codex_home"),
         format!("SANDBOX_ENV_DIR=/codex_home"),
@@ -232,7 +193,7 @@ pub fn env(plan: &Plan) -> Vec<String> {
 
 /// The full create body, and the host paths Docker may create as mount points. `sidecar` names the
 /// firewall sidecar whose network namespace the container joins (sidecar mode).
-pub fn container_body(plan: &Plan, sidecar: Option<&str>) -> (ContainerCreateBody, Vec<PathBuf>) {
+pub fn container_body(plan: &Placed, sidecar: Option<&str>) -> (ContainerCreateBody, Vec<PathBuf>) {
     let mut mounts = vec![bind(&plan.work_dir, container_path(&plan.work_dir), false)];
     let (protected, created) = protected_mounts(&plan.work_dir, plan.allow_git_write);
     mounts.extend(protected);
@@ -312,37 +273,41 @@ pub fn container_body(plan: &Plan, sidecar: Option<&str>) -> (ContainerCreateBod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codex_home::CodexHome;
+    use crate::session::plan::Limits;
 
-    fn plan(wd: &Path) -> Plan {
-        Plan {
-            image: "codex-sandbox".into(),
-            work_dir: wd.into(),
-            command: vec!["codex".into()],
-            tty: false,
-            tty_size: None,
-            uid: 1234,
-            gid: 999,
-            home: CodexHome {
-                env_dir: wd.join(".codex/.environment"),
-                state_dir: wd.join(".codex/.environment/state"),
-                sessions_dir: wd.join(".codex/.environment/sessions"),
-                auth: Some("/home/u/.codex/auth.json".into()),
-                init_hook: Some(wd.join(".codex/.environment/init.sh")),
-                config_toml: None,
-                from_user: vec![],
-                made_sessions_dir: false,
-            },
-            read_only: vec!["/home/u/.m2".into()],
+    fn plan(wd: &Path) -> Placed {
+        Placed {
             session_dir: "/tmp/s".into(),
-            limits: Limits { memory_bytes: 1 << 30, nano_cpus: Some(1_500_000_000), pids: 256 },
-            allow_git_write: false,
             labels: HashMap::new(),
-            extra_env: vec![],
-            network: None,
-            pinned_hosts: true,
-            dns: vec![],
-            applier: Applier::Entrypoint,
-            runtime: None,
+            plan: Plan {
+                image: "codex-sandbox".into(),
+                work_dir: wd.into(),
+                command: vec!["codex".into()],
+                tty: false,
+                tty_size: None,
+                uid: 1234,
+                gid: 999,
+                home: CodexHome {
+                    env_dir: wd.join(".codex/.environment"),
+                    state_dir: wd.join(".codex/.environment/state"),
+                    sessions_dir: wd.join(".codex/.environment/sessions"),
+                    auth: Some("/home/u/.codex/auth.json".into()),
+                    init_hook: Some(wd.join(".codex/.environment/init.sh")),
+                    config_toml: None,
+                    from_user: vec![],
+                    made_sessions_dir: false,
+                },
+                read_only: vec!["/home/u/.m2".into()],
+                limits: Limits { memory_bytes: 1 << 30, nano_cpus: Some(1_500_000_000), pids: 256 },
+                allow_git_write: false,
+                extra_env: vec![],
+                network: None,
+                pinned_hosts: true,
+                dns: vec![],
+                applier: Applier::Entrypoint,
+                runtime: None,
+            },
         }
     }
 

@@ -27,6 +27,7 @@ pub mod names;
 pub mod refresh;
 pub mod resolve;
 pub mod rules;
+pub mod session;
 
 pub use aggregate::{aggregate, AllowSets};
 pub use config::{parse_dns_server, EgressConfig, DEFAULT_PORTS};
@@ -36,6 +37,7 @@ pub use names::{Allowlist, Entry, Inputs, NameError, Source, Target, BUILTIN_NAM
 pub use refresh::{plan_refresh, RefreshPlan, RefreshSettings, RefreshState, SetEntry};
 pub use resolve::{resolve_all, DnsTls, NameResolution, Resolution, ResolveError, ResolverSettings};
 pub use rules::{render, FirewallSpec, LogMode, RuleTexts};
+pub use session::{EgressMode, EgressSettings, SessionFirewall};
 
 /// The firewall for an allowlist once its names are resolved: resolved addresses and explicit
 /// entries aggregated into the sets, explicit entries kept so those inside closed ranges are

@@ -131,7 +131,10 @@ mod tests {
     #[test]
     fn layout_is_per_project_under_the_state_dir() {
         let l = Layout::new(Path::new("/s/codex-box"), Path::new("/w/my app"), Some(Path::new("/h")), None).unwrap();
-        assert!(l.home.starts_with("/s/codex-box/codex/my_app-") && l.home.ends_with("home"), "{l:?}");
+        assert!(
+            l.home.to_string_lossy().starts_with("/s/codex-box/codex/my_app-") && l.home.ends_with("home"),
+            "{l:?}"
+        );
         assert_eq!(l.sessions, l.home.parent().unwrap().join("sessions"));
         assert_eq!(l.user_home, PathBuf::from("/h/.codex"));
         let other =

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpLi
 use std::path::Path;
 
 use crate::policy::DomainPolicy;
-use crate::proxy::{Limits, Log, Proxy, ProxyConfig, ProxyError, Summary};
+use crate::proxy::{Log, Proxy, ProxyConfig, ProxyError, Summary};
 
 /// How many loopback ports [`bind_loopback`] tries before giving up.
 pub const PORT_TRIES: usize = 16;
@@ -35,16 +35,6 @@ pub enum EgressError {
     Reserve { port: u16, error: io::Error },
     #[error("no loopback port was free on both 127.0.0.1 and [::1] for the egress proxy after {0} tries; close some local servers and retry")]
     NoPort(usize),
-}
-
-/// The configuration the proxy decides with (pure).
-pub fn config(d: &DomainPolicy) -> ProxyConfig {
-    ProxyConfig {
-        rules: d.rules.clone(),
-        ports: d.ports.clone(),
-        resolver: d.resolver.clone(),
-        limits: Limits::default(),
-    }
 }
 
 /// Points the command's tools at the proxy at `addr` ([`crate::proxy::session_env`]), replacing
@@ -83,7 +73,7 @@ pub fn prepare(d: &DomainPolicy, log_path: Option<&Path>, print_denials: bool) -
         .enable_all()
         .build()
         .map_err(EgressError::Runtime)?;
-    let config = config(d);
+    let config = ProxyConfig::from_domains(d);
     {
         let _in = rt.enter();
         crate::egress::resolve::resolver(&config.resolver).map_err(ProxyError::from)?;
@@ -231,11 +221,11 @@ mod tests {
                 ..ResolverSettings::default()
             },
         };
-        let c = config(&d);
+        let c = ProxyConfig::from_domains(&d);
         assert_eq!(c.rules, rules);
         assert_eq!(c.ports, vec![443]);
         assert_eq!(c.resolver, d.resolver);
-        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.limits, crate::proxy::Limits::default());
     }
 
     #[test]

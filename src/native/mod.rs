@@ -164,19 +164,26 @@ fn proxy_log_path(policy: &Policy, state_dir: &std::path::Path) -> Option<std::p
 
 /// `--codex`: Codex's command line (with codex-box's layer) and its home for this run.
 #[cfg(unix)]
-fn codex_run(args: &SandboxArgs, host: &profile::Host) -> anyhow::Result<(Vec<String>, Option<codex::Layout>)> {
+fn codex_run(
+    args: &SandboxArgs,
+    env: &crate::host_env::HostEnv,
+    host: &profile::Host,
+) -> anyhow::Result<(Vec<String>, Option<codex::Layout>)> {
     crate::codex_layer::check_args(&args.command, crate::codex_layer::Boundary::Native)
         .map_err(codex::CodexError::from)?;
-    let program = codex::find_codex(std::env::var_os("PATH").as_deref())?;
-    let state = crate::config::Env::from_process().state_dir.ok_or(codex::CodexError::NoStateDir)?;
-    let codex_home_env = std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
-    let layout = codex::Layout::new(&state, &host.cwd, host.home.as_deref(), codex_home_env.as_deref())
+    let program = codex::find_codex(env.path.as_deref())?;
+    let state = env.state_dir.as_ref().ok_or(codex::CodexError::NoStateDir)?;
+    let layout = codex::Layout::new(state, &host.cwd, env.home.as_deref(), env.codex_home.as_deref())
         .ok_or(codex::CodexError::NoStateDir)?;
     Ok((codex::argv(&program, &args.command), Some(layout)))
 }
 
 #[cfg(not(unix))]
-fn codex_run(_: &SandboxArgs, _: &profile::Host) -> anyhow::Result<(Vec<String>, Option<codex::Layout>)> {
+fn codex_run(
+    _: &SandboxArgs,
+    _: &crate::host_env::HostEnv,
+    _: &profile::Host,
+) -> anyhow::Result<(Vec<String>, Option<codex::Layout>)> {
     anyhow::bail!("--codex: Codex under the native sandbox runs on Linux and macOS; on Windows use WSL2")
 }
 
@@ -187,15 +194,17 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
     if asked != host {
         return Err(NativeError::WrongHost { asked: name(asked), host: name(host) }.into());
     }
-    let host_facts = profile::Host::current().map_err(NativeError::from)?;
-    let (argv, codex) = if args.codex { codex_run(args, &host_facts)? } else { (args.command.clone(), None) };
-    let policy = profile::policy_from_args(args, &host_facts, codex.as_ref()).map_err(NativeError::from)?;
+    let env = crate::host_env::HostEnv::from_process();
+    let host_facts = profile::Host::current(&env).map_err(NativeError::from)?;
+    let (argv, codex) = if args.codex { codex_run(args, &env, &host_facts)? } else { (args.command.clone(), None) };
+    let policy = profile::policy_from_args(args, &host_facts, env.config_home.as_deref(), codex.as_ref())
+        .map_err(NativeError::from)?;
     if let Some(layout) = &codex {
         // Only now, with the policy valid: nothing is made for input that is refused.
         codex::prepare(layout)?;
     }
-    let proxy_log = match (&policy.net, crate::config::Env::from_process().state_dir) {
-        (crate::policy::NetPolicy::Domains(_), Some(dir)) => proxy_log_path(&policy, &dir),
+    let proxy_log = match (&policy.net, &env.state_dir) {
+        (crate::policy::NetPolicy::Domains(_), Some(dir)) => proxy_log_path(&policy, dir),
         _ => None,
     };
     let opts = Options {

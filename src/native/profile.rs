@@ -247,16 +247,15 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn current() -> Result<Host, ProfileError> {
+    /// The facts of this process: its directory, the captured environment, the listening sockets.
+    pub fn current(env: &crate::host_env::HostEnv) -> Result<Host, ProfileError> {
         Ok(Host {
             cwd: std::env::current_dir().map_err(ProfileError::Cwd)?,
-            home: std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from),
-            tmpdir: std::env::var_os("TMPDIR").filter(|t| !t.is_empty()).map(PathBuf::from),
-            runtime_dir: std::env::var_os("XDG_RUNTIME_DIR").filter(|t| !t.is_empty()).map(PathBuf::from),
+            home: env.home.clone(),
+            tmpdir: env.tmpdir.clone(),
+            runtime_dir: env.runtime_dir.clone(),
             unix_sockets: listening_sockets(),
-            ca_certs: std::env::var_os("CODEX_BOX_CA_CERTS")
-                .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
-                .unwrap_or_default(),
+            ca_certs: env.ca_certs.clone(),
         })
     }
 }
@@ -555,15 +554,12 @@ fn domains(s: &Settings, host: &Host) -> Result<DomainPolicy, ProfileError> {
 }
 
 /// The config file to read: `--config`, else ~/.config/codex-box/config.toml when it exists.
-pub fn config_path(args: &SandboxArgs, host: &Host) -> Option<PathBuf> {
+pub fn config_path(args: &SandboxArgs, host: &Host, config_home: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = &args.config {
         // A Codex config directory (like `codex-box --config DIR`) means its config.toml.
         return Some(if p.is_dir() { p.join("config.toml") } else { p.clone() });
     }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| host.home.as_ref().map(|h| h.join(".config")))?;
+    let base = config_home.map(Path::to_path_buf).or_else(|| host.home.as_ref().map(|h| h.join(".config")))?;
     Some(base.join("codex-box/config.toml")).filter(|p| p.is_file())
 }
 
@@ -571,9 +567,10 @@ pub fn config_path(args: &SandboxArgs, host: &Host) -> Option<PathBuf> {
 pub fn policy_from_args(
     args: &SandboxArgs,
     host: &Host,
+    config_home: Option<&Path>,
     codex: Option<&super::codex::Layout>,
 ) -> Result<Policy, ProfileError> {
-    let loaded = match config_path(args, host) {
+    let loaded = match config_path(args, host, config_home) {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|error| ProfileError::ReadConfig { path: path.clone(), error })?;

@@ -1,0 +1,349 @@
+//! The egress of a container session, assembled for any engine backend from the egress core: the
+//! settings merged from flags, environment and `[egress]` ([`EgressSettings`]), the allowlist merged
+//! and validated before anything exists, resolved on the host, turned into the rule texts the
+//! session's entrypoint (or sidecar) applies with one restore call per table, and the names pinned
+//! into /etc/hosts — or, with `--egress proxy`, the proxy's rules, its firewall that opens only the
+//! proxy, and the proxy itself ([`start_proxy`]).
+//!
+//! Design (README "Egress"): the rules are installed in the session's network namespace before any
+//! agent process exists and verified, then the agent runs with an empty bounding set and
+//! no_new_privs. Only the gateway lookup (where the host is, seen from the session) is the backend's.
+//!
+//! What it enforces: see [`super`] and [`crate::proxy`]. What it does not: a tool that ignores
+//! proxy settings fails closed; other containers on the same network can reach the proxy's port too.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+
+use super::{Allowlist, Inputs, NameError, Resolution};
+use crate::policy::DomainPolicy;
+pub use crate::proxy::session_env;
+use crate::proxy::{Log, Proxy, ProxyConfig, ProxyError, Rules};
+
+/// Which egress a container session gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EgressMode {
+    /// The default-deny IP firewall with the allowlist (`--egress allowlist`).
+    #[default]
+    Allowlist,
+    /// Only through the allowlisting proxy, by name (`--egress proxy`).
+    Proxy,
+    /// No firewall at all (`--egress open`).
+    Open,
+}
+
+impl EgressMode {
+    /// Parses the `--egress` value.
+    pub fn parse(s: &str) -> Option<EgressMode> {
+        match s {
+            "allowlist" => Some(EgressMode::Allowlist),
+            "proxy" => Some(EgressMode::Proxy),
+            "open" => Some(EgressMode::Open),
+            _ => None,
+        }
+    }
+}
+
+/// Egress settings merged from flags, environment and the project config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EgressSettings {
+    /// Which egress a session gets.
+    pub mode: EgressMode,
+    /// Deny entries of the proxy: `--deny-domain` values, and `deny` of the `[egress]` table.
+    pub deny: Vec<String>,
+    pub deny_config: Vec<String>,
+    /// Print each proxy denial on stderr (`--log-denials`).
+    pub log_denials: bool,
+    pub flags: Vec<String>,
+    pub env: Option<String>,
+    pub config: Vec<String>,
+    pub ports: Vec<u16>,
+    /// How the host resolves (the allowlist, the proxy's lookups): `--dns-server`/`--dns-tls-name`,
+    /// else `dns_server`/`dns_tls_name` of the `[egress]` table, else the system resolver.
+    pub resolver: super::ResolverSettings,
+    pub allow_dns: bool,
+    pub strict: bool,
+    pub network: Option<String>,
+    pub verify_blocked: Option<String>,
+    pub verify_allowed: Option<String>,
+    /// Shortest re-resolution interval.
+    pub refresh_min: std::time::Duration,
+}
+
+impl Default for EgressSettings {
+    /// Allowlist mode with the built-in names only, ports 443 and 80, the system resolver, DNS closed.
+    fn default() -> Self {
+        EgressSettings {
+            mode: EgressMode::Allowlist,
+            deny: Vec::new(),
+            deny_config: Vec::new(),
+            log_denials: false,
+            flags: Vec::new(),
+            env: None,
+            config: Vec::new(),
+            ports: super::config::DEFAULT_PORTS.to_vec(),
+            resolver: super::ResolverSettings::default(),
+            allow_dns: false,
+            strict: false,
+            network: None,
+            verify_blocked: None,
+            verify_allowed: None,
+            refresh_min: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a session needs from the firewall.
+#[derive(Debug, Clone)]
+pub struct SessionFirewall {
+    /// The allowlist and its first resolution, for the live refresh.
+    pub allow: Allowlist,
+    pub resolution: Resolution,
+    /// `firewall.ipset`, `firewall.v4`, `firewall.v6` for the session directory.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The container's /etc/hosts: allowlisted names pinned to the host's resolution.
+    pub hosts: String,
+    /// The container's resolver, when DNS is allowed.
+    pub dns: Vec<String>,
+    /// Environment for the entrypoint's verification.
+    pub env: Vec<(String, String)>,
+}
+
+/// Merges and validates the allowlist (no network, no engine): bad input fails here.
+pub fn allowlist(settings: &EgressSettings) -> Result<Allowlist, NameError> {
+    Allowlist::merge(&Inputs {
+        builtin: true,
+        env: settings.env.as_deref(),
+        flags: &settings.flags,
+        config: &settings.config,
+    })
+}
+
+/// Resolves the allowlisted names on the host; warnings are returned, failures follow `strict`.
+pub async fn resolve(
+    allow: &Allowlist,
+    settings: &EgressSettings,
+) -> Result<(Resolution, Vec<String>), super::ResolveError> {
+    let rs = settings.resolver.clone();
+    let res = super::resolve_all(&allow.names(), &rs).await?;
+    let warnings = res.verdict(settings.strict)?;
+    Ok((res, warnings))
+}
+
+/// The session's firewall: a pure function of the allowlist, its resolution, the settings and the
+/// network's gateway (closed, and the default verification target).
+pub fn assemble(
+    allow: &Allowlist,
+    res: &Resolution,
+    settings: &EgressSettings,
+    gateway: Option<IpAddr>,
+) -> SessionFirewall {
+    let closed: Vec<IpNet> = gateway.into_iter().map(IpNet::from).collect();
+    let dns = settings.allow_dns.then_some(settings.resolver.server).flatten();
+    let mut spec = super::firewall_spec(allow, res, settings.ports.clone(), dns, closed);
+    spec.log = super::LogMode::Record;
+    let texts = super::render(&spec);
+    let files = vec![
+        ("firewall.ipset".to_string(), texts.ipset.into_bytes()),
+        ("firewall.v4".to_string(), texts.v4.into_bytes()),
+        ("firewall.v6".to_string(), texts.v6.into_bytes()),
+    ];
+    let hosts = hosts_file(res);
+    let mut env = Vec::new();
+    let blocked = settings.verify_blocked.clone().or_else(|| gateway.map(|g| host_port(g, 9)));
+    if let Some(b) = blocked {
+        env.push(("CODEX_BOX_VERIFY_BLOCKED".to_string(), b));
+    }
+    if let Some(a) = &settings.verify_allowed {
+        env.push(("CODEX_BOX_VERIFY_ALLOWED".to_string(), a.clone()));
+    }
+    SessionFirewall {
+        allow: allow.clone(),
+        resolution: res.clone(),
+        files,
+        hosts,
+        dns: dns.map(|d| vec![d.ip().to_string()]).unwrap_or_default(),
+        env,
+    }
+}
+
+/// The whole /etc/hosts of a session (mounted read-only from the session directory; codex-box
+/// rewrites it in place on refresh).
+pub fn hosts_file(res: &Resolution) -> String {
+    let mut out =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tcodex-box\n");
+    out.push_str(&super::hosts_entries(res));
+    out
+}
+
+fn host_port(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}:{port}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+    }
+}
+
+/// The proxy's rules from the session's allowlist sources: built-in names, `OPENAI_ALLOWED_DOMAINS`,
+/// `--allow-domain` and `[egress] allow` (wildcards accepted), and the deny entries.
+pub fn proxy_rules(settings: &EgressSettings) -> Result<Rules, NameError> {
+    let inputs =
+        Inputs { builtin: true, env: settings.env.as_deref(), flags: &settings.flags, config: &settings.config };
+    Rules::merge(&inputs, &settings.deny, &settings.deny_config)
+}
+
+/// The session's firewall in proxy mode: a pure function of the proxy's address and the settings.
+/// Only the proxy is reachable; the entrypoint checks that `--verify-blocked` (default: port 9 of
+/// the gateway) is not and that the proxy is, before the agent starts. No name is pinned: the
+/// proxy resolves names itself.
+pub fn assemble_proxy(proxy: SocketAddr, settings: &EgressSettings, gateway: IpAddr) -> SessionFirewall {
+    // Direct attempts (a tool that ignores the proxy settings) are recorded and summarised at the
+    // end, like every rejected destination in allowlist mode.
+    let spec = super::FirewallSpec { log: super::LogMode::Record, ..super::FirewallSpec::proxy_only(proxy) };
+    let texts = super::render(&spec);
+    let files = vec![
+        ("firewall.ipset".to_string(), texts.ipset.into_bytes()),
+        ("firewall.v4".to_string(), texts.v4.into_bytes()),
+        ("firewall.v6".to_string(), texts.v6.into_bytes()),
+    ];
+    let blocked = settings.verify_blocked.clone().unwrap_or_else(|| SocketAddr::new(gateway, 9).to_string());
+    let allowed = settings.verify_allowed.clone().unwrap_or_else(|| proxy.to_string());
+    let mut env =
+        vec![("CODEX_BOX_VERIFY_BLOCKED".to_string(), blocked), ("CODEX_BOX_VERIFY_ALLOWED".to_string(), allowed)];
+    env.extend(session_env(proxy));
+    SessionFirewall {
+        allow: Allowlist::default(),
+        resolution: Resolution::default(),
+        files,
+        hosts: hosts_file(&Resolution::default()),
+        dns: Vec::new(),
+        env,
+    }
+}
+
+/// Where a session's proxy log goes: `<state dir>/proxy/<container>-<pid>.log` (the container's
+/// first-choice name and codex-box's pid, so concurrent sessions never share a file).
+pub fn proxy_log_path(state_dir: &Path, container: &str) -> PathBuf {
+    state_dir.join("proxy").join(format!("{container}-{}.log", std::process::id()))
+}
+
+/// Starts the proxy for a session on `gateway`, port chosen by the kernel.
+pub async fn start_proxy(
+    rules: Rules,
+    settings: &EgressSettings,
+    gateway: IpAddr,
+    log: Log,
+) -> Result<Proxy, ProxyError> {
+    let domains = DomainPolicy { rules, ports: settings.ports.clone(), resolver: settings.resolver.clone() };
+    Proxy::start(SocketAddr::new(gateway, 0), ProxyConfig::from_domains(&domains), log).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::NameResolution;
+
+    fn settings() -> EgressSettings {
+        EgressSettings {
+            flags: vec!["allowed.test".into(), "198.51.100.0/28".into()],
+            env: Some("github.com, repo.maven.apache.org".into()),
+            resolver: crate::egress::ResolverSettings {
+                server: Some("127.0.0.1:5353".parse().unwrap()),
+                ..crate::egress::ResolverSettings::default()
+            },
+            ..EgressSettings::default()
+        }
+    }
+
+    fn proxy_settings() -> EgressSettings {
+        EgressSettings {
+            mode: EgressMode::Proxy,
+            flags: vec!["**.pypi.org".into(), "*.npmjs.org".into()],
+            env: Some("github.com".into()),
+            deny: vec!["evil.pypi.org".into()],
+            ..EgressSettings::default()
+        }
+    }
+
+    #[test]
+    fn allowlist_merges_builtin_env_and_flags_and_rejects_bad_names() {
+        let a = allowlist(&settings()).unwrap();
+        let names = a.names();
+        assert!(names.contains(&"api.openai.com".to_string()) && names.contains(&"github.com".to_string()));
+        assert!(names.contains(&"allowed.test".to_string()));
+        assert_eq!(a.nets(), vec!["198.51.100.0/28".parse::<IpNet>().unwrap()]);
+        let mut bad = settings();
+        bad.flags = vec!["a.com;rm -rf /".into()];
+        let e = allowlist(&bad).unwrap_err().to_string();
+        assert!(e.contains("a.com;rm -rf /") && e.contains("--allow-domain"), "{e}");
+    }
+
+    #[test]
+    fn assembled_firewall_pins_names_closes_the_gateway_and_verifies() {
+        let s = settings();
+        let a = allowlist(&s).unwrap();
+        let res = Resolution {
+            names: vec![NameResolution {
+                name: "allowed.test".into(),
+                addrs: vec!["203.0.113.10".parse().unwrap(), "2001:db8::10".parse().unwrap()],
+                min_ttl: Some(std::time::Duration::from_secs(30)),
+                error: None,
+            }],
+            resolver: String::new(),
+        };
+        let fw = assemble(&a, &res, &s, Some("172.17.0.1".parse().unwrap()));
+        assert!(fw.hosts.contains("203.0.113.10\tallowed.test\n2001:db8::10\tallowed.test\n"), "{}", fw.hosts);
+        assert!(fw.hosts.starts_with("127.0.0.1\tlocalhost\n"));
+        let v4 = String::from_utf8(fw.files[1].1.clone()).unwrap();
+        assert!(v4.contains(":OUTPUT DROP"), "{v4}");
+        assert!(v4.contains("172.17.0.1"), "gateway closed: {v4}");
+        assert!(v4.contains("-A CODEX_REJECT -j SET --add-set codex_blocked4 dst,dst --exist"), "{v4}");
+        assert!(!v4.contains("--dport 53 -j ACCEPT"), "no DNS without the opt-in: {v4}");
+        let ipset = String::from_utf8(fw.files[0].1.clone()).unwrap();
+        assert!(
+            ipset.contains("203.0.113.10") && ipset.contains("2001:db8::10") && ipset.contains("198.51.100.0/28"),
+            "{ipset}"
+        );
+        assert_eq!(fw.env, vec![("CODEX_BOX_VERIFY_BLOCKED".to_string(), "172.17.0.1:9".to_string())]);
+        assert!(fw.dns.is_empty());
+    }
+    #[test]
+    fn rules_accept_wildcards_and_keep_the_builtins() {
+        let r = proxy_rules(&proxy_settings()).unwrap();
+        let host = |s: &str| crate::proxy::Host::parse(s).unwrap();
+        assert!(r.decide(&host("api.openai.com")).allowed() && r.decide(&host("files.pypi.org")).allowed());
+        assert!(r.decide(&host("registry.npmjs.org")).allowed() && !r.decide(&host("evil.pypi.org")).allowed());
+        let mut bad = settings();
+        bad.deny = vec!["a..b".into()];
+        assert!(proxy_rules(&bad).unwrap_err().to_string().contains("a..b"));
+        // The IP-firewall mode still refuses wildcards.
+        assert!(allowlist(&proxy_settings())
+            .unwrap_err()
+            .to_string()
+            .contains("wildcards cannot be enforced by an IP firewall"));
+    }
+
+    #[test]
+    fn the_firewall_opens_only_the_proxy_and_verifies_both_sides() {
+        let fw = assemble_proxy("172.17.0.1:40000".parse().unwrap(), &proxy_settings(), "172.17.0.1".parse().unwrap());
+        let v4 = String::from_utf8(fw.files[1].1.clone()).unwrap();
+        let accepts: Vec<&str> =
+            v4.lines().filter(|l| l.starts_with("-A OUTPUT") && l.ends_with("-j ACCEPT")).collect();
+        assert_eq!(
+            accepts,
+            [
+                "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+                "-A OUTPUT -o lo -j ACCEPT",
+                "-A OUTPUT -d 172.17.0.1/32 -p tcp -m tcp --dport 40000 -m comment --comment \"codex-box proxy\" -j ACCEPT",
+            ]
+        );
+        assert_eq!(fw.env[0], ("CODEX_BOX_VERIFY_BLOCKED".into(), "172.17.0.1:9".into()));
+        assert_eq!(fw.env[1], ("CODEX_BOX_VERIFY_ALLOWED".into(), "172.17.0.1:40000".into()));
+        assert!(fw.dns.is_empty() && !fw.hosts.contains("openai"));
+        assert_eq!(
+            proxy_log_path(Path::new("/s"), "codex_x"),
+            PathBuf::from(format!("/s/proxy/codex_x-{}.log", std::process::id()))
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! The seam between the session orchestration and a container engine: four operations, each one
+//! call of the orchestration. A backend implements them against its engine's API (Docker Engine:
+//! `crate::docker::DockerEngine`); tests implement them with a recording fake.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use super::plan::{Outcome, Plan, Refresh, SessionFiles};
+
+/// A container engine a session can run on.
+// `async fn` in this trait: it is used generically (never as `dyn`) and its futures are awaited in
+// place, so the missing `Send` bound on them costs nothing.
+#[allow(async_fn_in_trait)]
+pub trait Engine {
+    /// The backend's own error; its message is shown to the user as it is.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Removes what sessions of killed codex-box processes left; returns what it removed.
+    async fn collect_orphans(&self) -> Result<Vec<String>, Self::Error>;
+
+    /// Makes `image` available (builds codex-box's own image, pulls others).
+    async fn ensure_image(&self, image: &str, ca_certs: &[PathBuf]) -> Result<(), Self::Error>;
+
+    /// The host's address as seen from a session on `network` (None: the engine's default network),
+    /// if the engine has one the host owns.
+    async fn gateway(&self, network: Option<&str>) -> Option<IpAddr>;
+
+    /// Runs the session to its end and removes everything it made, on every path.
+    async fn run(&self, plan: Plan, files: SessionFiles, refresh: Option<Refresh>) -> Result<Outcome, Self::Error>;
+}

@@ -1,0 +1,87 @@
+//! `codex-box egress`: what a session's egress would be for the project's current settings — the
+//! allowlist with where each entry came from, its resolution and the rules, or the proxy's patterns.
+
+use anyhow::Result;
+
+use super::engine::Engine;
+use super::policy::{Egress, SessionPolicy};
+use crate::egress::session as egress;
+
+/// `codex-box egress`: the allowlist with its sources, the resolution, and optionally the rules.
+pub async fn egress<E: Engine>(
+    policy: &SessionPolicy,
+    engine: Option<&E>,
+    json: bool,
+    show_rules: bool,
+) -> Result<i32> {
+    let settings = &policy.egress_settings;
+    let allow = match &policy.egress {
+        Egress::Open => {
+            println!("egress: open (no firewall)");
+            return Ok(0);
+        }
+        Egress::Proxy(rules) => return Ok(show_proxy_rules(rules, settings)),
+        Egress::Allowlist(allow) => allow,
+    };
+    let (res, warnings) = egress::resolve(allow, settings).await?;
+    let gw = match engine {
+        Some(e) => e.gateway(settings.network.as_deref()).await,
+        None => None,
+    };
+    let fw = egress::assemble(allow, &res, settings, gw);
+    if json {
+        let names: Vec<serde_json::Value> = res
+            .names
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "name": n.name,
+                    "addresses": n.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "min_ttl": n.min_ttl,
+                    "error": n.error.as_ref().map(|e| e.to_string()),
+                })
+            })
+            .collect();
+        let out = serde_json::json!({
+            "names": names,
+            "nets": allow.nets().iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            "ports": settings.ports,
+            "dns": fw.dns,
+            "warnings": warnings,
+            "rules": show_rules.then(|| fw.files.iter().map(|(n, d)| (n.clone(), String::from_utf8_lossy(d).into_owned())).collect::<std::collections::BTreeMap<_, _>>()),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    println!("allowlist:\n{allow}");
+    println!("resolution ({}):\n{res}", res.resolver);
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    println!(
+        "ports: {:?}; DNS from the session: {}",
+        settings.ports,
+        if fw.dns.is_empty() { "closed".to_string() } else { fw.dns.join(", ") }
+    );
+    if show_rules {
+        for (name, data) in &fw.files {
+            println!("--- {name}\n{}", String::from_utf8_lossy(data));
+        }
+    }
+    Ok(0)
+}
+
+/// `codex-box egress --egress proxy`: the proxy's allow and deny patterns (names are resolved by
+/// the proxy at each request, so there is no resolution to show).
+fn show_proxy_rules(rules: &crate::proxy::Rules, settings: &crate::egress::EgressSettings) -> i32 {
+    println!("egress: proxy (decided by name at each request; ports {:?})", settings.ports);
+    println!("allow:");
+    for p in &rules.allow {
+        println!("  {p}");
+    }
+    println!("deny:");
+    for p in &rules.deny {
+        println!("  {p}");
+    }
+    0
+}

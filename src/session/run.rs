@@ -1,0 +1,285 @@
+//! The orchestration of a container session, in a fixed order, for any [`Engine`]:
+//!
+//! 1. [`check`] (no engine, nothing created): Codex's inner sandbox not asked for, CA files readable,
+//!    the chosen resolver usable, writable mounts outside the workdir confirmed;
+//! 2. [`run`]: the codex home prepared and its trusted files approved (trust on change), orphans of
+//!    killed sessions collected, the image made available, then the egress: the allowlist resolved
+//!    and its firewall assembled, or the proxy started on the host's address in the session's network
+//!    — each with a verification target that a missing firewall would let through (a listener of
+//!    codex-box's own); then the engine runs the [`Plan`], and afterwards the proxy is shut down and
+//!    the listener closed, whatever the outcome; limits that ended the session are named.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::net::{IpAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use super::engine::Engine;
+use super::plan::{Outcome, Plan, Refresh, SessionFiles};
+use super::policy::{Egress, GitWrite, SessionPolicy, Trust};
+use crate::codex_home;
+use crate::codex_layer::{self, Boundary};
+use crate::egress::session as egress;
+
+/// A session that passed every check that needs no engine.
+pub struct Checked<'a> {
+    pub policy: &'a SessionPolicy,
+    pub command: Vec<String>,
+    /// With a terminal (the default Codex session, `run -t`).
+    pub interactive: bool,
+    /// The terminal's size at start (rows, columns).
+    pub tty_size: Option<(u16, u16)>,
+    /// The session's extra CA certificates, read.
+    pub certs: Vec<(PathBuf, Vec<u8>)>,
+}
+
+/// Everything that can be refused before an engine is asked or anything is created.
+pub fn check(
+    policy: &SessionPolicy,
+    command: Vec<String>,
+    interactive: bool,
+    tty_size: Option<(u16, u16)>,
+) -> Result<Checked<'_>> {
+    // Codex's own sandbox cannot exist in the container: an explicit request is refused up front.
+    codex_layer::check_command(&command, Boundary::Container)?;
+    let certs = crate::docker::context::read_ca_certs(&policy.ca_certs)?;
+    if policy.egress != Egress::Open {
+        crate::egress::resolve::check(&policy.egress_settings.resolver)?;
+    }
+    let mut outside: Vec<(&str, &PathBuf)> = Vec::new();
+    if let Some(h) = &policy.codex_home {
+        outside.push(("--codex-home", h));
+    }
+    if let Some(s) = &policy.sessions_path {
+        outside.push(("--sessions-path", s));
+    }
+    confirm_outside(&policy.work_dir, &outside)?;
+    Ok(Checked { policy, command, interactive, tty_size, certs })
+}
+
+/// The egress of a running session: the files and environment for the plan, and what must live
+/// until the session ends (the proxy, the verification listener).
+struct EgressSetup {
+    firewall: Option<egress::SessionFirewall>,
+    proxy: Option<crate::proxy::Proxy>,
+    /// A listener of codex-box's own as the default blocked target: a connection to it would
+    /// succeed were the firewall not in force (a closed port would refuse either way).
+    _verify_listener: Option<TcpListener>,
+}
+
+/// Runs a checked session on `engine` to its end; returns the command's exit code.
+pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
+    let policy = s.policy;
+    let home = codex_home::prepare(policy)?;
+    if let Some(note) = home
+        .config_toml
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .and_then(|t| codex_layer::config_note(&t, Boundary::Container))
+    {
+        eprintln!("codex-box: {note}");
+    }
+    if let Some(state) = &policy.env.state_dir {
+        let owned = [
+            home.env_dir.join("init.sh"),
+            home.env_dir.join("config.toml"),
+            policy.work_dir.join(crate::config::PROJECT_CONFIG),
+        ];
+        let files: Vec<&Path> = owned.iter().map(PathBuf::as_path).collect();
+        let accept = policy.trust == Trust::Accept;
+        crate::trust::check(state, &policy.work_dir, &files, &home.from_user, accept, std::io::stdin().is_terminal())?;
+    }
+    if let Ok(removed) = engine.collect_orphans().await {
+        for r in removed {
+            eprintln!("codex-box: removed {r}, left by a codex-box that was killed");
+        }
+    }
+    engine.ensure_image(&policy.image, &policy.ca_certs).await?;
+    let setup = egress_setup(engine, policy).await?;
+
+    let (uid, gid) = agent_ids(&policy.work_dir);
+    if nix::unistd::getuid().is_root() {
+        codex_home::hand_over(&home, uid, gid)?;
+        if !writable_by(&policy.work_dir, uid, gid) {
+            eprintln!(
+                "codex-box: warning: the agent runs as uid {uid} and cannot write {} (owned by root); run codex-box as the user who owns the project, or give uid {uid} write access",
+                policy.work_dir.display()
+            );
+        }
+    }
+    let mut extra_env = Vec::new();
+    if s.interactive {
+        extra_env.push(("TERM".to_string(), policy.env.term.clone().unwrap_or_else(|| "xterm-256color".into())));
+    }
+    if let Some(k) = &policy.env.openai_api_key {
+        extra_env.push(("OPENAI_API_KEY".to_string(), k.clone()));
+    }
+    let fw = setup.firewall.as_ref();
+    if let Some(fw) = fw {
+        extra_env.extend(fw.env.iter().cloned());
+    }
+    let plan = Plan {
+        image: policy.image.clone(),
+        work_dir: policy.work_dir.clone(),
+        command: s.command,
+        tty: s.interactive,
+        tty_size: if s.interactive { s.tty_size } else { None },
+        uid,
+        gid,
+        home: home.clone(),
+        read_only: policy.read_only.clone(),
+        limits: policy.limits.clone(),
+        allow_git_write: policy.git_write == GitWrite::Writable,
+        extra_env,
+        network: policy.egress_settings.network.clone(),
+        pinned_hosts: fw.is_some(),
+        applier: policy.applier,
+        runtime: policy.runtime.clone(),
+        dns: fw.map(|f| f.dns.clone()).unwrap_or_default(),
+    };
+    let refresh = fw.filter(|_| setup.proxy.is_none()).map(|f| Refresh {
+        allow: f.allow.clone(),
+        resolver: policy.egress_settings.resolver.clone(),
+        min_delay: policy.egress_settings.refresh_min,
+        initial: f.resolution.clone(),
+    });
+    let files = SessionFiles {
+        init_hook: home.init_hook.clone(),
+        ca_pem: s.certs.iter().flat_map(|(_, d)| d.iter().copied().chain(std::iter::once(b'\n'))).collect(),
+        extra: setup
+            .firewall
+            .as_ref()
+            .map(|f| {
+                let mut files = f.files.clone();
+                files.push(("hosts".to_string(), f.hosts.clone().into_bytes()));
+                files
+            })
+            .unwrap_or_default(),
+    };
+    let outcome = engine.run(plan, files, refresh).await;
+    if let Some(p) = setup.proxy {
+        eprintln!("codex-box: {}", p.shutdown().await);
+    }
+    let outcome = outcome?;
+    report_limits(&outcome, policy);
+    Ok(outcome.exit_code)
+}
+
+/// The firewall (allowlist mode) or the proxy and its firewall (proxy mode); nothing when open.
+async fn egress_setup<E: Engine>(engine: &E, policy: &SessionPolicy) -> Result<EgressSetup> {
+    let settings = &policy.egress_settings;
+    let network = settings.network.as_deref();
+    match &policy.egress {
+        Egress::Open => {
+            eprintln!("codex-box: warning: --egress open: the session has unrestricted network access");
+            Ok(EgressSetup { firewall: None, proxy: None, _verify_listener: None })
+        }
+        Egress::Allowlist(allow) => {
+            let (res, _) = egress::resolve(allow, settings).await?;
+            let unresolved: Vec<&str> = res.failures().map(|n| n.name.as_str()).collect();
+            if !unresolved.is_empty() {
+                eprintln!(
+                    "codex-box: warning: {} allowlisted name(s) did not resolve and stay unreachable: {} (see `codex-box egress`; --strict makes this an error)",
+                    unresolved.len(),
+                    unresolved.join(", ")
+                );
+            }
+            let gw = engine.gateway(network).await;
+            let mut settings = settings.clone();
+            let listener = verify_target(&mut settings, gw);
+            let fw = egress::assemble(allow, &res, &settings, gw);
+            Ok(EgressSetup { firewall: Some(fw), proxy: None, _verify_listener: listener })
+        }
+        Egress::Proxy(rules) => {
+            let Some(gateway) = engine.gateway(network).await else {
+                bail!("--egress proxy: cannot find the gateway of the session's network (the host as seen from the container); the proxy needs a bridge network of a local engine");
+            };
+            let mut settings = settings.clone();
+            let listener = verify_target(&mut settings, Some(gateway));
+            let container = super::plan::session_name(&policy.work_dir, 1);
+            let log = match &policy.env.state_dir {
+                Some(state) => {
+                    crate::proxy::Log::file(&egress::proxy_log_path(state, &container), settings.log_denials)?
+                }
+                None => crate::proxy::Log::memory(settings.log_denials),
+            };
+            let proxy = egress::start_proxy(rules.clone(), &settings, gateway, log).await?;
+            let fw = egress::assemble_proxy(proxy.addr(), &settings, gateway);
+            Ok(EgressSetup { firewall: Some(fw), proxy: Some(proxy), _verify_listener: listener })
+        }
+    }
+}
+
+/// Without `--verify-blocked`, a listener of codex-box's own on the gateway is the blocked target.
+fn verify_target(settings: &mut crate::egress::EgressSettings, gateway: Option<IpAddr>) -> Option<TcpListener> {
+    let ip = gateway.filter(|_| settings.verify_blocked.is_none())?;
+    let l = TcpListener::bind((ip, 0)).ok()?;
+    settings.verify_blocked = l.local_addr().ok().map(|a| a.to_string());
+    Some(l)
+}
+
+fn report_limits(outcome: &Outcome, policy: &SessionPolicy) {
+    if outcome.oom_killed {
+        eprintln!(
+            "codex-box: the session ran out of memory (limit {} MiB) and was killed; raise it with --memory, e.g. --memory 8g",
+            policy.limits.memory_bytes >> 20
+        );
+    }
+    if outcome.pids_limit_hits > 0 {
+        eprintln!(
+            "codex-box: the session hit its process limit ({} processes) {} times; raise it with --pids-limit, e.g. --pids-limit {}",
+            policy.limits.pids,
+            outcome.pids_limit_hits,
+            policy.limits.pids * 2
+        );
+    }
+}
+
+/// The uid/gid the agent runs as: the invoking user's; when codex-box runs as root, the workdir's owner
+/// if that is not root, else 1000 — never 0.
+pub fn agent_ids(work_dir: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let (uid, gid) = (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw());
+    if uid != 0 {
+        return (uid, gid);
+    }
+    match std::fs::metadata(work_dir) {
+        Ok(m) if m.uid() != 0 => (m.uid(), m.gid()),
+        _ => (1000, 1000),
+    }
+}
+
+/// Whether uid/gid may write `dir` by its mode bits.
+fn writable_by(dir: &Path, uid: u32, gid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir)
+        .map(|m| {
+            let mode = m.mode();
+            (m.uid() == uid && mode & 0o200 != 0) || (m.gid() == gid && mode & 0o020 != 0) || mode & 0o002 != 0
+        })
+        .unwrap_or(false)
+}
+
+/// A writable mount outside the workdir needs a typed `yes` in a terminal.
+fn confirm_outside(work_dir: &Path, paths: &[(&str, &PathBuf)]) -> Result<()> {
+    for (flag, p) in paths {
+        if p.starts_with(work_dir) {
+            continue;
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!("{flag} {} is outside the work dir and would be writable by the agent; run in a terminal to confirm, or choose a path inside {}", p.display(), work_dir.display());
+        }
+        eprint!(
+            "codex-box: {flag} {} is outside the work dir and will be WRITABLE by the agent. Type yes to continue: ",
+            p.display()
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            bail!("not confirmed; nothing was started");
+        }
+    }
+    Ok(())
+}

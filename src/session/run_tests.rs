@@ -1,0 +1,243 @@
+//! The session orchestration against a recording fake of the engine seam: what is asked of the
+//! engine and in which order, what the plan holds, and what is stopped on each failure path.
+//! Traffic only on loopback (the fake's gateway is 127.0.0.1; the resolver is a dead loopback port).
+
+use std::cell::RefCell;
+use std::net::{IpAddr, TcpStream};
+use std::path::PathBuf;
+
+use super::engine::Engine;
+use super::plan::{Outcome, Plan, Refresh, SessionFiles};
+use super::policy::SessionPolicy;
+use crate::cli::SessionArgs;
+use crate::host_env::HostEnv;
+
+// The test DNS server of the integration tests: answers on 127.0.0.1 from a table.
+#[path = "../../tests/support/dns_server.rs"]
+#[allow(dead_code)]
+mod dns_server;
+
+#[derive(Debug, thiserror::Error)]
+#[error("fake engine: {0}")]
+struct FakeError(&'static str);
+
+/// What the fake saw while `run` was called: the plan, the files, and whether the proxy and the
+/// verification target answered at that moment.
+#[derive(Default)]
+struct Seen {
+    plan: Option<Plan>,
+    files: Option<SessionFiles>,
+    refresh: bool,
+    proxy_answered: Option<bool>,
+    verify_target_answered: Option<bool>,
+}
+
+#[derive(Default)]
+struct Fake {
+    calls: RefCell<Vec<String>>,
+    gateway: Option<IpAddr>,
+    fail_image: bool,
+    fail_run: bool,
+    seen: RefCell<Seen>,
+}
+
+fn env_of<'a>(plan: &'a Plan, key: &str) -> Option<&'a str> {
+    plan.extra_env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn answers(addr: &str) -> bool {
+    addr.parse().is_ok_and(|a| TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok())
+}
+
+impl Engine for Fake {
+    type Error = FakeError;
+
+    async fn collect_orphans(&self) -> Result<Vec<String>, FakeError> {
+        self.calls.borrow_mut().push("collect_orphans".into());
+        Ok(Vec::new())
+    }
+
+    async fn ensure_image(&self, image: &str, _: &[PathBuf]) -> Result<(), FakeError> {
+        self.calls.borrow_mut().push(format!("ensure_image {image}"));
+        if self.fail_image {
+            return Err(FakeError("no such image"));
+        }
+        Ok(())
+    }
+
+    async fn gateway(&self, network: Option<&str>) -> Option<IpAddr> {
+        self.calls.borrow_mut().push(format!("gateway {}", network.unwrap_or("default")));
+        self.gateway
+    }
+
+    async fn run(&self, plan: Plan, files: SessionFiles, refresh: Option<Refresh>) -> Result<Outcome, FakeError> {
+        self.calls.borrow_mut().push("run".into());
+        let mut seen = self.seen.borrow_mut();
+        if let Some(proxy) = env_of(&plan, "HTTPS_PROXY") {
+            seen.proxy_answered = Some(answers(proxy.trim_start_matches("http://").trim_end_matches('/')));
+        }
+        if let Some(target) = env_of(&plan, "CODEX_BOX_VERIFY_BLOCKED") {
+            seen.verify_target_answered = Some(answers(target));
+        }
+        seen.refresh = refresh.is_some();
+        seen.plan = Some(plan);
+        seen.files = Some(files);
+        if self.fail_run {
+            return Err(FakeError("the container died"));
+        }
+        Ok(Outcome { exit_code: 7, oom_killed: false, pids_limit_hits: 0, container: "codex_fake".into() })
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    wd: PathBuf,
+    state: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let (wd, state) = (base.join("proj"), base.join("state"));
+    std::fs::create_dir_all(&wd).unwrap();
+    Fixture { _dir: dir, wd, state }
+}
+
+fn policy(f: &Fixture, egress: &str, extra: impl FnOnce(&mut SessionArgs)) -> SessionPolicy {
+    policy_with_dns(f, egress, "127.0.0.1:9", extra)
+}
+
+fn policy_with_dns(f: &Fixture, egress: &str, dns: &str, extra: impl FnOnce(&mut SessionArgs)) -> SessionPolicy {
+    let mut args = SessionArgs {
+        work_dir: Some(f.wd.clone()),
+        egress: egress.into(),
+        trust: true,
+        // A resolver nobody answers on loopback: nothing leaves this host.
+        dns_server: Some(dns.into()),
+        ..SessionArgs::default()
+    };
+    extra(&mut args);
+    let env = HostEnv { state_dir: Some(f.state.join("codex-box")), ..HostEnv::default() };
+    SessionPolicy::build(&args, env, &f.wd).unwrap()
+}
+
+fn run(fake: &Fake, policy: &SessionPolicy, command: &[&str]) -> anyhow::Result<i32> {
+    let command = command.iter().map(|s| s.to_string()).collect();
+    let checked = super::check(policy, command, false, None)?;
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(super::run(fake, checked))
+}
+
+fn calls(fake: &Fake) -> Vec<String> {
+    fake.calls.borrow().clone()
+}
+
+#[test]
+fn an_open_session_asks_the_engine_in_order_and_passes_the_exit_code_on() {
+    let f = fixture();
+    let fake = Fake::default();
+    let p = policy(&f, "open", |_| {});
+    assert_eq!(run(&fake, &p, &["sh", "-c", "exit 7"]).unwrap(), 7);
+    assert_eq!(calls(&fake), ["collect_orphans", "ensure_image codex-sandbox", "run"]);
+    let seen = fake.seen.borrow();
+    let plan = seen.plan.as_ref().unwrap();
+    assert_eq!(plan.command, ["sh", "-c", "exit 7"]);
+    assert_eq!(plan.work_dir, f.wd);
+    assert!(!plan.pinned_hosts && !plan.allow_git_write && !plan.tty);
+    assert!(plan.home.state_dir.starts_with(f.wd.join(".codex/.environment")));
+    assert!(seen.files.as_ref().unwrap().extra.is_empty(), "no firewall files without a firewall");
+    assert!(!seen.refresh);
+}
+
+#[test]
+fn an_explicit_inner_sandbox_is_refused_before_the_engine_is_asked() {
+    let f = fixture();
+    let p = policy(&f, "open", |_| {});
+    let e = super::check(&p, vec!["codex".into(), "-s".into(), "read-only".into()], false, None).err().unwrap();
+    assert!(e.to_string().contains("Codex's own sandbox"), "{e}");
+    assert!(!f.wd.join(".codex").exists(), "nothing was created");
+}
+
+#[test]
+fn the_proxy_runs_during_the_session_and_is_stopped_after_it() {
+    let f = fixture();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
+    let p = policy(&f, "proxy", |a| a.allow_git_write = true);
+    assert_eq!(run(&fake, &p, &["true"]).unwrap(), 7);
+    assert_eq!(calls(&fake), ["collect_orphans", "ensure_image codex-sandbox", "gateway default", "run"]);
+    let seen = fake.seen.borrow();
+    let plan = seen.plan.as_ref().unwrap();
+    assert!(plan.pinned_hosts && plan.allow_git_write);
+    // While the agent ran: the proxy answered, and so did the default blocked target — a listener
+    // of codex-box's own, which only a firewall in force can make the verification find closed.
+    assert_eq!(seen.proxy_answered, Some(true));
+    assert_eq!(seen.verify_target_answered, Some(true));
+    let v4 = &seen.files.as_ref().unwrap().extra.iter().find(|(n, _)| n == "firewall.v4").unwrap().1;
+    let proxy = env_of(plan, "HTTPS_PROXY").unwrap().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let port = proxy.rsplit(':').next().unwrap();
+    assert!(String::from_utf8_lossy(v4).contains(&format!("--dport {port}")), "the firewall opens only the proxy");
+    assert!(!seen.refresh, "names are the proxy's to resolve: no refresh");
+    // Afterwards: the proxy and the listener are gone.
+    assert!(!answers(&proxy), "the proxy was shut down");
+    assert!(!answers(env_of(plan, "CODEX_BOX_VERIFY_BLOCKED").unwrap()), "the listener was closed");
+}
+
+#[test]
+fn an_allowlist_session_pins_names_verifies_and_refreshes() {
+    let f = fixture();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
+    let dns = dns_server::TestDns::start(dns_server::Zone::new(60).addr("api.openai.com", "192.0.2.10"));
+    let p = policy_with_dns(&f, "allowlist", &dns.addr.to_string(), |a| a.network = Some("testnet".into()));
+    run(&fake, &p, &["true"]).unwrap();
+    assert_eq!(calls(&fake), ["collect_orphans", "ensure_image codex-sandbox", "gateway testnet", "run"]);
+    let seen = fake.seen.borrow();
+    let plan = seen.plan.as_ref().unwrap();
+    assert_eq!(plan.network.as_deref(), Some("testnet"));
+    assert!(plan.pinned_hosts && seen.refresh);
+    let names: Vec<&str> = seen.files.as_ref().unwrap().extra.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["firewall.ipset", "firewall.v4", "firewall.v6", "hosts"]);
+    assert_eq!(seen.verify_target_answered, Some(true));
+    let hosts = &seen.files.as_ref().unwrap().extra[3].1;
+    assert!(String::from_utf8_lossy(hosts).contains("192.0.2.10\tapi.openai.com"), "the name is pinned");
+}
+
+#[test]
+fn an_allowlist_nobody_resolves_is_refused_before_the_run() {
+    let f = fixture();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
+    let p = policy(&f, "allowlist", |_| {});
+    let e = run(&fake, &p, &["true"]).unwrap_err().to_string();
+    assert!(e.contains("no allowlisted name could be resolved"), "{e}");
+    assert!(!calls(&fake).contains(&"run".to_string()));
+}
+
+#[test]
+fn a_missing_image_runs_nothing_and_starts_no_proxy() {
+    let f = fixture();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), fail_image: true, ..Fake::default() };
+    let p = policy(&f, "proxy", |_| {});
+    let e = run(&fake, &p, &["true"]).unwrap_err();
+    assert!(e.to_string().contains("no such image"), "{e}");
+    assert_eq!(calls(&fake), ["collect_orphans", "ensure_image codex-sandbox"]);
+}
+
+#[test]
+fn proxy_mode_without_a_gateway_is_refused_before_the_run() {
+    let f = fixture();
+    let fake = Fake::default();
+    let p = policy(&f, "proxy", |_| {});
+    let e = run(&fake, &p, &["true"]).unwrap_err().to_string();
+    assert!(e.contains("--egress proxy: cannot find the gateway"), "{e}");
+    assert!(!calls(&fake).contains(&"run".to_string()));
+}
+
+#[test]
+fn a_failed_run_still_stops_the_proxy() {
+    let f = fixture();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), fail_run: true, ..Fake::default() };
+    let p = policy(&f, "proxy", |_| {});
+    let e = run(&fake, &p, &["true"]).unwrap_err();
+    assert!(e.to_string().contains("the container died"), "{e}");
+    let seen = fake.seen.borrow();
+    let proxy = env_of(seen.plan.as_ref().unwrap(), "HTTPS_PROXY").unwrap();
+    assert!(!answers(proxy.trim_start_matches("http://").trim_end_matches('/')));
+}
