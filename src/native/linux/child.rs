@@ -9,7 +9,8 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::spawn::{errno, noop, raw_fork, report, status_code, Launch, Stage, FORWARDED};
+use super::spawn::{noop, report, Launch, Stage, FORWARDED};
+use super::sys::{errno, raw_fork, status_code};
 use super::{mounts, seccomp};
 
 /// The children's ends of the supervisor's pipes: setup status, seccomp listener socket, exit

@@ -15,6 +15,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{OwnedFd, RawFd};
 
+use super::sys::errno;
 use crate::native::egress::{EgressError, Prepared, Running};
 
 /// Where the proxy listens inside the sandbox's namespace (private to it: no port clash).
@@ -40,7 +41,6 @@ struct IfReq {
 /// In init, inside the new namespaces (async-signal-safe): brings loopback up, listens at
 /// [`LISTEN`] and sends the listener over `sock`. On failure returns (step, errno).
 pub fn open_in_namespace(sock: RawFd) -> Result<(), (u32, i32)> {
-    let errno = super::spawn::errno;
     // SAFETY: plain system calls on descriptors opened here, with stack buffers; each is closed
     // before returning.
     unsafe {

@@ -16,6 +16,7 @@ mod namespaces;
 mod notify;
 mod seccomp;
 mod spawn;
+mod sys;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

@@ -14,6 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use super::mounts;
+use super::sys::{errno, raw_fork, status_code};
 
 /// Setup stages reported by the children.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,10 +124,6 @@ fn os(what: &'static str) -> SpawnError {
     SpawnError::Os { what, error: std::io::Error::last_os_error() }
 }
 
-pub(super) fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
-}
-
 fn sigset(sigs: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain data, initialised by sigemptyset.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -144,15 +141,6 @@ fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
 }
 
-pub(super) fn raw_fork(flags: libc::c_int) -> libc::pid_t {
-    // SAFETY: clone without CLONE_VM and a NULL stack behaves like fork: the child gets a copy of
-    // this stack. The caller only runs async-signal-safe code in the child.
-    unsafe {
-        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
-            as libc::pid_t
-    }
-}
-
 pub(super) fn report(pipe: RawFd, stage: Stage, detail: u32, err: i32) -> ! {
     let mut rec = [0u8; 12];
     rec[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
@@ -162,16 +150,6 @@ pub(super) fn report(pipe: RawFd, stage: Stage, detail: u32, err: i32) -> ! {
     unsafe {
         libc::write(pipe, rec.as_ptr().cast(), rec.len());
         libc::_exit(125)
-    }
-}
-
-pub(super) fn status_code(st: libc::c_int) -> i32 {
-    if libc::WIFEXITED(st) {
-        libc::WEXITSTATUS(st)
-    } else if libc::WIFSIGNALED(st) {
-        128 + libc::WTERMSIG(st)
-    } else {
-        125
     }
 }
 
