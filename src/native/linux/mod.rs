@@ -11,6 +11,7 @@
 mod child;
 mod egress;
 mod landlock;
+mod launch;
 mod mounts;
 mod namespaces;
 mod notify;
@@ -287,7 +288,7 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
     let new_net = network_off || c.domains.is_some();
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let launch = spawn::Launch {
+    let launch = launch::Launch {
         exe: cstr(c.exe.as_os_str().as_bytes()),
         argv: c.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
         envp: c.vars.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect(),
@@ -344,7 +345,7 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
 }
 
 fn run_tree(
-    launch: &spawn::Launch,
+    launch: &launch::Launch,
     rules: &[seccomp::Rule],
     opts: &Options,
     proxy: Option<crate::native::egress::Prepared>,
@@ -402,31 +403,31 @@ fn kill_tree(started: &spawn::Started) {
     spawn::wait(started);
 }
 
-fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
+fn explain(f: launch::ChildFailure, l: &launch::Launch) -> LinuxError {
     let error = std::io::Error::from_raw_os_error(f.errno);
     let step = match f.stage {
-        spawn::Stage::IdMap => "write the uid/gid map of the user namespace".to_string(),
-        spawn::Stage::Mount => l.mounts.get(f.detail as usize).map_or("mount".into(), |m| m.describe()),
-        spawn::Stage::Chdir => format!("enter the working directory {}", l.cwd.to_string_lossy()),
-        spawn::Stage::Fork => "start the command inside the namespaces".into(),
-        spawn::Stage::Caps => "drop capabilities".into(),
-        spawn::Stage::NoNewPrivs => "set no_new_privs".into(),
-        spawn::Stage::Landlock => "enforce the Landlock ruleset".into(),
-        spawn::Stage::LandlockRule => l
+        launch::Stage::IdMap => "write the uid/gid map of the user namespace".to_string(),
+        launch::Stage::Mount => l.mounts.get(f.detail as usize).map_or("mount".into(), |m| m.describe()),
+        launch::Stage::Chdir => format!("enter the working directory {}", l.cwd.to_string_lossy()),
+        launch::Stage::Fork => "start the command inside the namespaces".into(),
+        launch::Stage::Caps => "drop capabilities".into(),
+        launch::Stage::NoNewPrivs => "set no_new_privs".into(),
+        launch::Stage::Landlock => "enforce the Landlock ruleset".into(),
+        launch::Stage::LandlockRule => l
             .landlock
             .as_ref()
             .and_then(|(_, r)| r.get(f.detail as usize))
             .map_or("add a Landlock rule".into(), |(p, _)| {
                 format!("add the Landlock rule for {}", p.to_string_lossy())
             }),
-        spawn::Stage::Seccomp => "install the seccomp filter".into(),
-        spawn::Stage::SendListener => "hand the seccomp listener to the supervisor".into(),
-        spawn::Stage::Exec => format!("execute {}", l.exe.to_string_lossy()),
-        spawn::Stage::Proxy => egress::STEPS.get(f.detail as usize).unwrap_or(&egress::STEPS[0]).to_string(),
+        launch::Stage::Seccomp => "install the seccomp filter".into(),
+        launch::Stage::SendListener => "hand the seccomp listener to the supervisor".into(),
+        launch::Stage::Exec => format!("execute {}", l.exe.to_string_lossy()),
+        launch::Stage::Proxy => egress::STEPS.get(f.detail as usize).unwrap_or(&egress::STEPS[0]).to_string(),
     };
     let advice = match (f.stage, f.errno) {
-        (spawn::Stage::IdMap | spawn::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),
-        (spawn::Stage::Exec, libc::ENOENT) if l.exe.to_bytes().starts_with(b"/tmp/") => {
+        (launch::Stage::IdMap | launch::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),
+        (launch::Stage::Exec, libc::ENOENT) if l.exe.to_bytes().starts_with(b"/tmp/") => {
             "; it lives below /tmp, which is private in the sandbox: move it, add its directory with -w, or set shared_tmp = true".into()
         }
         _ => String::new(),
