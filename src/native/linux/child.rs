@@ -41,7 +41,7 @@ pub fn child(
     }
     if l.proxy {
         if let Err((step, e)) = super::egress::open_in_namespace(proxy) {
-            report(pipe, Stage::Proxy, step, e);
+            report(pipe, Stage::Proxy, step as u32, e);
         }
         // SAFETY: closing init's end; the command must not hold it.
         unsafe { libc::close(proxy) };

@@ -2,7 +2,8 @@
 //! and neither imports the other: the [`Launch`] the supervisor prepares before clone, the children's
 //! ends of its pipes ([`Ends`]), the signals forwarded to the command ([`FORWARDED`]), and the record
 //! a child writes when setup fails — a [`Stage`], a detail (which mount, which rule, which step) and
-//! the errno ([`report`] writes it, [`ChildFailure::decode`] reads it).
+//! the errno ([`report`] writes it, [`ChildFailure::decode`] reads it) — and the [`SetupStep`] such a
+//! record names in an error message.
 //!
 //! Only data and the record's encoding: no policy, and nothing here runs before clone except
 //! building values.
@@ -10,6 +11,7 @@
 use std::ffi::CString;
 use std::os::fd::{OwnedFd, RawFd};
 
+use super::egress::ProxyStep;
 use super::mounts;
 
 /// Everything the children need, prepared by the supervisor.
@@ -110,9 +112,92 @@ pub fn report(pipe: RawFd, stage: Stage, detail: u32, err: i32) -> ! {
     }
 }
 
+/// The setup step a child could not take, with its object, as error messages name it ("cannot
+/// {step}").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetupStep {
+    IdMap,
+    /// The mount's description, `None` when the detail names no mount.
+    Mount(Option<String>),
+    /// The working directory.
+    Chdir(String),
+    Fork,
+    Caps,
+    NoNewPrivs,
+    Landlock,
+    /// The path of the rule, `None` when the detail names no rule.
+    LandlockRule(Option<String>),
+    Seccomp,
+    SendListener,
+    /// The executable.
+    Exec(String),
+    Proxy(ProxyStep),
+}
+
+impl SetupStep {
+    /// The step `f` reports, its detail resolved against the launch it failed in.
+    pub fn of(f: &ChildFailure, l: &Launch) -> SetupStep {
+        let i = f.detail as usize;
+        match f.stage {
+            Stage::IdMap => SetupStep::IdMap,
+            Stage::Mount => SetupStep::Mount(l.mounts.get(i).map(|m| m.describe())),
+            Stage::Chdir => SetupStep::Chdir(l.cwd.to_string_lossy().into_owned()),
+            Stage::Fork => SetupStep::Fork,
+            Stage::Caps => SetupStep::Caps,
+            Stage::NoNewPrivs => SetupStep::NoNewPrivs,
+            Stage::Landlock => SetupStep::Landlock,
+            Stage::LandlockRule => SetupStep::LandlockRule(
+                l.landlock.as_ref().and_then(|(_, r)| r.get(i)).map(|(p, _)| p.to_string_lossy().into_owned()),
+            ),
+            Stage::Seccomp => SetupStep::Seccomp,
+            Stage::SendListener => SetupStep::SendListener,
+            Stage::Exec => SetupStep::Exec(l.exe.to_string_lossy().into_owned()),
+            Stage::Proxy => SetupStep::Proxy(ProxyStep::from_u32(f.detail)),
+        }
+    }
+}
+
+impl std::fmt::Display for SetupStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetupStep::IdMap => f.write_str("write the uid/gid map of the user namespace"),
+            SetupStep::Mount(Some(what)) => f.write_str(what),
+            SetupStep::Mount(None) => f.write_str("mount"),
+            SetupStep::Chdir(dir) => write!(f, "enter the working directory {dir}"),
+            SetupStep::Fork => f.write_str("start the command inside the namespaces"),
+            SetupStep::Caps => f.write_str("drop capabilities"),
+            SetupStep::NoNewPrivs => f.write_str("set no_new_privs"),
+            SetupStep::Landlock => f.write_str("enforce the Landlock ruleset"),
+            SetupStep::LandlockRule(Some(path)) => write!(f, "add the Landlock rule for {path}"),
+            SetupStep::LandlockRule(None) => f.write_str("add a Landlock rule"),
+            SetupStep::Seccomp => f.write_str("install the seccomp filter"),
+            SetupStep::SendListener => f.write_str("hand the seccomp listener to the supervisor"),
+            SetupStep::Exec(exe) => write!(f, "execute {exe}"),
+            SetupStep::Proxy(step) => step.fmt(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn launch() -> Launch {
+        Launch {
+            exe: CString::new("/usr/bin/true").unwrap(),
+            argv: Vec::new(),
+            envp: Vec::new(),
+            cwd: CString::new("/work").unwrap(),
+            namespaces: None,
+            mounts: Vec::new(),
+            landlock: None,
+            harden: true,
+            seccomp: None,
+            notify: false,
+            proxy: false,
+            cap_last: 63,
+        }
+    }
 
     #[test]
     fn a_record_reads_back_as_written() {
@@ -124,5 +209,18 @@ mod tests {
         assert_eq!(f, ChildFailure { stage: Stage::LandlockRule, detail: 7, errno: libc::EACCES });
         rec[..4].copy_from_slice(&99u32.to_ne_bytes());
         assert_eq!(ChildFailure::decode(&rec).stage, Stage::Exec, "an unknown stage");
+    }
+
+    #[test]
+    fn each_step_reads_as_before() {
+        let l = launch();
+        let step = |stage, detail| SetupStep::of(&ChildFailure { stage, detail, errno: 0 }, &l).to_string();
+        assert_eq!(step(Stage::Exec, 0), "execute /usr/bin/true");
+        assert_eq!(step(Stage::Chdir, 0), "enter the working directory /work");
+        assert_eq!(step(Stage::Mount, 3), "mount");
+        assert_eq!(step(Stage::LandlockRule, 0), "add a Landlock rule");
+        assert_eq!(step(Stage::Proxy, 2), "bind the proxy's socket to 127.0.0.1:3128 in the sandbox");
+        assert_eq!(step(Stage::Proxy, 99), "bring up loopback in the sandbox's network namespace");
+        assert_eq!(step(Stage::IdMap, 0), "write the uid/gid map of the user namespace");
     }
 }

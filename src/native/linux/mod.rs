@@ -47,7 +47,7 @@ pub enum LinuxError {
     #[error("cannot create the placeholder {path} that keeps it read-only: {error}; create it yourself or drop it from protected_paths")]
     Placeholder { path: PathBuf, error: std::io::Error },
     #[error("sandbox setup failed: cannot {step}: {error}{advice}")]
-    Setup { step: String, error: std::io::Error, advice: String },
+    Setup { step: launch::SetupStep, error: std::io::Error, advice: String },
     #[error("cannot determine the current directory: {0}")]
     Cwd(std::io::Error),
 }
@@ -63,7 +63,7 @@ impl LinuxError {
     pub fn exit_code(&self) -> Option<i32> {
         match self {
             LinuxError::NotFound(_) => Some(127),
-            LinuxError::Setup { step, error, .. } if step.starts_with("execute ") => {
+            LinuxError::Setup { step: launch::SetupStep::Exec(_), error, .. } => {
                 Some(if error.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
             }
             _ => None,
@@ -366,7 +366,8 @@ fn run_tree(
         (Some(_), None) => {
             kill_tree(&started);
             let error = std::io::Error::from_raw_os_error(libc::EPROTO);
-            return Err(LinuxError::Setup { step: egress::STEPS[4].into(), error, advice: String::new() });
+            let step = launch::SetupStep::Proxy(egress::ProxyStep::Send);
+            return Err(LinuxError::Setup { step, error, advice: String::new() });
         }
         (None, _) => None,
     };
@@ -405,26 +406,7 @@ fn kill_tree(started: &spawn::Started) {
 
 fn explain(f: launch::ChildFailure, l: &launch::Launch) -> LinuxError {
     let error = std::io::Error::from_raw_os_error(f.errno);
-    let step = match f.stage {
-        launch::Stage::IdMap => "write the uid/gid map of the user namespace".to_string(),
-        launch::Stage::Mount => l.mounts.get(f.detail as usize).map_or("mount".into(), |m| m.describe()),
-        launch::Stage::Chdir => format!("enter the working directory {}", l.cwd.to_string_lossy()),
-        launch::Stage::Fork => "start the command inside the namespaces".into(),
-        launch::Stage::Caps => "drop capabilities".into(),
-        launch::Stage::NoNewPrivs => "set no_new_privs".into(),
-        launch::Stage::Landlock => "enforce the Landlock ruleset".into(),
-        launch::Stage::LandlockRule => l
-            .landlock
-            .as_ref()
-            .and_then(|(_, r)| r.get(f.detail as usize))
-            .map_or("add a Landlock rule".into(), |(p, _)| {
-                format!("add the Landlock rule for {}", p.to_string_lossy())
-            }),
-        launch::Stage::Seccomp => "install the seccomp filter".into(),
-        launch::Stage::SendListener => "hand the seccomp listener to the supervisor".into(),
-        launch::Stage::Exec => format!("execute {}", l.exe.to_string_lossy()),
-        launch::Stage::Proxy => egress::STEPS.get(f.detail as usize).unwrap_or(&egress::STEPS[0]).to_string(),
-    };
+    let step = launch::SetupStep::of(&f, l);
     let advice = match (f.stage, f.errno) {
         (launch::Stage::IdMap | launch::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),
         (launch::Stage::Exec, libc::ENOENT) if l.exe.to_bytes().starts_with(b"/tmp/") => {
