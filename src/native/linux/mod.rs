@@ -23,7 +23,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::native::{env, Enforcement, Feature, Options, Outcome, Support};
+use crate::native::{env, exe, Enforcement, Feature, Options, Outcome, Support};
 use crate::policy::{DomainPolicy, NetPolicy, Policy};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,20 +98,6 @@ fn user_notif_available() -> bool {
     std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").is_ok_and(|s| s.contains("user_notif"))
 }
 
-fn find_exe(cmd: &str, path: Option<&str>) -> Option<PathBuf> {
-    if cmd.contains('/') {
-        return Some(PathBuf::from(cmd));
-    }
-    path.unwrap_or("/usr/local/bin:/usr/bin:/bin")
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(cmd))
-        .find(|p| {
-            std::fs::metadata(p)
-                .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
-        })
-}
-
 fn cstr(s: &[u8]) -> CString {
     CString::new(s.iter().copied().filter(|b| *b != 0).collect::<Vec<u8>>()).unwrap_or_default()
 }
@@ -165,7 +151,7 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         crate::native::egress::point_at(&mut vars, std::net::SocketAddr::V4(egress::LISTEN));
     }
     let path_var = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
-    let exe = find_exe(&argv[0], path_var).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
+    let exe = exe::find_exe(&argv[0], path_var, &exe::LINUX).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
     let cwd = std::env::current_dir().map_err(LinuxError::Cwd)?;
 
     let ctx = Ctx {
