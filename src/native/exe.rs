@@ -37,9 +37,9 @@ pub fn find_exe(cmd: &str, path: Option<&str>, how: &Lookup) -> Option<PathBuf> 
         .find_map(|d| how.suffixes.iter().map(|s| Path::new(d).join(format!("{cmd}{s}"))).find(|p| (how.runnable)(p)))
 }
 
-/// A regular file with an execute bit.
+/// Whether `p` is a regular file with an execute bit (what Unix runs from PATH).
 #[cfg(unix)]
-fn executable_file(p: &Path) -> bool {
+pub fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
@@ -56,7 +56,7 @@ pub const LINUX: Lookup = Lookup {
     separator: ':',
     suffixes: &[""],
     names_a_path: has_slash,
-    runnable: executable_file,
+    runnable: is_executable,
 };
 
 /// macOS: as Linux, with PATH defaulting to /usr/bin:/bin:/usr/sbin:/sbin.
