@@ -457,7 +457,8 @@ fn an_image_without_the_firewall_tools_is_refused_not_run_open() {
         codex_box::docker::image::exists(&d, base).await.unwrap()
     });
     if !present {
-        return skip(&format!("{base} is not present (scripts/setup.sh imports it)"));
+        skip(&format!("{base} is not present (scripts/setup.sh imports it)"));
+        return;
     }
     let p = Project::new();
     let out = p.run_sh(&["--image", base], "echo AGENT-STARTED");
