@@ -12,6 +12,7 @@ macro_rules! need_docker {
 }
 
 pub mod dns_server;
+pub mod docker_net;
 #[cfg(target_os = "linux")]
 pub mod netns;
 pub mod pki;
