@@ -32,7 +32,8 @@ fn ms(d: Duration) -> String {
 
 fn main() {
     if let Some(reason) = unsupported() {
-        return support::skip(&reason);
+        support::skip(&reason);
+        return;
     }
     let ns = Netns::add(&format!("cbx-bench-{}", std::process::id())).expect("namespace");
     println!("egress_install: ipset restore (one process) vs ipset add (one process per entry)");

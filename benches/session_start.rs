@@ -7,6 +7,9 @@
 #![cfg_attr(not(unix), no_main)]
 #![cfg(unix)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,7 +47,7 @@ fn main() {
     let docker = match rt.block_on(codex_box::docker::engine::connect()) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("skipped: session_start bench: {e}");
+            support::skip(&format!("session_start bench: {e}"));
             return;
         }
     };

@@ -8,17 +8,12 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, Mount, MountType,
-    NetworkCreateRequest, NetworkingConfig,
-};
-use bollard::query_parameters::RemoveContainerOptions;
 use support::dns_server::{TestDns, Zone};
+use support::docker_net::{TestHost, TestNet};
 use support::pki::Pki;
 use support::pty::Pty;
 use support::scripted_model::{self, FINAL};
@@ -28,13 +23,11 @@ const MODEL_NAME: &str = "api.model.test";
 
 /// A Docker network with the scripted model at `.10` (HTTPS) and a plain HTTP host at `.11`.
 struct ModelNet {
-    name: String,
-    v4: String,
-    hosts: Vec<String>,
+    // First: the hosts go before the directory they mount.
+    net: TestNet,
     srv: tempfile::TempDir,
     pki: Pki,
     dns: TestDns,
-    rt: tokio::runtime::Runtime,
 }
 
 impl ModelNet {
@@ -46,91 +39,20 @@ impl ModelNet {
             std::fs::copy(pki.path(f), srv.path().join(f)).unwrap();
         }
         std::fs::create_dir(srv.path().join("log")).unwrap();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let name = format!("cbx-model-{tag}-{}", std::process::id());
-        let src = srv.path().to_str().unwrap().to_string();
-        let hosts = rt.block_on(async {
-            let d = codex_box::docker::engine::connect().await.unwrap();
-            let prefix = format!("cbx-model-{tag}-");
-            let filters = HashMap::from([("name".to_string(), vec![prefix.clone()])]);
-            let opts = bollard::query_parameters::ListNetworksOptions { filters: Some(filters) };
-            for n in d.list_networks(Some(opts)).await.unwrap() {
-                let Some(old) = n.name.filter(|x| x.starts_with(&prefix)) else { continue };
-                if let Ok(info) = d.inspect_network(&old, None).await {
-                    for c in info.containers.unwrap_or_default().into_values().filter_map(|c| c.name) {
-                        let o = RemoveContainerOptions { force: true, ..Default::default() };
-                        let _ = d.remove_container(&c, Some(o)).await;
-                    }
-                }
-                let _ = d.remove_network(&old).await;
-            }
-            let ipam = IpamConfig {
-                subnet: Some(format!("{v4}.0/24")),
-                gateway: Some(format!("{v4}.1")),
-                ..Default::default()
-            };
-            d.create_network(NetworkCreateRequest {
-                name: name.clone(),
-                ipam: Some(Ipam { config: Some(vec![ipam]), ..Default::default() }),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-            let model = vec!["python3".to_string(), "/srv/scripted_model.py".to_string()];
-            let web = vec!["python3".to_string(), "-m".to_string(), "http.server".to_string(), "80".to_string()];
-            let env = vec![
-                "SCRIPTED_CERT=/srv/server.pem".to_string(),
-                "SCRIPTED_KEY=/srv/server.key".to_string(),
-                "SCRIPTED_LOG_DIR=/srv/log".to_string(),
-                "SCRIPTED_COMMAND_FILE=/srv/command.txt".to_string(),
-            ];
-            let mut hosts = Vec::new();
-            for (last, cmd) in [(10, model), (11, web)] {
-                let cname = format!("{name}-h{last}");
-                let endpoint = EndpointSettings {
-                    ipam_config: Some(EndpointIpamConfig {
-                        ipv4_address: Some(format!("{v4}.{last}")),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-                let mount = Mount {
-                    target: Some("/srv".into()),
-                    source: Some(src.clone()),
-                    typ: Some(MountType::BIND),
-                    ..Default::default()
-                };
-                let body = ContainerCreateBody {
-                    image: Some(image()),
-                    entrypoint: Some(cmd),
-                    env: Some(env.clone()),
-                    user: Some("0".into()),
-                    working_dir: Some("/tmp".into()),
-                    host_config: Some(HostConfig {
-                        network_mode: Some(name.clone()),
-                        mounts: Some(vec![mount]),
-                        ..Default::default()
-                    }),
-                    networking_config: Some(NetworkingConfig {
-                        endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])),
-                    }),
-                    ..Default::default()
-                };
-                let opts = bollard::query_parameters::CreateContainerOptions {
-                    name: Some(cname.clone()),
-                    ..Default::default()
-                };
-                d.create_container(Some(opts), body).await.unwrap();
-                d.start_container(&cname, None).await.unwrap();
-                hosts.push(cname);
-            }
-            hosts
-        });
+        let src = srv.path().to_str().unwrap();
+        let env = [
+            "SCRIPTED_CERT=/srv/server.pem",
+            "SCRIPTED_KEY=/srv/server.key",
+            "SCRIPTED_LOG_DIR=/srv/log",
+            "SCRIPTED_COMMAND_FILE=/srv/command.txt",
+        ];
+        let mut net = TestNet::new("cbx-model", tag, v4, None);
+        net.add(TestHost::new(10, &["python3", "/srv/scripted_model.py"]).env(&env).bind(src, "/srv"));
+        net.add(TestHost::new(11, &["python3", "-m", "http.server", "80"]).env(&env).bind(src, "/srv"));
         let dns = TestDns::start(Zone::new(60).addr(MODEL_NAME, &format!("{v4}.10")));
-        let net = ModelNet { name, v4: v4.to_string(), hosts, srv, pki, dns, rt };
-        wait_for_port(&format!("{v4}.10:443"), 30);
-        wait_for_port(&format!("{v4}.11:80"), 30);
-        net
+        net.wait_for(10, &[443], 30);
+        net.wait_for(11, &[80], 30);
+        ModelNet { net, srv, pki, dns }
     }
 
     /// The shell command the scripted model asks Codex to run next.
@@ -154,7 +76,7 @@ impl ModelNet {
             config_dir.to_str().unwrap(),
             "--trust",
             "--network",
-            &self.name,
+            &self.net.name,
             "--dns-server",
             &self.dns.addr.to_string(),
             "--allow-domain",
@@ -165,18 +87,6 @@ impl ModelNet {
         .iter()
         .map(|s| s.to_string())
         .collect()
-    }
-}
-
-impl Drop for ModelNet {
-    fn drop(&mut self) {
-        self.rt.block_on(async {
-            let d = codex_box::docker::engine::connect().await.unwrap();
-            for h in &self.hosts {
-                let _ = d.remove_container(h, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
-            }
-            let _ = d.remove_network(&self.name).await;
-        });
     }
 }
 
@@ -227,7 +137,7 @@ fn codex_exec_in_a_session_runs_the_models_command_in_the_users_checkout() {
         return;
     }
     let net = ModelNet::new("exec", "198.18.90");
-    let other = format!("{}.11", net.v4);
+    let other = format!("{}.11", net.net.v4);
     let (p, cfg) = git_project();
     net.script(&edit_and_escape(&other));
 

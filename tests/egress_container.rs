@@ -4,108 +4,28 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
-    NetworkingConfig,
-};
-use bollard::query_parameters::RemoveContainerOptions;
 use support::dns_server::{dead_address, TestDns, Zone};
+use support::docker_net::{TestHost, TestNet};
 use support::*;
 
-/// A Docker network with test hosts; removed on drop.
-struct TestNet {
-    name: String,
-    hosts: Vec<String>,
-    rt: tokio::runtime::Runtime,
-}
+/// An HTTP server on 80 (v4+v6) and a UDP echo on 53, as root in the test host.
+const HOST_PY: &str = "python3 -c \"import socket,threading\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',53))\ndef echo():\n  while True:\n    d,a=s.recvfrom(512); s.sendto(d,a)\nthreading.Thread(target=echo,daemon=True).start()\nimport http.server,socketserver\nclass S(http.server.ThreadingHTTPServer): address_family=socket.AF_INET6\nS(('::',80),http.server.SimpleHTTPRequestHandler).serve_forever()\"";
 
-impl TestNet {
-    /// `v4` like "198.51.100", `v6` like "2001:db8:77": hosts get .10, .11, .12 / ::10, ::11, ::12.
-    fn new(tag: &str, v4: &str, v6: &str) -> TestNet {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let name = format!("cbx-egress-{tag}-{}", std::process::id());
-        let hosts = rt.block_on(async {
-            let d = codex_box::docker::engine::connect().await.unwrap();
-            // Leftovers of an earlier, killed run (another pid) would hold the subnet.
-            let prefix = format!("cbx-egress-{tag}-");
-            let filters = HashMap::from([("name".to_string(), vec![prefix.clone()])]);
-            let nets = d.list_networks(Some(bollard::query_parameters::ListNetworksOptions { filters: Some(filters) })).await.unwrap();
-            for n in nets.into_iter().filter(|n| n.name.as_deref().is_some_and(|x| x.starts_with(&prefix))) {
-                let old = n.name.unwrap();
-                if let Ok(info) = d.inspect_network(&old, None).await {
-                    for c in info.containers.unwrap_or_default().into_values().filter_map(|c| c.name) {
-                        let _ = d.remove_container(&c, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
-                    }
-                }
-                let _ = d.remove_network(&old).await;
-            }
-            d.create_network(NetworkCreateRequest {
-                name: name.clone(),
-                enable_ipv6: Some(true),
-                ipam: Some(Ipam {
-                    config: Some(vec![
-                        IpamConfig { subnet: Some(format!("{v4}.0/24")), gateway: Some(format!("{v4}.1")), ..Default::default() },
-                        IpamConfig { subnet: Some(format!("{v6}::/64")), gateway: Some(format!("{v6}::1")), ..Default::default() },
-                    ]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-            let mut hosts = Vec::new();
-            for last in [10, 11, 12] {
-                let cname = format!("{name}-h{last}");
-                // An HTTP server on 80 (v4+v6) and a UDP echo on 53, as root in the test host.
-                let script = "python3 -c \"import socket,threading\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',53))\ndef echo():\n  while True:\n    d,a=s.recvfrom(512); s.sendto(d,a)\nthreading.Thread(target=echo,daemon=True).start()\nimport http.server,socketserver\nclass S(http.server.ThreadingHTTPServer): address_family=socket.AF_INET6\nS(('::',80),http.server.SimpleHTTPRequestHandler).serve_forever()\"";
-                let endpoint = EndpointSettings {
-                    ipam_config: Some(EndpointIpamConfig {
-                        ipv4_address: Some(format!("{v4}.{last}")),
-                        ipv6_address: Some(format!("{v6}::{last}")),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-                let body = ContainerCreateBody {
-                    image: Some(image()),
-                    entrypoint: Some(vec!["sh".into(), "-c".into(), script.into()]),
-                    user: Some("0".into()),
-                    working_dir: Some("/tmp".into()),
-                    host_config: Some(HostConfig { network_mode: Some(name.clone()), ..Default::default() }),
-                    networking_config: Some(NetworkingConfig { endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])) }),
-                    ..Default::default()
-                };
-                let opts = bollard::query_parameters::CreateContainerOptions { name: Some(cname.clone()), ..Default::default() };
-                let _ = d.remove_container(&cname, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
-                d.create_container(Some(opts), body).await.unwrap();
-                d.start_container(&cname, None).await.unwrap();
-                hosts.push(cname);
-            }
-            hosts
-        });
-        let net = TestNet { name, hosts, rt };
-        // Wait until the hosts answer (from the host: no firewall on this path).
-        for last in [10, 11, 12] {
-            wait_for_port(&format!("{v4}.{last}:80"), 20);
-        }
-        net
+/// The test network `cbx-egress-TAG-PID` on `v4` ("198.51.100") and `v6` ("2001:db8:77") with three
+/// test hosts: .10, .11, .12 / ::10, ::11, ::12.
+fn test_net(tag: &str, v4: &str, v6: &str) -> TestNet {
+    let mut net = TestNet::new("cbx-egress", tag, v4, Some(v6));
+    for last in [10, 11, 12] {
+        net.add(TestHost::sh(last, HOST_PY));
     }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        self.rt.block_on(async {
-            let d = codex_box::docker::engine::connect().await.unwrap();
-            for h in &self.hosts {
-                let _ = d.remove_container(h, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
-            }
-            let _ = d.remove_network(&self.name).await;
-        });
+    // Wait until the hosts answer (from the host: no firewall on this path).
+    for last in [10, 11, 12] {
+        net.wait_for(last, &[80], 20);
     }
+    net
 }
 
 fn udp_echo_answers(addr: &str) -> bool {
@@ -155,7 +75,7 @@ fn under_gvisor_the_entrypoint_applier_fails_closed() {
 
 /// The allowlist scenario on a test network `v4.0/24` + `v6::/64` with the given applier.
 fn allowlist_holds(applier: &str, tag: &str, v4: &str, v6: &str, runtime: Option<&str>) {
-    let net = TestNet::new(tag, v4, v6);
+    let net = test_net(tag, v4, v6);
     let dns = TestDns::start(
         Zone::new(60)
             .addr("allowed.test", &format!("{v4}.10"))
@@ -258,7 +178,7 @@ fn verification_refuses_to_start_the_agent_when_a_blocked_address_is_reachable()
     if !docker_ready("egress verification") {
         return;
     }
-    let net = TestNet::new("verify", "198.18.77", "2001:db8:78");
+    let net = test_net("verify", "198.18.77", "2001:db8:78");
     let dns = TestDns::start(Zone::new(60).addr("allowed.test", "198.18.77.10"));
     let p = Project::new();
     let dns_addr = dns.addr.to_string();
@@ -378,7 +298,7 @@ fn refresh_holds(applier: &str) {
     } else {
         ("refresh", "198.18.78", "2001:db8:79")
     };
-    let net = TestNet::new(tag, v4, v6);
+    let net = test_net(tag, v4, v6);
     let dns = TestDns::start(Zone::new(1).addr("allowed.test", &format!("{v4}.10")));
     let p = Project::new();
     let dns_addr = dns.addr.to_string();
@@ -457,7 +377,8 @@ fn an_image_without_the_firewall_tools_is_refused_not_run_open() {
         codex_box::docker::image::exists(&d, base).await.unwrap()
     });
     if !present {
-        return skip(&format!("{base} is not present (scripts/setup.sh imports it)"));
+        skip(&format!("{base} is not present (scripts/setup.sh imports it)"));
+        return;
     }
     let p = Project::new();
     let out = p.run_sh(&["--image", base], "echo AGENT-STARTED");

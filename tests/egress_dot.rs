@@ -387,9 +387,7 @@ fn the_sandbox_proxy_resolves_through_dot() {
     let bin = env!("CARGO_BIN_EXE_codex-box");
     let works = Command::new(bin).args(["sandbox", "--", "true"]).output().unwrap();
     if !works.status.success() {
-        let why = String::from_utf8_lossy(&works.stderr).into_owned();
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "required under CI: the sandbox: {why}");
-        eprintln!("skipped: the kernel refuses the sandbox: {why}");
+        support::skip(&format!("the kernel refuses the sandbox: {}", String::from_utf8_lossy(&works.stderr)));
         return;
     }
     let pki = Pki::new();

@@ -6,14 +6,8 @@
 
 mod support;
 
-use std::collections::HashMap;
-
-use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkCreateRequest,
-    NetworkingConfig,
-};
-use bollard::query_parameters::RemoveContainerOptions;
 use support::dns_server::{TestDns, Zone};
+use support::docker_net::{TestHost, TestNet};
 use support::proxy_probes;
 use support::*;
 
@@ -40,78 +34,12 @@ http.server.ThreadingHTTPServer(('0.0.0.0', 80), http.server.SimpleHTTPRequestHa
 "
 "#;
 
-/// A Docker network with the test host at .10; removed on drop.
-struct TestNet {
-    name: String,
-    host: String,
-    rt: tokio::runtime::Runtime,
-}
-
-impl TestNet {
-    fn new(tag: &str, v4: &str) -> TestNet {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let name = format!("cbx-proxy-{tag}-{}", std::process::id());
-        let host = format!("{name}-h10");
-        rt.block_on(async {
-            let d = codex_box::docker::engine::connect().await.unwrap();
-            let _ = d.remove_container(&host, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
-            let _ = d.remove_network(&name).await;
-            d.create_network(NetworkCreateRequest {
-                name: name.clone(),
-                ipam: Some(Ipam {
-                    config: Some(vec![IpamConfig {
-                        subnet: Some(format!("{v4}.0/24")),
-                        gateway: Some(format!("{v4}.1")),
-                        ..Default::default()
-                    }]),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-            let endpoint = EndpointSettings {
-                ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(format!("{v4}.10")), ..Default::default() }),
-                ..Default::default()
-            };
-            let body = ContainerCreateBody {
-                image: Some(image()),
-                entrypoint: Some(vec![
-                    "sh".into(),
-                    "-c".into(),
-                    HOST_SETUP.replace("TLS_RESPONDER", proxy_probes::TLS_RESPONDER_PY),
-                ]),
-                user: Some("0".into()),
-                working_dir: Some("/tmp".into()),
-                host_config: Some(HostConfig { network_mode: Some(name.clone()), ..Default::default() }),
-                networking_config: Some(NetworkingConfig {
-                    endpoints_config: Some(HashMap::from([(name.clone(), endpoint)])),
-                }),
-                ..Default::default()
-            };
-            let opts =
-                bollard::query_parameters::CreateContainerOptions { name: Some(host.clone()), ..Default::default() };
-            d.create_container(Some(opts), body).await.unwrap();
-            d.start_container(&host, None).await.unwrap();
-        });
-        let net = TestNet { name, host, rt };
-        for port in [80, 443] {
-            wait_for_port(&format!("{v4}.10:{port}"), 30);
-        }
-        net
-    }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        self.rt.block_on(async {
-            let d = codex_box::docker::engine::connect().await.unwrap();
-            let _ = d
-                .remove_container(&self.host, Some(RemoveContainerOptions { force: true, ..Default::default() }))
-                .await;
-            let _ = d.remove_network(&self.name).await;
-        });
-    }
+/// The test network `cbx-proxy-TAG-PID` on `v4` with the test host ([`HOST_SETUP`]) at .10.
+fn test_net(tag: &str, v4: &str) -> TestNet {
+    let mut net = TestNet::new("cbx-proxy", tag, v4, None);
+    net.add(TestHost::sh(10, &HOST_SETUP.replace("TLS_RESPONDER", proxy_probes::TLS_RESPONDER_PY)));
+    net.wait_for(10, &[80, 443], 30);
+    net
 }
 
 /// Runs in the session: probes by name through the proxy, a direct bypass, TLS tunnels with a
@@ -150,7 +78,7 @@ fn only_the_proxy_is_reachable_and_it_tells_names_on_one_address_apart() {
         return;
     }
     let v4 = "198.18.91";
-    let net = TestNet::new("main", v4);
+    let net = test_net("main", v4);
     let dns = TestDns::start(
         Zone::new(60)
             .addr("allowed.test", &format!("{v4}.10"))
@@ -282,7 +210,7 @@ fn proxy_mode_works_with_the_sidecar_applier_and_on_the_default_bridge() {
         return;
     }
     let v4 = "198.18.92";
-    let net = TestNet::new("sidecar", v4);
+    let net = test_net("sidecar", v4);
     let dns = TestDns::start(names_zone(v4));
     let p = Project::new();
     let (lines, stderr) = three_probes(&p, v4, &dns, &["--network", &net.name, "--firewall-applier", "sidecar"], "");
@@ -299,7 +227,7 @@ fn proxy_mode_holds_for_an_agent_under_gvisor() {
         return;
     }
     let v4 = "198.18.95";
-    let net = TestNet::new("gvisor", v4);
+    let net = test_net("gvisor", v4);
     let dns = TestDns::start(names_zone(v4));
     let p = Project::new();
     // --runtime runsc picks the sidecar applier: rules set inside gVisor would not apply.

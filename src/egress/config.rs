@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::entry::parse_name;
-use super::names::NameError;
-use super::resolve::{DnsTls, ResolverSettings};
+use super::entry_types::NameError;
+use super::resolver_types::{DnsTls, ResolverSettings};
 
 /// Ports allowed to allowlisted addresses when the configuration does not say otherwise.
 pub const DEFAULT_PORTS: &[u16] = &[443, 80];

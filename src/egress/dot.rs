@@ -19,7 +19,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
-use super::resolve::{DnsTls, ResolveError};
+use super::resolver_types::{DnsTls, ResolveError};
 
 /// Where Linux distributions keep their CA bundle (PEM); the first that exists is read.
 pub const SYSTEM_CA_BUNDLES: &[&str] = &[

@@ -6,12 +6,12 @@
 //! never `/0`. Anything else is refused with a [`Problem`] that has its own fix. What it does not:
 //! it does not check that a name exists — that is [`super::resolve`]'s job.
 
-use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::names::{NameError, Source, Target};
+pub use super::entry_types::Problem;
+use super::entry_types::{NameError, Source, Target};
 
 /// Validates and normalises one entry.
 pub fn parse_entry(input: &str, origin: Source) -> Result<Target, NameError> {
@@ -85,72 +85,6 @@ pub(crate) fn parse_name(s: &str) -> Result<String, Problem> {
         return Err(Problem::BadAddress);
     }
     Ok(name)
-}
-
-/// What is wrong with an entry; each has its own fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
-    Empty,
-    Url { host: String },
-    Port { host: String },
-    Wildcard,
-    Char(char),
-    NameLength(usize),
-    LabelLength(usize),
-    EmptyLabel,
-    Hyphen(String),
-    SingleLabel,
-    BadAddress,
-    Prefix { max: u8 },
-    HostBits { suggestion: IpNet },
-    Everything,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Problem::Empty => write!(f, "the entry is empty"),
-            Problem::Url { .. } => write!(f, "it is a URL, not a host name"),
-            Problem::Port { .. } => write!(f, "it has a port"),
-            Problem::Wildcard => write!(f, "wildcards cannot be enforced by an IP firewall"),
-            Problem::Char(c) => write!(f, "the character {c:?} is not allowed in a host name"),
-            Problem::NameLength(n) => {
-                write!(f, "the name is {n} characters long, the limit is 253")
-            }
-            Problem::LabelLength(n) => write!(f, "a label is {n} characters long, the limit is 63"),
-            Problem::EmptyLabel => write!(f, "it has an empty label (a leading dot or two dots)"),
-            Problem::Hyphen(l) => write!(f, "the label {l:?} starts or ends with '-'"),
-            Problem::SingleLabel => write!(f, "it is a single label, not a fully qualified name"),
-            Problem::BadAddress => write!(f, "it looks like an IP address but is not a valid one"),
-            Problem::Prefix { max } => {
-                write!(f, "the prefix length is not a number from 1 to {max}")
-            }
-            Problem::HostBits { .. } => write!(f, "the address has bits set beyond the prefix"),
-            Problem::Everything => write!(f, "it would allow every address"),
-        }
-    }
-}
-
-impl Problem {
-    /// How to fix it, naming the corrected entry where there is one.
-    pub fn fix(&self) -> String {
-        let generic = "give a host name (api.example.com), an IP address or a CIDR (203.0.113.0/24)";
-        match self {
-            Problem::Empty => "remove the empty entry".into(),
-            Problem::Url { host } => format!("give the host name only: {host}"),
-            Problem::Port { host } => {
-                format!("give the host name only ({host}); ports are set with `ports` in [egress]")
-            }
-            Problem::Wildcard => "list each name explicitly (api.example.com)".into(),
-            Problem::SingleLabel => "use the fully qualified name (host.example.com)".into(),
-            Problem::HostBits { suggestion } => format!("did you mean {suggestion}?"),
-            Problem::Everything => "remove it; for unrestricted network use full network access instead".into(),
-            Problem::Char(c) if !c.is_ascii() => {
-                "write an internationalised name in its ASCII (xn--, punycode) form".into()
-            }
-            _ => generic.into(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,13 @@
 //!
 //! The pipeline is: [`names`] merges the allowlist sources (built-in OpenAI names,
 //! `OPENAI_ALLOWED_DOMAINS`, `--allow-domain`, the `[egress]` table of [`config`]), each entry
-//! validated by [`entry`]; [`resolve`] turns names into addresses on the host (over DNS-over-TLS on
-//! Linux when asked: `dot`); [`mod@aggregate`] merges
-//! addresses and literal CIDRs into minimal v4/v6 sets; [`rules`] renders the `ipset restore`,
-//! `iptables-restore` and `ip6tables-restore` texts the in-container entrypoint applies; [`hosts`]
-//! pins the names into `/etc/hosts`; [`refresh`] computes live-refresh diffs as TTLs expire;
-//! [`counters`] summarises what the firewall blocked. [`firewall_spec`] composes them.
+//! validated by [`entry`] (the types of an entry are in [`entry_types`]); [`resolve`] turns names
+//! into addresses on the host (over DNS-over-TLS on Linux when asked: `dot`; the resolver's
+//! settings and errors are in [`resolver_types`]); [`mod@aggregate`] merges addresses and literal
+//! CIDRs into minimal v4/v6 sets; [`rules`] renders the `ipset restore`, `iptables-restore` and
+//! `ip6tables-restore` texts the in-container entrypoint applies; [`hosts`] pins the names into
+//! `/etc/hosts`; [`refresh`] computes live-refresh diffs as TTLs expire; [`counters`] summarises
+//! what the firewall blocked. [`firewall_spec`] composes them.
 //!
 //! What it enforces: outbound TCP only to allowlisted addresses on the configured ports, DNS only to
 //! one chosen resolver (off by default), private, link-local and gateway ranges closed unless listed
@@ -22,20 +23,24 @@ pub mod counters;
 #[cfg(target_os = "linux")]
 pub mod dot;
 pub mod entry;
+pub mod entry_types;
 pub mod hosts;
 pub mod names;
 pub mod refresh;
 pub mod resolve;
+pub mod resolver_types;
 pub mod rules;
 pub mod session;
 
 pub use aggregate::{aggregate, AllowSets};
 pub use config::{parse_dns_server, EgressConfig, DEFAULT_PORTS};
 pub use entry::parse_entry;
+pub use entry_types::{NameError, Source, Target};
 pub use hosts::hosts_entries;
-pub use names::{Allowlist, Entry, Inputs, NameError, Source, Target, BUILTIN_NAMES};
+pub use names::{Allowlist, Entry, Inputs, BUILTIN_NAMES};
 pub use refresh::{plan_refresh, RefreshPlan, RefreshSettings, RefreshState, SetEntry};
-pub use resolve::{resolve_all, DnsTls, NameResolution, Resolution, ResolveError, ResolverSettings};
+pub use resolve::{resolve_all, NameResolution, Resolution};
+pub use resolver_types::{DnsTls, ResolveError, ResolverSettings};
 pub use rules::{render, FirewallSpec, LogMode, RuleTexts};
 pub use session::{EgressMode, EgressSettings, SessionFirewall};
 

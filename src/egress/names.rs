@@ -8,13 +8,17 @@
 //! What it enforces: every entry is validated ([`super::entry`]) and an invalid one is an error
 //! naming the entry, its source and the fix; duplicates are merged, keeping every source for
 //! display. What it does not: resolve names, or decide what a CIDR opens ([`super::rules`]).
+//!
+//! [`Source`], [`Target`] and [`NameError`] are declared in [`super::entry_types`] (shared with
+//! [`super::entry`]) and re-exported here.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use ipnet::IpNet;
 
-use super::entry::{parse_entry, Problem};
+use super::entry::parse_entry;
+pub use super::entry_types::{NameError, Source, Target};
 
 /// Names the Codex CLI needs: the API, sign-in and token refresh, the ChatGPT backend used with a
 /// ChatGPT sign-in, feature flags, and static assets.
@@ -27,55 +31,6 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "chat.openai.com",
     "ab.chatgpt.com",
 ];
-
-/// Where an allowlist entry came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Source {
-    Builtin,
-    Env,
-    Flag,
-    Config,
-    /// `--deny-domain`.
-    DenyFlag,
-    /// `[egress] deny`.
-    DenyConfig,
-    /// `allow_domains` / `deny_domains` of a native sandbox profile.
-    Profile,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Source::Builtin => "built-in list",
-            Source::Env => "OPENAI_ALLOWED_DOMAINS",
-            Source::Flag => "--allow-domain",
-            Source::Config => "[egress] allow in the config file",
-            Source::DenyFlag => "--deny-domain",
-            Source::DenyConfig => "[egress] deny in the config file",
-            Source::Profile => "allow_domains/deny_domains of the sandbox config file",
-        })
-    }
-}
-
-/// A validated allowlist entry: a normalised host name, or a network (an IP literal is a /32 or
-/// /128 network).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Target {
-    Name(String),
-    Net(IpNet),
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Name(name) => f.write_str(name),
-            Target::Net(net) if net.prefix_len() == net.max_prefix_len() => {
-                write!(f, "{}", net.addr())
-            }
-            Target::Net(net) => write!(f, "{net}"),
-        }
-    }
-}
 
 /// One entry with every source that listed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,34 +126,6 @@ impl fmt::Display for Allowlist {
 /// Splits an `OPENAI_ALLOWED_DOMAINS`-style value on spaces and commas.
 pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
     value.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty())
-}
-
-/// An allowlist input that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    #[error("invalid allowlist entry {input:?} (from {origin}): {problem}; fix: {}", problem.fix())]
-    Entry { input: String, origin: Source, problem: Problem },
-    #[error(
-        "invalid DNS server {input:?} (from {origin}): expected an IP address and an optional \
-         port, like 192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53"
-    )]
-    DnsServer { input: String, origin: &'static str },
-    #[error(
-        "invalid DNS-over-TLS name {input:?} (from {origin}): {problem}; fix: give the host name the \
-         resolver's certificate is issued for, like dns.example.com (a port goes in --dns-server IP:PORT)"
-    )]
-    DnsTlsName { input: String, origin: &'static str, problem: String },
-    #[error(
-        "{tls_name} needs {server}: DNS-over-TLS goes to a resolver you choose, never to the \
-         system's; fix: add {server} with the resolver's IP address (port 853 unless you give one), \
-         like {example}, or drop {tls_name}"
-    )]
-    DnsTlsWithoutServer { tls_name: &'static str, server: &'static str, example: &'static str },
-    #[error(
-        "invalid [egress] ports {ports:?}: list at least one TCP port from 1 to 65535, \
-         like ports = [443, 80]"
-    )]
-    Ports { ports: Vec<u16> },
 }
 
 #[cfg(test)]

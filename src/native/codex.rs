@@ -89,10 +89,9 @@ pub fn argv(program: &Path, user_args: &[String]) -> Vec<String> {
 /// Finds `codex` on `path` (a PATH value).
 #[cfg(unix)]
 pub fn find_codex(path: Option<&std::ffi::OsStr>) -> Result<PathBuf, CodexError> {
-    use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(path.ok_or(CodexError::NoCodex)?)
         .map(|d| d.join("codex"))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| super::exe::is_executable(p))
         .ok_or(CodexError::NoCodex)
 }
 

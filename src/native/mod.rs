@@ -1,6 +1,7 @@
 //! Native sandboxes: the backend seam between the one [`Policy`] and the host kernel.
 //!
-//! `profile` builds the policy from flags and TOML; `env` scrubs secrets from the environment;
+//! `profile` builds the policy from flags and TOML; `env` scrubs secrets from the environment; `exe`
+//! finds the program to run;
 //! `egress` serves the allowlisting proxy for network by name (Linux and macOS); the
 //! platform backend (`linux`: Landlock + seccomp + namespaces; `macos`: Seatbelt through sandbox-exec;
 //! `windows`: a write-restricted token, ACLs and a job object) enforces it and reports an
@@ -10,6 +11,7 @@
 pub mod codex;
 pub mod egress;
 pub mod env;
+pub mod exe;
 pub mod profile;
 
 #[cfg(target_os = "linux")]

@@ -17,8 +17,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::egress::entry::{parse_entry, Problem};
-use crate::egress::names::{split_list, NameError, Source, Target, BUILTIN_NAMES};
+use crate::egress::entry::parse_entry;
+use crate::egress::entry_types::{NameError, Problem, Source, Target};
+use crate::egress::names::{split_list, BUILTIN_NAMES};
 use crate::egress::Inputs;
 
 /// One allow or deny pattern.

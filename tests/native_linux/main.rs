@@ -18,16 +18,8 @@ use std::process::{Command, Output};
 pub const BIN: &str = env!("CARGO_BIN_EXE_codex-box");
 pub const PY: &str = "/usr/bin/python3";
 
-/// Returns false (and says why) when a prerequisite is missing; panics instead under CI=true.
-pub fn require(ok: bool, reason: &str) -> bool {
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("required under CI: {reason}");
-        }
-        eprintln!("skipped: {reason}");
-    }
-    ok
-}
+/// Returns false (and says why) when a prerequisite is missing; panics instead under CI.
+pub use support::require;
 
 pub fn sandbox_works() -> bool {
     let out = Command::new(BIN).args(["sandbox", "--", "true"]).output().unwrap();

@@ -12,6 +12,7 @@ macro_rules! need_docker {
 }
 
 pub mod dns_server;
+pub mod docker_net;
 #[cfg(target_os = "linux")]
 pub mod netns;
 pub mod pki;
@@ -31,9 +32,9 @@ pub fn image() -> String {
     std::env::var("CODEX_BOX_TEST_IMAGE").unwrap_or_else(|_| "codex-sandbox".into())
 }
 
-/// Whether the engine and the image are there. Under CI=true their absence is a failure, never a skip.
+/// Whether the engine and the image are there. Under CI their absence is a failure, never a skip
+/// ([`skip`]).
 pub fn docker_ready(test: &str) -> bool {
-    let ci = std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let reason = rt.block_on(async {
         match codex_box::docker::engine::connect().await {
@@ -47,11 +48,7 @@ pub fn docker_ready(test: &str) -> bool {
     });
     match reason {
         None => true,
-        Some(r) if ci => panic!("{test}: {r} (CI=true: a missing engine is a failure)"),
-        Some(r) => {
-            eprintln!("skipped: {test}: {r}");
-            false
-        }
+        Some(r) => skip(&format!("{test}: {r}")),
     }
 }
 
@@ -159,12 +156,20 @@ pub fn wait_running(wd: &Path, secs: u64) -> bool {
     false
 }
 
-/// Skips a test with a visible reason, or fails it when `CI=true` (CI must run everything).
-pub fn skip(reason: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true and this test cannot run: {reason}");
+/// The one skip rule of every test and bench: under CI (`CI=true` or `CI=1`) a test that cannot run
+/// is a failure (this panics with the reason, since CI must run everything); elsewhere it prints
+/// `skipped: <reason>` and returns false, so the caller returns.
+pub fn skip(reason: &str) -> bool {
+    if matches!(std::env::var("CI").as_deref(), Ok("true" | "1")) {
+        panic!("CI is set and this test cannot run: {reason}");
     }
     eprintln!("skipped: {reason}");
+    false
+}
+
+/// `ok`, or, when a prerequisite is missing, [`skip`] with `reason`.
+pub fn require(ok: bool, reason: &str) -> bool {
+    ok || skip(reason)
 }
 
 /// Waits until `addr` accepts TCP connections (a test host coming up), at most `secs` seconds.
@@ -212,8 +217,5 @@ pub fn gvisor() -> bool {
         let d = codex_box::docker::engine::connect().await.unwrap();
         d.info().await.ok().and_then(|i| i.runtimes).is_some_and(|r| r.contains_key("runsc"))
     });
-    if !has {
-        skip("the engine has no runsc runtime (gVisor); .ci/run configures it");
-    }
-    has
+    require(has, "the engine has no runsc runtime (gVisor); .ci/run configures it")
 }

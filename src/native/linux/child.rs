@@ -9,18 +9,9 @@
 
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::spawn::{errno, noop, raw_fork, report, status_code, Launch, Stage, FORWARDED};
+use super::launch::{report, Ends, Launch, Stage, FORWARDED};
+use super::sys::{errno, raw_fork, status_code};
 use super::{mounts, seccomp};
-
-/// The children's ends of the supervisor's pipes: setup status, seccomp listener socket, exit
-/// code, proxy listener socket.
-#[derive(Clone, Copy)]
-pub struct Ends {
-    pub pipe: RawFd,
-    pub sock: RawFd,
-    pub done: RawFd,
-    pub proxy: RawFd,
-}
 
 /// The first child: init of the namespaces (or, without namespaces, the command itself).
 pub fn child(
@@ -50,7 +41,7 @@ pub fn child(
     }
     if l.proxy {
         if let Err((step, e)) = super::egress::open_in_namespace(proxy) {
-            report(pipe, Stage::Proxy, step, e);
+            report(pipe, Stage::Proxy, step as u32, e);
         }
         // SAFETY: closing init's end; the command must not hold it.
         unsafe { libc::close(proxy) };
@@ -97,6 +88,10 @@ pub fn child(
         }
     }
 }
+
+/// Init's handler for the signals it forwards: they stay blocked and are taken by sigwaitinfo, but
+/// PID 1 only receives signals it has a handler for.
+extern "C" fn noop(_sig: libc::c_int) {}
 
 /// Init's end: kill and reap everything left in the namespace, report the code, leave.
 fn finish(code: i32, done: RawFd) -> ! {

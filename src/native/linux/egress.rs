@@ -15,19 +15,42 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{OwnedFd, RawFd};
 
+use super::sys::errno;
 use crate::native::egress::{EgressError, Prepared, Running};
 
 /// Where the proxy listens inside the sandbox's namespace (private to it: no port clash).
 pub const LISTEN: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3128);
 
-/// Steps of [`open_in_namespace`], reported as the failure's detail.
-pub const STEPS: [&str; 5] = [
-    "bring up loopback in the sandbox's network namespace",
-    "create the proxy's socket in the sandbox",
-    "bind the proxy's socket to 127.0.0.1:3128 in the sandbox",
-    "listen on the proxy's socket in the sandbox",
-    "hand the proxy's socket to codex-box",
-];
+/// Steps of [`open_in_namespace`], reported (as `u32`) as the failure's detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ProxyStep {
+    Loopback = 0,
+    Socket = 1,
+    Bind = 2,
+    Listen = 3,
+    Send = 4,
+}
+
+impl ProxyStep {
+    /// The step a reported detail names; an unknown one is taken as the first.
+    pub fn from_u32(v: u32) -> ProxyStep {
+        use ProxyStep::*;
+        [Loopback, Socket, Bind, Listen, Send].into_iter().find(|s| *s as u32 == v).unwrap_or(Loopback)
+    }
+}
+
+impl std::fmt::Display for ProxyStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ProxyStep::Loopback => "bring up loopback in the sandbox's network namespace",
+            ProxyStep::Socket => "create the proxy's socket in the sandbox",
+            ProxyStep::Bind => "bind the proxy's socket to 127.0.0.1:3128 in the sandbox",
+            ProxyStep::Listen => "listen on the proxy's socket in the sandbox",
+            ProxyStep::Send => "hand the proxy's socket to codex-box",
+        })
+    }
+}
 
 /// `struct ifreq` with the flags member of its union.
 #[repr(C)]
@@ -39,14 +62,13 @@ struct IfReq {
 
 /// In init, inside the new namespaces (async-signal-safe): brings loopback up, listens at
 /// [`LISTEN`] and sends the listener over `sock`. On failure returns (step, errno).
-pub fn open_in_namespace(sock: RawFd) -> Result<(), (u32, i32)> {
-    let errno = super::spawn::errno;
+pub fn open_in_namespace(sock: RawFd) -> Result<(), (ProxyStep, i32)> {
     // SAFETY: plain system calls on descriptors opened here, with stack buffers; each is closed
     // before returning.
     unsafe {
         let ctl = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if ctl < 0 {
-            return Err((0, errno()));
+            return Err((ProxyStep::Loopback, errno()));
         }
         let mut req = IfReq { name: [0; 16], flags: 0, _pad: [0; 22] };
         req.name[..2].copy_from_slice(b"lo");
@@ -57,11 +79,11 @@ pub fn open_in_namespace(sock: RawFd) -> Result<(), (u32, i32)> {
         let e = errno();
         libc::close(ctl);
         if !up {
-            return Err((0, e));
+            return Err((ProxyStep::Loopback, e));
         }
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
-            return Err((1, errno()));
+            return Err((ProxyStep::Socket, errno()));
         }
         let addr = libc::sockaddr_in {
             sin_family: libc::AF_INET as libc::sa_family_t,
@@ -71,12 +93,12 @@ pub fn open_in_namespace(sock: RawFd) -> Result<(), (u32, i32)> {
         };
         let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         let step = if libc::bind(fd, (&addr as *const libc::sockaddr_in).cast(), len) < 0 {
-            Some(2)
+            Some(ProxyStep::Bind)
         } else if libc::listen(fd, 1024) < 0 {
-            Some(3)
+            Some(ProxyStep::Listen)
         } else if let Err(e) = super::notify::send_fd(sock, fd) {
             libc::close(fd);
-            return Err((4, e));
+            return Err((ProxyStep::Send, e));
         } else {
             None
         };

@@ -11,6 +11,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use super::sys::errno;
 use crate::policy::FsPolicy;
 
 pub const EXECUTE: u64 = 1 << 0;
@@ -133,7 +134,7 @@ pub fn abi() -> Result<u32, LandlockError> {
         libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, CREATE_RULESET_VERSION)
     };
     if v < 0 {
-        return Err(LandlockError::Unsupported(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)));
+        return Err(LandlockError::Unsupported(errno()));
     }
     Ok(v as u32)
 }
@@ -217,16 +218,12 @@ pub fn add_rules(ruleset: RawFd, rules: &[(CString, u64)]) -> Result<(), (usize,
     Ok(())
 }
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
-}
-
 /// Enforces the ruleset on the calling thread and its future children. Async-signal-safe.
 pub fn restrict_self(ruleset: RawFd) -> Result<(), i32> {
     // SAFETY: plain system call on an fd we own; no pointers.
     let rc = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) };
     if rc < 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL));
+        return Err(errno());
     }
     Ok(())
 }

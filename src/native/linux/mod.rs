@@ -11,17 +11,19 @@
 mod child;
 mod egress;
 mod landlock;
+mod launch;
 mod mounts;
 mod namespaces;
 mod notify;
 mod seccomp;
 mod spawn;
+mod sys;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::native::{env, Enforcement, Feature, Options, Outcome, Support};
+use crate::native::{env, exe, Enforcement, Feature, Options, Outcome, Support};
 use crate::policy::{DomainPolicy, NetPolicy, Policy};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +47,7 @@ pub enum LinuxError {
     #[error("cannot create the placeholder {path} that keeps it read-only: {error}; create it yourself or drop it from protected_paths")]
     Placeholder { path: PathBuf, error: std::io::Error },
     #[error("sandbox setup failed: cannot {step}: {error}{advice}")]
-    Setup { step: String, error: std::io::Error, advice: String },
+    Setup { step: launch::SetupStep, error: std::io::Error, advice: String },
     #[error("cannot determine the current directory: {0}")]
     Cwd(std::io::Error),
 }
@@ -61,7 +63,7 @@ impl LinuxError {
     pub fn exit_code(&self) -> Option<i32> {
         match self {
             LinuxError::NotFound(_) => Some(127),
-            LinuxError::Setup { step, error, .. } if step.starts_with("execute ") => {
+            LinuxError::Setup { step: launch::SetupStep::Exec(_), error, .. } => {
                 Some(if error.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 })
             }
             _ => None,
@@ -94,20 +96,6 @@ fn probe_quick() -> Support {
 
 fn user_notif_available() -> bool {
     std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail").is_ok_and(|s| s.contains("user_notif"))
-}
-
-fn find_exe(cmd: &str, path: Option<&str>) -> Option<PathBuf> {
-    if cmd.contains('/') {
-        return Some(PathBuf::from(cmd));
-    }
-    path.unwrap_or("/usr/local/bin:/usr/bin:/bin")
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(cmd))
-        .find(|p| {
-            std::fs::metadata(p)
-                .is_ok_and(|m| m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
-        })
 }
 
 fn cstr(s: &[u8]) -> CString {
@@ -163,7 +151,7 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         crate::native::egress::point_at(&mut vars, std::net::SocketAddr::V4(egress::LISTEN));
     }
     let path_var = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
-    let exe = find_exe(&argv[0], path_var).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
+    let exe = exe::find_exe(&argv[0], path_var, &exe::LINUX).ok_or_else(|| LinuxError::NotFound(argv[0].clone()))?;
     let cwd = std::env::current_dir().map_err(LinuxError::Cwd)?;
 
     let ctx = Ctx {
@@ -286,7 +274,7 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
     let new_net = network_off || c.domains.is_some();
     // SAFETY: getuid/getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let launch = spawn::Launch {
+    let launch = launch::Launch {
         exe: cstr(c.exe.as_os_str().as_bytes()),
         argv: c.argv.iter().map(|a| cstr(a.as_bytes())).collect(),
         envp: c.vars.iter().map(|(k, v)| cstr(format!("{k}={v}").as_bytes())).collect(),
@@ -343,7 +331,7 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
 }
 
 fn run_tree(
-    launch: &spawn::Launch,
+    launch: &launch::Launch,
     rules: &[seccomp::Rule],
     opts: &Options,
     proxy: Option<crate::native::egress::Prepared>,
@@ -364,7 +352,8 @@ fn run_tree(
         (Some(_), None) => {
             kill_tree(&started);
             let error = std::io::Error::from_raw_os_error(libc::EPROTO);
-            return Err(LinuxError::Setup { step: egress::STEPS[4].into(), error, advice: String::new() });
+            let step = launch::SetupStep::Proxy(egress::ProxyStep::Send);
+            return Err(LinuxError::Setup { step, error, advice: String::new() });
         }
         (None, _) => None,
     };
@@ -401,31 +390,12 @@ fn kill_tree(started: &spawn::Started) {
     spawn::wait(started);
 }
 
-fn explain(f: spawn::ChildFailure, l: &spawn::Launch) -> LinuxError {
+fn explain(f: launch::ChildFailure, l: &launch::Launch) -> LinuxError {
     let error = std::io::Error::from_raw_os_error(f.errno);
-    let step = match f.stage {
-        spawn::Stage::IdMap => "write the uid/gid map of the user namespace".to_string(),
-        spawn::Stage::Mount => l.mounts.get(f.detail as usize).map_or("mount".into(), |m| m.describe()),
-        spawn::Stage::Chdir => format!("enter the working directory {}", l.cwd.to_string_lossy()),
-        spawn::Stage::Fork => "start the command inside the namespaces".into(),
-        spawn::Stage::Caps => "drop capabilities".into(),
-        spawn::Stage::NoNewPrivs => "set no_new_privs".into(),
-        spawn::Stage::Landlock => "enforce the Landlock ruleset".into(),
-        spawn::Stage::LandlockRule => l
-            .landlock
-            .as_ref()
-            .and_then(|(_, r)| r.get(f.detail as usize))
-            .map_or("add a Landlock rule".into(), |(p, _)| {
-                format!("add the Landlock rule for {}", p.to_string_lossy())
-            }),
-        spawn::Stage::Seccomp => "install the seccomp filter".into(),
-        spawn::Stage::SendListener => "hand the seccomp listener to the supervisor".into(),
-        spawn::Stage::Exec => format!("execute {}", l.exe.to_string_lossy()),
-        spawn::Stage::Proxy => egress::STEPS.get(f.detail as usize).unwrap_or(&egress::STEPS[0]).to_string(),
-    };
+    let step = launch::SetupStep::of(&f, l);
     let advice = match (f.stage, f.errno) {
-        (spawn::Stage::IdMap | spawn::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),
-        (spawn::Stage::Exec, libc::ENOENT) if l.exe.to_bytes().starts_with(b"/tmp/") => {
+        (launch::Stage::IdMap | launch::Stage::Mount, libc::EPERM | libc::EACCES) => format!("; {}", namespaces::userns_advice()),
+        (launch::Stage::Exec, libc::ENOENT) if l.exe.to_bytes().starts_with(b"/tmp/") => {
             "; it lives below /tmp, which is private in the sandbox: move it, add its directory with -w, or set shared_tmp = true".into()
         }
         _ => String::new(),

@@ -10,6 +10,7 @@ use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::sys::errno;
 use crate::policy::FsPolicy;
 
 /// What a path is on the host.
@@ -208,10 +209,6 @@ impl Prepared {
             Op::PrivateShm => "mount the private /dev/shm".into(),
         }
     }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 fn mount(

@@ -6,6 +6,8 @@
 
 use std::ffi::CStr;
 
+use super::sys::errno;
+
 /// Namespaces of the sandbox's init process.
 pub fn clone_flags(network_off: bool) -> libc::c_int {
     let mut f = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC;
@@ -37,10 +39,6 @@ pub fn write_file(path: &CStr, data: &[u8]) -> Result<(), i32> {
     } else {
         Ok(())
     }
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 fn sysctl(path: &str) -> Option<String> {

@@ -7,6 +7,8 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::thread::JoinHandle;
 
+use super::sys::errno;
+
 /// One refused system call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
@@ -57,7 +59,7 @@ fn serve(listener: OwnedFd, wake: i32) -> Vec<Denial> {
         ];
         // SAFETY: `fds` is a valid array of two pollfd.
         if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            if errno() == libc::EINTR {
                 continue;
             }
             break;
@@ -125,7 +127,7 @@ pub fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), i32> {
         (*c).cmsg_len = libc::CMSG_LEN(4) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
         if libc::sendmsg(sock, &msg, 0) < 0 {
-            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+            return Err(errno());
         }
     }
     Ok(())

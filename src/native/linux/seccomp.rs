@@ -14,6 +14,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use libc::sock_filter;
 
+use super::sys::errno;
+
 /// When a rule applies, beyond the system call number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cond {
@@ -231,7 +233,7 @@ pub fn install(prog: &[sock_filter], listener: bool) -> Result<Option<OwnedFd>, 
     // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies the program.
     let rc = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, flags, &fprog) };
     if rc < 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL));
+        return Err(errno());
     }
     // SAFETY: with NEW_LISTENER the kernel returned a fresh fd that nothing else owns.
     Ok(listener.then(|| unsafe { OwnedFd::from_raw_fd(rc as i32) }))

@@ -13,63 +13,8 @@ use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::mounts;
-
-/// Setup stages reported by the children.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Stage {
-    IdMap = 1,
-    Mount = 2,
-    Chdir = 3,
-    Fork = 4,
-    Caps = 5,
-    NoNewPrivs = 6,
-    Landlock = 7,
-    Seccomp = 8,
-    SendListener = 9,
-    Exec = 10,
-    LandlockRule = 11,
-    Proxy = 12,
-}
-
-impl Stage {
-    fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        [IdMap, Mount, Chdir, Fork, Caps, NoNewPrivs, Landlock, Seccomp, SendListener, Exec, LandlockRule, Proxy]
-            .into_iter()
-            .find(|s| *s as u32 == v)
-    }
-}
-
-/// Everything the children need, prepared by the supervisor.
-pub struct Launch {
-    pub exe: CString,
-    pub argv: Vec<CString>,
-    pub envp: Vec<CString>,
-    pub cwd: CString,
-    /// `Some((clone flags, uid_map, gid_map))` to create namespaces.
-    pub namespaces: Option<(libc::c_int, String, String)>,
-    pub mounts: Vec<mounts::Prepared>,
-    /// The ruleset and its rules, added in the command's process after the mounts.
-    pub landlock: Option<(OwnedFd, Vec<(CString, u64)>)>,
-    /// Drop capabilities and set no_new_privs (not for danger-full-access).
-    pub harden: bool,
-    pub seccomp: Option<Vec<libc::sock_filter>>,
-    pub notify: bool,
-    /// Network by name: init opens the proxy's listener in the new network namespace
-    /// (see `egress`) and sends it to the supervisor.
-    pub proxy: bool,
-    pub cap_last: u32,
-}
-
-/// A setup failure in a child.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChildFailure {
-    pub stage: Stage,
-    pub detail: u32,
-    pub errno: i32,
-}
+use super::launch::{ChildFailure, Ends, Launch, FORWARDED, RECORD};
+use super::sys::{errno, raw_fork, status_code};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -92,7 +37,6 @@ pub struct Started {
     done: Option<OwnedFd>,
 }
 
-pub(super) const FORWARDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 static CHILD: AtomicI32 = AtomicI32::new(0);
 /// Inits that reported but were still tearing their namespaces down.
 static PENDING: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
@@ -117,14 +61,8 @@ extern "C" fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
     }
 }
 
-pub(super) extern "C" fn noop(_sig: libc::c_int) {}
-
 fn os(what: &'static str) -> SpawnError {
     SpawnError::Os { what, error: std::io::Error::last_os_error() }
-}
-
-pub(super) fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 fn sigset(sigs: &[libc::c_int]) -> libc::sigset_t {
@@ -142,37 +80,6 @@ fn sigset(sigs: &[libc::c_int]) -> libc::sigset_t {
 
 fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
-}
-
-pub(super) fn raw_fork(flags: libc::c_int) -> libc::pid_t {
-    // SAFETY: clone without CLONE_VM and a NULL stack behaves like fork: the child gets a copy of
-    // this stack. The caller only runs async-signal-safe code in the child.
-    unsafe {
-        libc::syscall(libc::SYS_clone, (flags | libc::SIGCHLD) as libc::c_ulong, 0usize, 0usize, 0usize, 0usize)
-            as libc::pid_t
-    }
-}
-
-pub(super) fn report(pipe: RawFd, stage: Stage, detail: u32, err: i32) -> ! {
-    let mut rec = [0u8; 12];
-    rec[..4].copy_from_slice(&(stage as u32).to_ne_bytes());
-    rec[4..8].copy_from_slice(&detail.to_ne_bytes());
-    rec[8..].copy_from_slice(&err.to_ne_bytes());
-    // SAFETY: writing a stack buffer to our pipe, then leaving without running destructors.
-    unsafe {
-        libc::write(pipe, rec.as_ptr().cast(), rec.len());
-        libc::_exit(125)
-    }
-}
-
-pub(super) fn status_code(st: libc::c_int) -> i32 {
-    if libc::WIFEXITED(st) {
-        libc::WEXITSTATUS(st)
-    } else if libc::WIFSIGNALED(st) {
-        128 + libc::WTERMSIG(st)
-    } else {
-        125
-    }
 }
 
 /// Closes the descriptors of a pair that was created (-1 entries are skipped).
@@ -249,7 +156,7 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
             l,
             &argv,
             &envp,
-            super::child::Ends { pipe: wr.as_raw_fd(), sock: pair[1], done: done[1], proxy: proxy_pair[1] },
+            Ends { pipe: wr.as_raw_fd(), sock: pair[1], done: done[1], proxy: proxy_pair[1] },
             &block,
             &old,
         );
@@ -280,7 +187,7 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
         restore_signals(&saved);
         return Err(SpawnError::Namespaces { error: clone_err, advice: super::namespaces::userns_advice() });
     }
-    let mut rec = [0u8; 12];
+    let mut rec = [0u8; RECORD];
     let n = loop {
         // SAFETY: reading into a stack buffer from our pipe end.
         let n = unsafe { libc::read(rd.as_raw_fd(), rec.as_mut_ptr().cast(), rec.len()) };
@@ -288,12 +195,8 @@ pub fn start(l: &Launch) -> Result<Started, SpawnError> {
             break n;
         }
     };
-    if n == 12 {
-        let f = ChildFailure {
-            stage: Stage::from_u32(u32::from_ne_bytes(rec[..4].try_into().unwrap_or_default())).unwrap_or(Stage::Exec),
-            detail: u32::from_ne_bytes(rec[4..8].try_into().unwrap_or_default()),
-            errno: i32::from_ne_bytes(rec[8..].try_into().unwrap_or_default()),
-        };
+    if n == RECORD as isize {
+        let f = ChildFailure::decode(&rec);
         return Ok(Started { pid, listener: None, proxy: None, failure: Some(f), saved, done: None });
     }
     let listener = ours.and_then(|s| super::notify::recv_fd(s.as_raw_fd()));

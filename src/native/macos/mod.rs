@@ -71,29 +71,17 @@ pub use run::{probe, run};
 
 #[cfg(target_os = "macos")]
 mod run {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::ExitStatusExt;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::process::Command;
 
     use super::{denials, gaps, paths, sbpl, MacosError};
-    use crate::native::{egress, env, Enforcement, Options, Outcome};
+    use crate::native::{egress, env, exe, Enforcement, Options, Outcome};
     use crate::policy::{NetPolicy, Policy};
 
     /// Whether `sandbox-exec` is there.
     pub fn probe() -> bool {
         Path::new(sbpl::SANDBOX_EXEC).is_file()
-    }
-
-    fn find_exe(cmd: &str, path: Option<&str>) -> Option<PathBuf> {
-        if cmd.contains('/') {
-            return Some(PathBuf::from(cmd));
-        }
-        path.unwrap_or("/usr/bin:/bin:/usr/sbin:/sbin")
-            .split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| Path::new(d).join(cmd))
-            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
     }
 
     /// Runs `argv` under `policy`.
@@ -114,7 +102,8 @@ mod run {
             egress::point_at(&mut vars, lo.addr());
         }
         let path_var = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
-        let exe = find_exe(&argv[0], path_var).ok_or_else(|| MacosError::NotFound(argv[0].clone()))?;
+        let exe =
+            exe::find_exe(&argv[0], path_var, &exe::MACOS).ok_or_else(|| MacosError::NotFound(argv[0].clone()))?;
         let mut resolved = argv.to_vec();
         resolved[0] = exe.to_string_lossy().into_owned();
         let (program, mut cmd) = match &profile {

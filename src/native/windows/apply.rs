@@ -26,7 +26,7 @@ use windows_sys::Win32::System::Threading::{
 use super::plan::{self, Mode, Plan, Sid, Undo};
 use super::security::{logon, set_ace, well_known, wide, win32, OwnedSid, Sids};
 use super::{cmdline, WindowsError};
-use crate::native::{env, Enforcement, Options, Outcome};
+use crate::native::{env, exe, Enforcement, Options, Outcome};
 use crate::policy::Policy;
 
 /// A handle closed on drop.
@@ -69,18 +69,6 @@ fn session_id() -> String {
     format!("{}-{nanos:x}", std::process::id())
 }
 
-fn find_exe(cmd: &str, path: Option<&str>) -> Option<PathBuf> {
-    let p = Path::new(cmd);
-    if p.components().count() > 1 || p.is_absolute() {
-        return Some(p.to_path_buf());
-    }
-    let exts = [".exe", ".com", ".bat", ".cmd", ""];
-    path.unwrap_or("")
-        .split(';')
-        .filter(|d| !d.is_empty())
-        .find_map(|d| exts.iter().map(|e| Path::new(d).join(format!("{cmd}{e}"))).find(|c| c.is_file()))
-}
-
 /// Runs `argv` under `policy`.
 pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, WindowsError> {
     let (vars, _removed) = env::scrub(
@@ -88,7 +76,8 @@ pub fn run(policy: &Policy, argv: &[String], opts: &Options) -> Result<Outcome, 
         &policy.env,
     );
     let path_var = vars.iter().find(|(k, _)| k.eq_ignore_ascii_case("PATH")).map(|(_, v)| v.as_str());
-    let exe = find_exe(&argv[0], path_var).ok_or_else(|| WindowsError::NotFound(argv[0].clone()))?;
+    let exe =
+        exe::find_exe(&argv[0], path_var, &exe::WINDOWS).ok_or_else(|| WindowsError::NotFound(argv[0].clone()))?;
     let Some(plan) = plan::plan(policy, &session_id(), &|p| p.exists())? else {
         let status = std::process::Command::new(&exe).args(&argv[1..]).env_clear().envs(vars).status();
         let status = status.map_err(|e| WindowsError::Win32 {
