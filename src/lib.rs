@@ -10,6 +10,8 @@ pub mod config;
 pub mod docker;
 pub mod doctor;
 pub mod egress;
+#[cfg(unix)]
+pub mod fs_handle;
 pub mod native;
 pub mod policy;
 pub mod proxy;
