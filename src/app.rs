@@ -139,7 +139,10 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     let mut proxy_rules = if cfg.egress.proxy { Some(proxy::rules(&cfg.egress)?) } else { None };
 
     let docker = engine::connect().await?;
-    let home = codex_home::prepare(&cfg)?;
+    let (uid, gid) = agent_ids(&cfg.work_dir);
+    let root = nix::unistd::getuid().is_root();
+    // As root, what the agent is to write is made the agent's as it is made (see codex_home).
+    let home = codex_home::prepare_for(&cfg, root.then_some(crate::fs_handle::Owner { uid, gid }))?;
     if let Some(state) = &cfg.env.state_dir {
         let owned = [
             home.env_dir.join("init.sh"),
@@ -195,15 +198,11 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
         }
     };
 
-    let (uid, gid) = agent_ids(&cfg.work_dir);
-    if nix::unistd::getuid().is_root() {
-        codex_home::hand_over(&home, uid, gid)?;
-        if !writable_by(&cfg.work_dir, uid, gid) {
-            eprintln!(
-                "codex-box: warning: the agent runs as uid {uid} and cannot write {} (owned by root); run codex-box as the user who owns the project, or give uid {uid} write access",
-                cfg.work_dir.display()
-            );
-        }
+    if root && !writable_by(&cfg.work_dir, uid, gid) {
+        eprintln!(
+            "codex-box: warning: the agent runs as uid {uid} and cannot write {} (owned by root); run codex-box as the user who owns the project, or give uid {uid} write access",
+            cfg.work_dir.display()
+        );
     }
     let mut extra_env = Vec::new();
     if interactive {
