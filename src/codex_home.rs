@@ -41,7 +41,7 @@ pub enum HomeError {
     Clean { path: PathBuf, source: std::io::Error },
     #[error("--config {0}: no config.toml there; pass a config.toml file or a directory containing one")]
     NoConfigInDir(PathBuf),
-    #[error("the codex home: {0}")]
+    #[error(transparent)]
     Fs(#[from] FsError),
 }
 
