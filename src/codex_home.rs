@@ -17,7 +17,9 @@
 //!
 //! Not covered: paths outside the work dir (`--codex-home`, `--sessions-path` elsewhere, the user's
 //! sources) are the user's and are followed like any path; Docker resolves the mount sources itself;
-//! two codex-box starting at the same moment on one project still clean `state/` under each other.
+//! two codex-box starting at the same moment on one project still clean `state/` under each other;
+//! and removing the empty `auth.json` mount point (at the end of a session, or a start) unmounts
+//! auth.json in any other session of the project still running.
 //!
 //! `auth.json` is never copied: the first one found is mounted read-only, and its mode is never touched.
 
@@ -240,7 +242,8 @@ pub fn rebuild_state(state: &Path, config: Option<&PathBuf>, prompts: &Path) -> 
 }
 
 /// [`rebuild_state`] on an open `state` directory; with `agent`, what it puts in is the agent's from
-/// the start. What vanishes while it works is skipped.
+/// the start. What vanishes while it works is skipped. An empty `sessions` directory is kept: it is
+/// the mount point of the sessions directory in every running session of the project.
 pub fn rebuild_state_in(
     state: &Dir,
     config: Option<&Path>,
@@ -250,7 +253,9 @@ pub fn rebuild_state_in(
     for name in state.entries()? {
         let Some(meta) = state.meta_of(&name)? else { continue };
         let real = (name == "history.jsonl" && meta.is_file()) || (name == "log" && meta.is_dir());
-        if !(real && KEPT_STATE.iter().any(|k| name == *k)) {
+        let kept = real && KEPT_STATE.iter().any(|k| name == *k);
+        let mount_point = name == "sessions" && sessions_mount_point(state);
+        if !(kept || mount_point) {
             state.remove(&name)?;
         }
     }
@@ -264,11 +269,19 @@ pub fn rebuild_state_in(
     Ok(())
 }
 
-/// Removes the empty mount-point files Docker created in `state` for nested mounts.
+/// Whether `state/sessions` is the empty directory Docker makes as the mount point of the sessions
+/// directory. It stays: removing a mount point unmounts what is mounted on it in every other mount
+/// namespace, so the sessions directory would vanish from every other session of the project still
+/// running. Empty, and covered by the sessions mount in every container, it steers nothing.
+fn sessions_mount_point(state: &Dir) -> bool {
+    state.open_dir("sessions").and_then(|d| d.entries()).is_ok_and(|e| e.is_empty())
+}
+
+/// Removes the empty `auth.json` Docker created in `state` as the mount point of the auth file (the
+/// empty `sessions` mount point stays, see [`rebuild_state_in`]).
 pub fn remove_mount_points(home: &CodexHome) {
     let Ok(state) = open_existing(home, &home.state_dir) else { return };
     let _ = state.remove_file_if("auth.json", |m| m.is_file() && m.len == 0);
-    let _ = state.remove_empty_dir("sessions");
 }
 
 /// Copies `from` to `to` through a temporary file and a rename: never half-written, never through a
@@ -518,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn mount_points_are_removed_but_never_through_a_link() {
+    fn mount_points_are_handled_without_following_links_and_sessions_stays() {
         use std::os::unix::fs::symlink;
         let t = tempfile::tempdir().unwrap();
         let (home, wd) = (t.path().join("home"), t.path().join("wd"));
@@ -527,14 +540,25 @@ mod tests {
         fs::write(h.state_dir.join("auth.json"), "").unwrap();
         fs::create_dir(h.state_dir.join("sessions")).unwrap();
         remove_mount_points(&h);
-        assert!(!h.state_dir.join("auth.json").exists() && !h.state_dir.join("sessions").exists());
+        assert!(!h.state_dir.join("auth.json").exists(), "the auth.json mount point is removed");
+        // The sessions mount point stays, after the session and at the next start, while empty:
+        // removing it would unmount other running sessions' sessions directory.
+        assert!(h.state_dir.join("sessions").is_dir());
+        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
+        assert!(h.state_dir.join("sessions").is_dir());
+        fs::write(h.state_dir.join("sessions/x"), "").unwrap();
+        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
+        assert!(!h.state_dir.join("sessions").exists(), "not empty: not a mount point, removed");
         // Links in their place are left, and so is what they point at.
         let (empty_file, empty_dir) = (t.path().join("empty"), t.path().join("empty.d"));
         fs::write(&empty_file, "").unwrap();
         fs::create_dir(&empty_dir).unwrap();
         symlink(&empty_file, h.state_dir.join("auth.json")).unwrap();
-        symlink(&empty_dir, h.state_dir.join("sessions")).unwrap();
         remove_mount_points(&h);
-        assert!(empty_file.is_file() && empty_dir.is_dir());
+        assert!(empty_file.is_file() && h.state_dir.join("auth.json").is_symlink());
+        // A link named sessions is no mount point: removed at the next start, and only the link.
+        symlink(&empty_dir, h.state_dir.join("sessions")).unwrap();
+        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
+        assert!(empty_dir.is_dir() && fs::symlink_metadata(h.state_dir.join("sessions")).is_err());
     }
 }

@@ -230,3 +230,40 @@ fn a_racing_agent_never_makes_codex_box_as_root_touch_anything_outside_its_trees
     assert_eq!(owner(&env), (0, 0), "the trusted .environment stays root's");
     assert!(containers_for(&p.wd).is_empty(), "every session cleaned up");
 }
+
+/// Docker makes `state/sessions` as the mount point of the sessions directory; a start or an end of
+/// another session that removed it would unmount the sessions directory of every session still
+/// running (the kernel detaches mounts on a removed mount point in other namespaces).
+#[test]
+fn a_running_session_keeps_its_sessions_directory_while_others_start_and_end() {
+    need_docker!();
+    let p = Project::new();
+    let wd = p.wd.to_str().unwrap().to_string();
+    let app = p.app();
+    let flags = ["--egress", "open", "--network", "none"];
+    let script = format!(
+        "touch {app}/long-ready; i=0; while [ ! -e {app}/go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; \
+         echo kept > /codex_home/sessions/after.txt && echo WROTE"
+    );
+    let mut args: Vec<&str> = vec!["run", "--work_dir", &wd];
+    args.extend(flags);
+    args.extend(["--", "sh", "-c", &script]);
+    let long = p.cmd(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while !p.wd.join("long-ready").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the long session did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..2 {
+        let mut args: Vec<&str> = vec!["run", "--work_dir", &wd];
+        args.extend(flags);
+        args.extend(["--", "true"]);
+        let out = p.cmd(&args).output().unwrap();
+        assert!(out.status.success(), "short session {i}: {}", text(&out.stderr));
+    }
+    std::fs::write(p.wd.join("go"), "").unwrap();
+    let out = long.wait_with_output().unwrap();
+    assert!(text(&out.stdout).contains("WROTE"), "{} {}", text(&out.stdout), text(&out.stderr));
+    let written = p.wd.join(".codex/.environment/sessions/after.txt");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "kept\n", "control: it reached the sessions directory");
+}
