@@ -7,13 +7,27 @@
 //! every start: everything but `history.jsonl` and `log/` is removed and fresh copies of config.toml
 //! and prompts are put in, so nothing the agent wrote there steers the next session.
 //!
+//! `state/` and `sessions/` are written by running agents while codex-box (perhaps as root) works in
+//! them — every session of a project shares them. All that work goes through directory handles
+//! ([`crate::fs_handle`]): from the work dir down, no component is followed if it is a link; inside,
+//! nothing is reached by path, so whatever an agent swaps, codex-box changes nothing outside those
+//! trees, and what vanishes under it is skipped rather than failing the start. As root, what
+//! codex-box makes there is created with the agent's owner ([`prepare_for`]); the walk that follows
+//! only repairs what others left (an older codex-box, a run as another user).
+//!
+//! Not covered: paths outside the work dir (`--codex-home`, `--sessions-path` elsewhere, the user's
+//! sources) are the user's and are followed like any path; Docker resolves the mount sources itself;
+//! two codex-box starting at the same moment on one project still clean `state/` under each other;
+//! and removing the empty `auth.json` mount point (at the end of a session, or a start) unmounts
+//! auth.json in any other session of the project still running.
+//!
 //! `auth.json` is never copied: the first one found is mounted read-only, and its mode is never touched.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
 
+use crate::fs_handle::{Dir, FsError, Owner};
 use crate::session::SessionPolicy as SessionConfig;
 
 /// Files and directories of `state/` that survive from one session to the next.
@@ -29,6 +43,8 @@ pub enum HomeError {
     Clean { path: PathBuf, source: std::io::Error },
     #[error("--config {0}: no config.toml there; pass a config.toml file or a directory containing one")]
     NoConfigInDir(PathBuf),
+    #[error(transparent)]
+    Fs(#[from] FsError),
 }
 
 /// The prepared codex home.
@@ -83,10 +99,18 @@ pub fn find_auth(cfg: &SessionConfig, env_dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Prepares the codex home for a session.
+/// Prepares the codex home for a session, changing no owner (see [`prepare_for`]).
 pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
+    prepare_for(cfg, None)
+}
+
+/// Prepares the codex home for a session. With `agent` (codex-box runs as root, the agent does not),
+/// what the agent writes — `state/` and what codex-box puts in it, and the sessions directory when
+/// it is the default one or codex-box made it — is created with the agent's owner, and whatever
+/// else in those trees is not the agent's is handed over (never the user's own files elsewhere).
+pub fn prepare_for(cfg: &SessionConfig, agent: Option<Owner>) -> Result<CodexHome, HomeError> {
     let env_dir = cfg.codex_home.clone().unwrap_or_else(|| cfg.work_dir.join(".codex/.environment"));
-    mkdir(&env_dir)?;
+    let (env, _) = open_dir(&cfg.work_dir, &env_dir, None)?;
 
     // config.toml: --config overrides; otherwise copied once if missing.
     let trusted_config = env_dir.join("config.toml");
@@ -104,7 +128,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
     };
     if let Some(src) = explicit {
         if src != trusted_config {
-            copy_fresh(&src, &trusted_config, 0o644)?;
+            copy_into(&src, &env, "config.toml", 0o644, None)?;
         }
         from_user.push(trusted_config.clone());
     } else if !trusted_config.exists() {
@@ -114,7 +138,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
             fallbacks.push(h.join(".config/codex"));
         }
         if let Some(src) = fallbacks.iter().map(|d| d.join("config.toml")).find(|p| p.is_file()) {
-            copy_fresh(&src, &trusted_config, 0o644)?;
+            copy_into(&src, &env, "config.toml", 0o644, None)?;
             from_user.push(trusted_config.clone());
         }
     }
@@ -122,7 +146,8 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
     // Prompts: the first prompts dir found, copied without overwriting.
     if let Some(src) = search_dirs(cfg).into_iter().map(|d| d.join("prompts")).find(|p| p.is_dir()) {
         if src != env_dir.join("prompts") {
-            copy_dir_no_overwrite(&src, &env_dir.join("prompts"))?;
+            let (prompts, _) = env.create_dir("prompts", 0o755, None)?;
+            copy_tree(&src, &prompts, None)?;
         }
     }
 
@@ -130,7 +155,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
     let init = env_dir.join("init.sh");
     if let Some(src) = &cfg.init_script {
         if *src != init {
-            copy_fresh(src, &init, 0o755)?;
+            copy_into(src, &env, "init.sh", 0o755, None)?;
         }
         from_user.push(init.clone());
     }
@@ -138,15 +163,22 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
         fs::metadata(&init).ok().filter(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).map(|_| init);
 
     let sessions_dir = cfg.sessions_path.clone().unwrap_or_else(|| env_dir.join("sessions"));
-    let made_sessions_dir = !sessions_dir.exists();
-    mkdir(&sessions_dir)?;
+    let own_sessions = sessions_dir == env_dir.join("sessions");
+    let (sessions, made_sessions_dir) = open_dir(&cfg.work_dir, &sessions_dir, agent)?;
     let state_dir = env_dir.join("state");
-    mkdir(&state_dir)?;
-    rebuild_state(&state_dir, trusted_config.is_file().then_some(&trusted_config), &env_dir.join("prompts"))?;
+    let (state, _) = env.create_dir("state", 0o755, agent)?;
+    let config = trusted_config.is_file().then_some(trusted_config);
+    rebuild_state_in(&state, config.as_deref(), &env_dir.join("prompts"), agent)?;
+    if let Some(agent) = agent {
+        state.hand_over(agent)?;
+        if made_sessions_dir || own_sessions {
+            sessions.hand_over(agent)?;
+        }
+    }
 
     Ok(CodexHome {
         auth: find_auth(cfg, &env_dir),
-        config_toml: trusted_config.is_file().then_some(trusted_config),
+        config_toml: config,
         env_dir,
         state_dir,
         sessions_dir,
@@ -156,96 +188,159 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
     })
 }
 
-/// Removes everything from `state` but [`KEPT_STATE`] (never following links), then puts fresh copies
-/// of the trusted config and prompts in.
-pub fn rebuild_state(state: &Path, config: Option<&PathBuf>, prompts: &Path) -> Result<(), HomeError> {
-    let entries = fs::read_dir(state).map_err(|source| HomeError::Clean { path: state.into(), source })?;
-    for e in entries {
-        let e = e.map_err(|source| HomeError::Clean { path: state.into(), source })?;
-        let path = e.path();
-        let meta = fs::symlink_metadata(&path).map_err(|source| HomeError::Clean { path: path.clone(), source })?;
-        let name = e.file_name();
-        let kept = KEPT_STATE.iter().any(|k| name == *k);
-        let real = (name == "history.jsonl" && meta.is_file()) || (name == "log" && meta.is_dir());
-        if kept && real {
-            continue;
+/// Opens the directory `target` of the codex home, creating what is missing (`owner` gets the last
+/// component if it is created). Below the work dir, which the agent can write, no component is
+/// followed if it is a link; elsewhere the path is the user's own and followed like any other.
+/// Returns the directory and whether it was created.
+fn open_dir(work_dir: &Path, target: &Path, owner: Option<Owner>) -> Result<(Dir, bool), HomeError> {
+    if let Some(rel) = below(work_dir, target) {
+        return Ok(Dir::open_trusted(work_dir)?.create_dir_beneath(rel, 0o755, owner)?);
+    }
+    let created = fs::symlink_metadata(target).is_err();
+    fs::create_dir_all(target).map_err(|source| HomeError::Create { path: target.into(), source })?;
+    let dir = Dir::open_trusted(target)?;
+    if let (true, Some(o)) = (created, owner) {
+        dir.set_owner(o)?;
+    }
+    Ok((dir, created))
+}
+
+/// `target` relative to `base` when it lies below it, in plain components only.
+fn below<'a>(base: &Path, target: &'a Path) -> Option<&'a Path> {
+    target.strip_prefix(base).ok().filter(|rel| rel.components().all(|c| matches!(c, Component::Normal(_))))
+}
+
+/// Opens an existing directory of a prepared home: below the work dir (the default layout,
+/// `<work dir>/.codex/.environment`) no component is followed if it is a link; elsewhere only the
+/// last one is not.
+fn open_existing(home: &CodexHome, target: &Path) -> Result<Dir, HomeError> {
+    if home.env_dir.ends_with(".codex/.environment") {
+        if let Some(wd) = home.env_dir.parent().and_then(Path::parent) {
+            if let Some(rel) = below(wd, target) {
+                return Ok(Dir::open_trusted(wd)?.open_beneath(rel)?);
+            }
         }
-        let r = if meta.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-        r.map_err(|source| HomeError::Clean { path, source })?;
+    }
+    open_last_unfollowed(target)
+}
+
+/// Opens `path`, following links on the way (the caller's path) but not at its last component.
+fn open_last_unfollowed(path: &Path) -> Result<Dir, HomeError> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => {
+            let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+            Ok(Dir::open_trusted(parent)?.open_dir(name)?)
+        }
+        _ => Ok(Dir::open_trusted(path)?),
+    }
+}
+
+/// Removes everything from `state` but [`KEPT_STATE`] (never following links), then puts fresh copies
+/// of the trusted config and prompts in. `state` itself must not be a link.
+pub fn rebuild_state(state: &Path, config: Option<&PathBuf>, prompts: &Path) -> Result<(), HomeError> {
+    rebuild_state_in(&open_last_unfollowed(state)?, config.map(PathBuf::as_path), prompts, None)
+}
+
+/// [`rebuild_state`] on an open `state` directory; with `agent`, what it puts in is the agent's from
+/// the start. What vanishes while it works is skipped. An empty `sessions` directory is kept: it is
+/// the mount point of the sessions directory in every running session of the project.
+pub fn rebuild_state_in(
+    state: &Dir,
+    config: Option<&Path>,
+    prompts: &Path,
+    agent: Option<Owner>,
+) -> Result<(), HomeError> {
+    for name in state.entries()? {
+        let Some(meta) = state.meta_of(&name)? else { continue };
+        let real = (name == "history.jsonl" && meta.is_file()) || (name == "log" && meta.is_dir());
+        let kept = real && KEPT_STATE.iter().any(|k| name == *k);
+        let mount_point = name == "sessions" && sessions_mount_point(state);
+        if !(kept || mount_point) {
+            state.remove(&name)?;
+        }
     }
     if let Some(c) = config {
-        copy_fresh(c, &state.join("config.toml"), 0o644)?;
+        copy_into(c, state, "config.toml", 0o644, agent)?;
     }
     if prompts.is_dir() {
-        copy_dir_no_overwrite(prompts, &state.join("prompts"))?;
+        let (dir, _) = state.create_dir("prompts", 0o755, agent)?;
+        copy_tree(prompts, &dir, agent)?;
     }
     Ok(())
 }
 
-/// Removes the empty mount-point files Docker created in `state` for nested mounts.
-pub fn remove_mount_points(home: &CodexHome) {
-    let auth = home.state_dir.join("auth.json");
-    if fs::symlink_metadata(&auth).map(|m| m.is_file() && m.len() == 0).unwrap_or(false) {
-        let _ = fs::remove_file(&auth);
-    }
-    let _ = fs::remove_dir(home.state_dir.join("sessions"));
+/// Whether `state/sessions` is the empty directory Docker makes as the mount point of the sessions
+/// directory. It stays: removing a mount point unmounts what is mounted on it in every other mount
+/// namespace, so the sessions directory would vanish from every other session of the project still
+/// running. Empty, and covered by the sessions mount in every container, it steers nothing.
+fn sessions_mount_point(state: &Dir) -> bool {
+    state.open_dir("sessions").and_then(|d| d.entries()).is_ok_and(|e| e.is_empty())
 }
 
-fn mkdir(p: &Path) -> Result<(), HomeError> {
-    fs::create_dir_all(p).map_err(|source| HomeError::Create { path: p.into(), source })
+/// Removes the empty `auth.json` Docker created in `state` as the mount point of the auth file (the
+/// empty `sessions` mount point stays, see [`rebuild_state_in`]).
+pub fn remove_mount_points(home: &CodexHome) {
+    let Ok(state) = open_existing(home, &home.state_dir) else { return };
+    let _ = state.remove_file_if("auth.json", |m| m.is_file() && m.len == 0);
 }
 
 /// Copies `from` to `to` through a temporary file and a rename: never half-written, never through a
-/// symlink planted at `to`.
+/// symlink planted at `to`. The directory of `to` is the caller's path, followed like any other.
 pub fn copy_fresh(from: &Path, to: &Path, mode: u32) -> Result<(), HomeError> {
-    let err = |source| HomeError::Copy { from: from.into(), to: to.into(), source };
-    let data = fs::read(from).map_err(err)?;
-    let tmp = to.with_file_name(format!(".{}.codex-box-tmp", to.file_name().and_then(|n| n.to_str()).unwrap_or("f")));
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(err)?;
-    let written = f.write_all(&data).and_then(|_| f.set_permissions(fs::Permissions::from_mode(mode)));
-    drop(f);
-    if let Err(e) = written.and_then(|_| fs::rename(&tmp, to)) {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    Ok(())
+    let Some(name) = to.file_name() else {
+        let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name");
+        return Err(HomeError::Copy { from: from.into(), to: to.into(), source });
+    };
+    let dir = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    copy_into(from, &Dir::open_trusted(dir)?, name, mode, None)
 }
 
-fn copy_dir_no_overwrite(from: &Path, to: &Path) -> Result<(), HomeError> {
-    mkdir(to)?;
-    let err = |source| HomeError::Copy { from: from.into(), to: to.into(), source };
+/// Copies the trusted file `from` into `dir` as `name`, replacing what is there.
+fn copy_into(
+    from: &Path,
+    dir: &Dir,
+    name: impl AsRef<std::ffi::OsStr>,
+    mode: u32,
+    owner: Option<Owner>,
+) -> Result<(), HomeError> {
+    let to = dir.path().join(name.as_ref());
+    let data = fs::read(from).map_err(|source| HomeError::Copy { from: from.into(), to, source })?;
+    Ok(dir.replace_file(name, &data, mode, owner)?)
+}
+
+/// Copies the trusted tree `from` (links in it are skipped) into `to`, never overwriting anything
+/// there and never following a link there.
+fn copy_tree(from: &Path, to: &Dir, owner: Option<Owner>) -> Result<(), HomeError> {
+    let err = |source| HomeError::Copy { from: from.into(), to: to.path().into(), source };
     for e in fs::read_dir(from).map_err(err)? {
         let e = e.map_err(err)?;
-        let target = to.join(e.file_name());
-        let ft = e.file_type().map_err(err)?;
+        let (name, ft) = (e.file_name(), e.file_type().map_err(err)?);
         if ft.is_dir() {
-            copy_dir_no_overwrite(&e.path(), &target)?;
-        } else if ft.is_file() && fs::symlink_metadata(&target).is_err() {
-            copy_fresh(&e.path(), &target, 0o644)?;
+            match to.create_dir(&name, 0o755, owner) {
+                Ok((sub, _)) => copy_tree(&e.path(), &sub, owner)?,
+                // Something else is there (a link, a file): left as it is, like a file that exists.
+                Err(x) if x.vanished() => {}
+                Err(x) => return Err(x.into()),
+            }
+        } else if ft.is_file() && to.meta_of(&name)?.is_none() {
+            let data = fs::read(e.path()).map_err(err)?;
+            to.write_new(&name, &data, 0o644, owner)?;
         }
     }
     Ok(())
 }
 
 /// When codex-box runs as root the agent does not: hands the directories codex-box itself made and
-/// fills (`state/`, the default `sessions/`) to the agent's uid/gid. Never the user's own files.
+/// fills (`state/`, the default `sessions/`) to the agent's uid/gid. Never the user's own files, and
+/// never what a link in them points at. [`prepare_for`] does this already, on the handles it opened.
 pub fn hand_over(home: &CodexHome, uid: u32, gid: u32) -> Result<(), HomeError> {
-    fn walk(p: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
-        std::os::unix::fs::lchown(p, Some(uid), Some(gid))?;
-        if fs::symlink_metadata(p)?.is_dir() {
-            for e in fs::read_dir(p)? {
-                walk(&e?.path(), uid, gid)?;
-            }
-        }
-        Ok(())
-    }
-    let mut dirs = vec![&home.state_dir];
+    let agent = Owner { uid, gid };
+    open_existing(home, &home.state_dir)?.hand_over(agent)?;
     if home.made_sessions_dir || home.sessions_dir == home.env_dir.join("sessions") {
-        dirs.push(&home.sessions_dir);
-    }
-    for d in dirs {
-        walk(d, uid, gid).map_err(|source| HomeError::Create { path: d.clone(), source })?;
+        open_existing(home, &home.sessions_dir)?.hand_over(agent)?;
     }
     Ok(())
 }
@@ -364,5 +459,106 @@ mod tests {
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         assert_eq!(fs::read_to_string(&to).unwrap(), "new");
         assert!(!fs::symlink_metadata(&to).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn as_root_what_the_agent_writes_is_made_its_own_and_no_link_is_followed() {
+        if !crate::fs_handle::tests::as_root("codex_home hand-over") {
+            return;
+        }
+        use std::os::unix::fs::{symlink, MetadataExt};
+        let t = tempfile::tempdir().unwrap();
+        let (home, wd, outside) = (t.path().join("home"), t.path().join("wd"), t.path().join("outside"));
+        fs::create_dir_all(home.join(".codex/prompts")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("secret"), "root's").unwrap();
+        fs::write(home.join(".codex/config.toml"), "model = \"a\"\n").unwrap();
+        fs::write(home.join(".codex/prompts/p.md"), "p").unwrap();
+        // Left by an older codex-box as root, and planted by an agent.
+        let sessions = wd.join(".codex/.environment/sessions");
+        fs::create_dir_all(sessions.join("old")).unwrap();
+        fs::write(sessions.join("old/x.jsonl"), "{}").unwrap();
+        symlink(&outside, sessions.join("l")).unwrap();
+        symlink(&outside, sessions.join("old/l")).unwrap();
+        let owner_of = |p: &Path| {
+            let m = fs::symlink_metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        let agent = Owner { uid: 4243, gid: 4244 };
+        let h = prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), Some(agent)).unwrap();
+        for p in ["state", "state/config.toml", "state/prompts", "state/prompts/p.md", "sessions", "sessions/old"] {
+            assert_eq!(owner_of(&h.env_dir.join(p)), (agent.uid, agent.gid), "{p}");
+        }
+        for p in ["sessions/old/x.jsonl", "sessions/l", "sessions/old/l"] {
+            assert_eq!(owner_of(&h.env_dir.join(p)), (agent.uid, agent.gid), "{p} (links themselves)");
+        }
+        for p in [wd.join(".codex"), h.env_dir.clone(), h.env_dir.join("config.toml"), outside.clone()] {
+            assert_eq!(owner_of(&p), (0, 0), "{} stays root's", p.display());
+        }
+        assert_eq!(owner_of(&outside.join("secret")), (0, 0));
+        // A kept log/ with a link inside, handed over again by the path-based entry point.
+        fs::create_dir(h.state_dir.join("log")).unwrap();
+        symlink(&outside, h.state_dir.join("log/l")).unwrap();
+        hand_over(&h, agent.uid, agent.gid).unwrap();
+        assert_eq!(owner_of(&h.state_dir.join("log/l")), (agent.uid, agent.gid));
+        assert_eq!(owner_of(&outside), (0, 0));
+        assert_eq!(owner_of(&outside.join("secret")), (0, 0));
+    }
+
+    #[test]
+    fn a_link_on_the_way_to_the_codex_home_is_refused_and_nothing_made_through_it() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let (home, wd, elsewhere) = (t.path().join("home"), t.path().join("wd"), t.path().join("elsewhere"));
+        for d in [&home, &wd, &elsewhere] {
+            fs::create_dir_all(d).unwrap();
+        }
+        symlink(&elsewhere, wd.join(".codex")).unwrap();
+        let c = cfg(&home, &wd, SessionArgs::default(), None);
+        let e = prepare(&c).unwrap_err().to_string();
+        assert!(e.contains("symbolic link") && e.contains(".codex"), "{e}");
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing made through the link");
+        // The same for state/ itself.
+        fs::remove_file(wd.join(".codex")).unwrap();
+        fs::create_dir_all(wd.join(".codex/.environment")).unwrap();
+        symlink(&elsewhere, wd.join(".codex/.environment/state")).unwrap();
+        fs::write(elsewhere.join("keep"), "x").unwrap();
+        let e = prepare(&c).unwrap_err().to_string();
+        assert!(e.contains("state") && e.contains("symbolic link"), "{e}");
+        assert_eq!(fs::read_to_string(elsewhere.join("keep")).unwrap(), "x", "nothing cleaned through the link");
+        assert!(rebuild_state(&wd.join(".codex/.environment/state"), None, Path::new("/nonexistent")).is_err());
+        assert_eq!(fs::read_to_string(elsewhere.join("keep")).unwrap(), "x");
+    }
+
+    #[test]
+    fn mount_points_are_handled_without_following_links_and_sessions_stays() {
+        use std::os::unix::fs::symlink;
+        let t = tempfile::tempdir().unwrap();
+        let (home, wd) = (t.path().join("home"), t.path().join("wd"));
+        fs::create_dir_all(&wd).unwrap();
+        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
+        fs::write(h.state_dir.join("auth.json"), "").unwrap();
+        fs::create_dir(h.state_dir.join("sessions")).unwrap();
+        remove_mount_points(&h);
+        assert!(!h.state_dir.join("auth.json").exists(), "the auth.json mount point is removed");
+        // The sessions mount point stays, after the session and at the next start, while empty:
+        // removing it would unmount other running sessions' sessions directory.
+        assert!(h.state_dir.join("sessions").is_dir());
+        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
+        assert!(h.state_dir.join("sessions").is_dir());
+        fs::write(h.state_dir.join("sessions/x"), "").unwrap();
+        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
+        assert!(!h.state_dir.join("sessions").exists(), "not empty: not a mount point, removed");
+        // Links in their place are left, and so is what they point at.
+        let (empty_file, empty_dir) = (t.path().join("empty"), t.path().join("empty.d"));
+        fs::write(&empty_file, "").unwrap();
+        fs::create_dir(&empty_dir).unwrap();
+        symlink(&empty_file, h.state_dir.join("auth.json")).unwrap();
+        remove_mount_points(&h);
+        assert!(empty_file.is_file() && h.state_dir.join("auth.json").is_symlink());
+        // A link named sessions is no mount point: removed at the next start, and only the link.
+        symlink(&empty_dir, h.state_dir.join("sessions")).unwrap();
+        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
+        assert!(empty_dir.is_dir() && fs::symlink_metadata(h.state_dir.join("sessions")).is_err());
     }
 }

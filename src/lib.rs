@@ -11,6 +11,8 @@ pub mod config;
 pub mod docker;
 pub mod doctor;
 pub mod egress;
+#[cfg(unix)]
+pub mod fs_handle;
 pub mod host_env;
 pub mod native;
 pub mod paths;

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -74,7 +75,7 @@ struct Counts {
 
 /// Where decisions go. Shared by every connection of one proxy.
 pub struct Log {
-    file: Option<Mutex<std::fs::File>>,
+    file: Option<Mutex<File>>,
     path: Option<PathBuf>,
     counts: Mutex<Counts>,
     print_denials: bool,
@@ -95,24 +96,29 @@ impl Log {
     }
 
     /// A log in a new file at `path` — or, when that exists, at `path` with `.1`, `.2`, … before
-    /// its extension. Its directory is created (mode 0700 when codex-box creates or owns it as a
-    /// real directory). The file is always new (mode 0600) and never reached through a symbolic
-    /// link, so a link planted where the log goes (a sandboxed command that can write the state
-    /// directory) cannot make codex-box append to another file.
+    /// its extension. Its directory is created (mode 0700 when codex-box creates or owns it) and
+    /// must not be a symbolic link. The file is always new (mode 0600) and made in that directory's
+    /// handle, never through a link, so a link planted where the log or its directory goes (a
+    /// sandboxed command that can write the state directory) cannot make codex-box write elsewhere.
     pub fn file(path: &Path, print_denials: bool) -> Result<Log, LogError> {
         let err = |source| LogError { path: path.to_path_buf(), source };
+        #[cfg(unix)]
+        let dir = log_dir(path).map_err(|e| err(e.into_io()))?;
+        #[cfg(not(unix))]
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
-            #[cfg(unix)]
-            if dir.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-            }
         }
         let mut last = None;
         for n in 0..100 {
             let candidate = if n == 0 { path.to_path_buf() } else { numbered(path, n) };
-            match open_new(&candidate) {
+            #[cfg(unix)]
+            let opened = match candidate.file_name() {
+                Some(name) => dir.create_file(name, 0o600).map_err(|e| e.into_io()),
+                None => Err(std::io::ErrorKind::InvalidInput.into()),
+            };
+            #[cfg(not(unix))]
+            let opened = open_new(&candidate);
+            match opened {
                 Ok(file) => {
                     return Ok(Log {
                         file: Some(Mutex::new(file)),
@@ -162,16 +168,26 @@ fn plain(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || "-.:[]_".contains(c) { c } else { '?' }).collect()
 }
 
-/// Creates `path`, failing when anything (a file, a link) is already there.
+/// The directory of the log `path`: its parent (the state directory, the user's path) is created
+/// and followed like any path; the log's own directory is created or opened through a handle,
+/// never through a link, and made private (mode 0700) when codex-box may.
+#[cfg(unix)]
+fn log_dir(path: &Path) -> Result<crate::fs_handle::Dir, crate::fs_handle::FsError> {
+    use crate::fs_handle::{Dir, FsError};
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (Some(up), Some(name)) = (dir.parent().filter(|u| !u.as_os_str().is_empty()), dir.file_name()) else {
+        return Dir::open_trusted(dir);
+    };
+    std::fs::create_dir_all(up).map_err(|source| FsError::Create { path: up.to_path_buf(), source })?;
+    let (dir, _) = Dir::open_trusted(up)?.create_dir(name, 0o700, None)?;
+    let _ = dir.set_mode(0o700);
+    Ok(dir)
+}
+
+/// Creates `path`, failing when anything is already there.
+#[cfg(not(unix))]
 fn open_new(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-    }
-    o.open(path)
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 
 /// `dir/name.log` → `dir/name.N.log`.
@@ -275,5 +291,20 @@ mod tests {
         assert!(std::fs::read_to_string(&used).unwrap().contains("evil.test"));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&used).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_planted_as_the_log_directory_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let elsewhere = t.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o751)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, t.path().join("proxy")).unwrap();
+        let err = Log::file(&t.path().join("proxy/sandbox-7.log"), false).err().expect("refused");
+        assert!(err.to_string().contains("proxy/sandbox-7.log"), "{err}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing made through the link");
+        assert_eq!(std::fs::metadata(&elsewhere).unwrap().permissions().mode() & 0o777, 0o751, "mode untouched");
     }
 }

@@ -71,7 +71,10 @@ struct EgressSetup {
 /// Runs a checked session on `engine` to its end; returns the command's exit code.
 pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
     let policy = s.policy;
-    let home = codex_home::prepare(policy)?;
+    let (uid, gid) = agent_ids(&policy.work_dir);
+    let root = nix::unistd::getuid().is_root();
+    // As root, what the agent is to write is made the agent's as it is made (see codex_home).
+    let home = codex_home::prepare_for(policy, root.then_some(crate::fs_handle::Owner { uid, gid }))?;
     if let Some(note) = home
         .config_toml
         .as_ref()
@@ -98,15 +101,11 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
     engine.ensure_image(&policy.image, &policy.ca_certs).await?;
     let setup = egress_setup(engine, policy).await?;
 
-    let (uid, gid) = agent_ids(&policy.work_dir);
-    if nix::unistd::getuid().is_root() {
-        codex_home::hand_over(&home, uid, gid)?;
-        if !writable_by(&policy.work_dir, uid, gid) {
-            eprintln!(
-                "codex-box: warning: the agent runs as uid {uid} and cannot write {} (owned by root); run codex-box as the user who owns the project, or give uid {uid} write access",
-                policy.work_dir.display()
-            );
-        }
+    if root && !writable_by(&policy.work_dir, uid, gid) {
+        eprintln!(
+            "codex-box: warning: the agent runs as uid {uid} and cannot write {} (owned by root); run codex-box as the user who owns the project, or give uid {uid} write access",
+            policy.work_dir.display()
+        );
     }
     let mut extra_env = Vec::new();
     if s.interactive {
