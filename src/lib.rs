@@ -3,9 +3,8 @@
 
 #[cfg(unix)]
 pub mod app;
+pub mod ca_certs;
 pub mod cli;
-#[cfg(unix)]
-pub mod codex_home;
 pub mod codex_layer;
 pub mod config;
 pub mod docker;

@@ -85,6 +85,19 @@ pub struct DomainPolicy {
     pub resolver: crate::egress::ResolverSettings,
 }
 
+impl DomainPolicy {
+    /// The proxy's configuration for this policy (default limits): the one constructor, for
+    /// container sessions (`--egress proxy`) and the native sandbox alike.
+    pub fn proxy_config(&self) -> crate::proxy::ProxyConfig {
+        crate::proxy::ProxyConfig {
+            rules: self.rules.clone(),
+            ports: self.ports.clone(),
+            resolver: self.resolver.clone(),
+            limits: crate::proxy::Limits::default(),
+        }
+    }
+}
+
 /// Which environment variables reach the sandboxed process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvPolicy {

@@ -3,34 +3,18 @@
 
 use std::path::PathBuf;
 
+pub use crate::ca_certs::{read_ca_certs, CaCertError};
+
 /// The Dockerfile of the codex-sandbox image.
 pub const DOCKERFILE: &str = include_str!("../../images/Dockerfile.codex-sandbox");
 
-/// A CA certificate file that cannot be added to the image.
+/// The build context cannot be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("--ca-cert {path}: {source}; pass a readable PEM file")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error(
-        "--ca-cert {0}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----); pass a PEM file, not DER"
-    )]
-    NotPem(PathBuf),
+    #[error(transparent)]
+    CaCert(#[from] CaCertError),
     #[error("cannot assemble the build context: {0}")]
     Tar(std::io::Error),
-}
-
-/// Reads CA certificate files, checking each holds at least one PEM certificate.
-pub fn read_ca_certs(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Vec<u8>)>, ContextError> {
-    paths
-        .iter()
-        .map(|p| {
-            let data = std::fs::read(p).map_err(|source| ContextError::Read { path: p.clone(), source })?;
-            if !String::from_utf8_lossy(&data).contains("-----BEGIN CERTIFICATE-----") {
-                return Err(ContextError::NotPem(p.clone()));
-            }
-            Ok((p.clone(), data))
-        })
-        .collect()
 }
 
 /// The build context tar: `Dockerfile` and `ca-certs/extra-N.crt` (the directory always exists, so

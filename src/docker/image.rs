@@ -92,7 +92,7 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
     if !matches!(spec.node.as_str(), "18" | "20" | "22") {
         return Err(ImageError::BadNode(spec.node.clone()));
     }
-    let certs = context::read_ca_certs(&spec.ca_certs)?;
+    let certs = context::read_ca_certs(&spec.ca_certs).map_err(ContextError::from)?;
     let tar = context::build_context(&certs)?;
     let args: HashMap<String, String> = [
         ("BASE_IMAGE", spec.base.as_str()),

@@ -2,7 +2,7 @@
 //!
 //! `engine` connects, `context` and `image` make the image, `spec` declares the container as a pure
 //! value, `session` runs it and removes it, `gc` removes what a killed codex-box left, `network` finds
-//! the host as the session sees it (egress itself is assembled in `crate::egress::session`), `tty`
+//! the host as the session sees it (egress itself is assembled in `crate::session::egress`), `tty`
 //! handles the local terminal. `gc`, `session`, `spec` and `tty` need a
 //! Unix host (uids, termios, signals); on Windows container sessions are not supported yet.
 

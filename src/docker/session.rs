@@ -156,7 +156,7 @@ pub async fn run(
     for p in created_points.iter().rev() {
         let _ = std::fs::remove_dir(p);
     }
-    crate::codex_home::remove_mount_points(&plan.home);
+    crate::session::codex_home::remove_mount_points(&plan.home);
     drop(session_dir);
     let exit_code = result?;
     Ok(Outcome { exit_code, oom_killed: oom, pids_limit_hits: pids_hits, container: name.unwrap_or_default() })

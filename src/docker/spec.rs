@@ -273,7 +273,7 @@ pub fn container_body(plan: &Placed, sidecar: Option<&str>) -> (ContainerCreateB
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codex_home::CodexHome;
+    use crate::session::codex_home::CodexHome;
     use crate::session::plan::Limits;
 
     fn plan(wd: &Path) -> Placed {

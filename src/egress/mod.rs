@@ -30,7 +30,6 @@ pub mod refresh;
 pub mod resolve;
 pub mod resolver_types;
 pub mod rules;
-pub mod session;
 
 pub use aggregate::{aggregate, AllowSets};
 pub use config::{parse_dns_server, EgressConfig, DEFAULT_PORTS};
@@ -42,7 +41,6 @@ pub use refresh::{plan_refresh, RefreshPlan, RefreshSettings, RefreshState, SetE
 pub use resolve::{resolve_all, NameResolution, Resolution};
 pub use resolver_types::{DnsTls, ResolveError, ResolverSettings};
 pub use rules::{render, FirewallSpec, LogMode, RuleTexts};
-pub use session::{EgressMode, EgressSettings, SessionFirewall};
 
 /// The firewall for an allowlist once its names are resolved: resolved addresses and explicit
 /// entries aggregated into the sets, explicit entries kept so those inside closed ranges are

@@ -5,7 +5,7 @@
 //!
 //! * **Codex's home** is codex-box's, per project: `<state>/codex/<project>-<hash>/home` is `CODEX_HOME`,
 //!   writable (sessions database, logs, caches, `tmp/`), and rebuilt at every start the way a container
-//!   session's is ([`crate::codex_home::rebuild_state`]): everything but `history.jsonl` and `log/` is
+//!   session's is ([`crate::session::codex_home::rebuild_state`]): everything but `history.jsonl` and `log/` is
 //!   removed, then fresh copies of the trusted inputs — `config.toml` and `prompts/` from the user's
 //!   Codex home (`$CODEX_HOME`, else `~/.codex`) — are put in, and stay read-only during the run.
 //!   `sessions/` lives beside it (kept; linked as `home/sessions`). So nothing Codex or a command writes
@@ -40,7 +40,7 @@ pub enum CodexError {
     NoStateDir,
     #[cfg(unix)]
     #[error("--codex: {0}")]
-    Home(#[from] crate::codex_home::HomeError),
+    Home(#[from] crate::session::codex_home::HomeError),
     #[error("--codex: cannot link {link} to {target}: {source}")]
     Link { link: PathBuf, target: PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -100,7 +100,7 @@ pub fn find_codex(path: Option<&std::ffi::OsStr>) -> Result<PathBuf, CodexError>
 /// a concurrent run on the same project is the shared-home case the module doc names).
 #[cfg(unix)]
 pub fn prepare(layout: &Layout) -> Result<(), CodexError> {
-    use crate::codex_home::{rebuild_state, HomeError};
+    use crate::session::codex_home::{rebuild_state, HomeError};
     for d in [&layout.home, &layout.sessions] {
         std::fs::create_dir_all(d).map_err(|source| HomeError::Create { path: d.clone(), source })?;
     }

@@ -73,7 +73,7 @@ pub fn prepare(d: &DomainPolicy, log_path: Option<&Path>, print_denials: bool) -
         .enable_all()
         .build()
         .map_err(EgressError::Runtime)?;
-    let config = ProxyConfig::from_domains(d);
+    let config = d.proxy_config();
     {
         let _in = rt.enter();
         crate::egress::resolve::resolver(&config.resolver).map_err(ProxyError::from)?;
@@ -221,7 +221,7 @@ mod tests {
                 ..ResolverSettings::default()
             },
         };
-        let c = ProxyConfig::from_domains(&d);
+        let c = d.proxy_config();
         assert_eq!(c.rules, rules);
         assert_eq!(c.ports, vec![443]);
         assert_eq!(c.resolver, d.resolver);

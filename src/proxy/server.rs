@@ -67,19 +67,6 @@ pub struct ProxyConfig {
     pub limits: Limits,
 }
 
-impl ProxyConfig {
-    /// The one constructor from a network-by-name policy, for container sessions and the native
-    /// sandbox alike (default limits).
-    pub fn from_domains(d: &crate::policy::DomainPolicy) -> ProxyConfig {
-        ProxyConfig {
-            rules: d.rules.clone(),
-            ports: d.ports.clone(),
-            resolver: d.resolver.clone(),
-            limits: Limits::default(),
-        }
-    }
-}
-
 /// The proxy cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {

@@ -4,6 +4,8 @@
 //! recording fake of the seam. The Docker Engine backend lives in `crate::docker`; a new engine is a
 //! new folder implementing [`Engine`] plus one line in `crate::app`.
 
+pub mod codex_home;
+pub mod egress;
 pub mod engine;
 pub mod plan;
 pub mod policy;

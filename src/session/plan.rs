@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::codex_home::CodexHome;
+use crate::session::codex_home::CodexHome;
 
 /// Everything a backend needs to make the session's container(s): a pure value, made once from
 /// the policy by [`super::run`], the same for every engine.

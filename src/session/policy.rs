@@ -5,12 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
+use super::egress::{EgressMode, EgressSettings};
 use crate::cli::SessionArgs;
 use crate::config::{
     absolute, containing, parse_size, resolve_work_dir, valid_host_port, ConfigError, ProjectConfig, DEFAULT_IMAGE,
     DEFAULT_MEMORY, DEFAULT_PIDS_LIMIT,
 };
-use crate::egress::{Allowlist, EgressMode, EgressSettings};
+use crate::egress::Allowlist;
 use crate::host_env::HostEnv;
 use crate::proxy::Rules;
 
@@ -186,8 +187,8 @@ impl SessionPolicy {
             limits,
             egress: match mode {
                 EgressMode::Open => Egress::Open,
-                EgressMode::Allowlist => Egress::Allowlist(crate::egress::session::allowlist(&egress_settings)?),
-                EgressMode::Proxy => Egress::Proxy(crate::egress::session::proxy_rules(&egress_settings)?),
+                EgressMode::Allowlist => Egress::Allowlist(crate::session::egress::allowlist(&egress_settings)?),
+                EgressMode::Proxy => Egress::Proxy(crate::session::egress::proxy_rules(&egress_settings)?),
             },
             egress_settings,
             applier: match (args.firewall_applier.as_deref(), args.runtime.as_deref()) {

@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 
+use super::egress;
 use super::engine::Engine;
 use super::policy::{Egress, SessionPolicy};
-use crate::egress::session as egress;
 
 /// `codex-box egress`: the allowlist with its sources, the resolution, and optionally the rules.
 pub async fn egress<E: Engine>(
@@ -73,7 +73,7 @@ pub async fn egress<E: Engine>(
 
 /// `codex-box egress --egress proxy`: the proxy's allow and deny patterns (names are resolved by
 /// the proxy at each request, so there is no resolution to show).
-fn show_proxy_rules(rules: &crate::proxy::Rules, settings: &crate::egress::EgressSettings) -> i32 {
+fn show_proxy_rules(rules: &crate::proxy::Rules, settings: &crate::session::egress::EgressSettings) -> i32 {
     println!("egress: proxy (decided by name at each request; ports {:?})", settings.ports);
     println!("allow:");
     for p in &rules.allow {

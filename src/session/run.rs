@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use super::egress;
 use super::engine::Engine;
 use super::plan::{Outcome, Plan, Refresh, SessionFiles};
 use super::policy::{Egress, GitWrite, SessionPolicy, Trust};
-use crate::codex_home;
 use crate::codex_layer::{self, Boundary};
-use crate::egress::session as egress;
+use crate::session::codex_home;
 
 /// A session that passed every check that needs no engine.
 pub struct Checked<'a> {
@@ -43,7 +43,7 @@ pub fn check(
 ) -> Result<Checked<'_>> {
     // Codex's own sandbox cannot exist in the container: an explicit request is refused up front.
     codex_layer::check_command(&command, Boundary::Container)?;
-    let certs = crate::docker::context::read_ca_certs(&policy.ca_certs)?;
+    let certs = crate::ca_certs::read_ca_certs(&policy.ca_certs)?;
     if policy.egress != Egress::Open {
         crate::egress::resolve::check(&policy.egress_settings.resolver)?;
     }
@@ -211,7 +211,10 @@ async fn egress_setup<E: Engine>(engine: &E, policy: &SessionPolicy) -> Result<E
 }
 
 /// Without `--verify-blocked`, a listener of codex-box's own on the gateway is the blocked target.
-fn verify_target(settings: &mut crate::egress::EgressSettings, gateway: Option<IpAddr>) -> Option<TcpListener> {
+fn verify_target(
+    settings: &mut crate::session::egress::EgressSettings,
+    gateway: Option<IpAddr>,
+) -> Option<TcpListener> {
     let ip = gateway.filter(|_| settings.verify_blocked.is_none())?;
     let l = TcpListener::bind((ip, 0)).ok()?;
     settings.verify_blocked = l.local_addr().ok().map(|a| a.to_string());

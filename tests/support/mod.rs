@@ -58,6 +58,9 @@ pub struct Project {
     pub wd: PathBuf,
     pub home: PathBuf,
     pub state: PathBuf,
+    /// The resolver every session of this project uses unless a test names its own: a test DNS
+    /// server on loopback that knows no name, so no test sends a lookup to the host's resolver.
+    pub dns: dns_server::TestDns,
 }
 
 impl Project {
@@ -72,12 +75,27 @@ impl Project {
             std::fs::create_dir_all(d).unwrap();
         }
         chown(&wd);
-        Project { root, wd, home, state }
+        Project { root, wd, home, state, dns: dns_server::TestDns::start(dns_server::Zone::new(60)) }
     }
 
-    /// `codex-box ARGS` with a clean environment pointing at this project.
+    /// `codex-box ARGS` with a clean environment pointing at this project. A session (`run`, or the
+    /// default Codex command) resolves through [`Project::dns`] unless ARGS name a `--dns-server`.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_codex-box"));
+        let dns = format!("--dns-server={}", self.dns.addr);
+        let mut args: Vec<&str> = args.to_vec();
+        // A test about the resolver flags, or a project config that names its resolver, keeps its own.
+        let flags = args.iter().take_while(|a| **a != "--");
+        let named = flags
+            .clone()
+            .any(|a| ["--dns-server", "--dns-tls-name", "--allow-dns"].iter().any(|f| a.starts_with(f)))
+            || std::fs::read_to_string(self.wd.join(".codex/codex-box.toml")).is_ok_and(|t| t.contains("dns_server"));
+        match args.first() {
+            _ if named => {}
+            Some(&"run") | Some(&"egress") => args.insert(1, &dns),
+            Some(a) if a.starts_with("--") => args.insert(0, &dns),
+            _ => {}
+        }
         c.args(args)
             .current_dir(&self.wd)
             .env("HOME", &self.home)

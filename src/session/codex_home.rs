@@ -27,8 +27,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use super::policy::SessionPolicy as SessionConfig;
 use crate::fs_handle::{Dir, FsError, Owner};
-use crate::session::SessionPolicy as SessionConfig;
 
 /// Files and directories of `state/` that survive from one session to the next.
 pub const KEPT_STATE: &[&str] = &["history.jsonl", "log"];

@@ -1,4 +1,5 @@
-//! The egress of a container session, assembled for any engine backend from the egress core: the
+//! The egress of a container session, assembled for any engine backend from the egress core
+//! ([`crate::egress`], which knows nothing of sessions, proxies or policies): the
 //! settings merged from flags, environment and `[egress]` ([`EgressSettings`]), the allowlist merged
 //! and validated before anything exists, resolved on the host, turned into the rule texts the
 //! session's entrypoint (or sidecar) applies with one restore call per table, and the names pinned
@@ -9,7 +10,7 @@
 //! agent process exists and verified, then the agent runs with an empty bounding set and
 //! no_new_privs. Only the gateway lookup (where the host is, seen from the session) is the backend's.
 //!
-//! What it enforces: see [`super`] and [`crate::proxy`]. What it does not: a tool that ignores
+//! What it enforces: see [`crate::egress`] and [`crate::proxy`]. What it does not: a tool that ignores
 //! proxy settings fails closed; other containers on the same network can reach the proxy's port too.
 
 use std::net::{IpAddr, SocketAddr};
@@ -17,10 +18,10 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use super::{Allowlist, Inputs, NameError, Resolution};
+use crate::egress::{self as core, Allowlist, Inputs, NameError, Resolution};
 use crate::policy::DomainPolicy;
 pub use crate::proxy::session_env;
-use crate::proxy::{Log, Proxy, ProxyConfig, ProxyError, Rules};
+use crate::proxy::{Log, Proxy, ProxyError, Rules};
 
 /// Which egress a container session gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub struct EgressSettings {
     pub ports: Vec<u16>,
     /// How the host resolves (the allowlist, the proxy's lookups): `--dns-server`/`--dns-tls-name`,
     /// else `dns_server`/`dns_tls_name` of the `[egress]` table, else the system resolver.
-    pub resolver: super::ResolverSettings,
+    pub resolver: core::ResolverSettings,
     pub allow_dns: bool,
     pub strict: bool,
     pub network: Option<String>,
@@ -83,8 +84,8 @@ impl Default for EgressSettings {
             flags: Vec::new(),
             env: None,
             config: Vec::new(),
-            ports: super::config::DEFAULT_PORTS.to_vec(),
-            resolver: super::ResolverSettings::default(),
+            ports: core::config::DEFAULT_PORTS.to_vec(),
+            resolver: core::ResolverSettings::default(),
             allow_dns: false,
             strict: false,
             network: None,
@@ -125,9 +126,9 @@ pub fn allowlist(settings: &EgressSettings) -> Result<Allowlist, NameError> {
 pub async fn resolve(
     allow: &Allowlist,
     settings: &EgressSettings,
-) -> Result<(Resolution, Vec<String>), super::ResolveError> {
+) -> Result<(Resolution, Vec<String>), core::ResolveError> {
     let rs = settings.resolver.clone();
-    let res = super::resolve_all(&allow.names(), &rs).await?;
+    let res = core::resolve_all(&allow.names(), &rs).await?;
     let warnings = res.verdict(settings.strict)?;
     Ok((res, warnings))
 }
@@ -142,9 +143,9 @@ pub fn assemble(
 ) -> SessionFirewall {
     let closed: Vec<IpNet> = gateway.into_iter().map(IpNet::from).collect();
     let dns = settings.allow_dns.then_some(settings.resolver.server).flatten();
-    let mut spec = super::firewall_spec(allow, res, settings.ports.clone(), dns, closed);
-    spec.log = super::LogMode::Record;
-    let texts = super::render(&spec);
+    let mut spec = core::firewall_spec(allow, res, settings.ports.clone(), dns, closed);
+    spec.log = core::LogMode::Record;
+    let texts = core::render(&spec);
     let files = vec![
         ("firewall.ipset".to_string(), texts.ipset.into_bytes()),
         ("firewall.v4".to_string(), texts.v4.into_bytes()),
@@ -174,7 +175,7 @@ pub fn assemble(
 pub fn hosts_file(res: &Resolution) -> String {
     let mut out =
         String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\tcodex-box\n");
-    out.push_str(&super::hosts_entries(res));
+    out.push_str(&core::hosts_entries(res));
     out
 }
 
@@ -200,8 +201,8 @@ pub fn proxy_rules(settings: &EgressSettings) -> Result<Rules, NameError> {
 pub fn assemble_proxy(proxy: SocketAddr, settings: &EgressSettings, gateway: IpAddr) -> SessionFirewall {
     // Direct attempts (a tool that ignores the proxy settings) are recorded and summarised at the
     // end, like every rejected destination in allowlist mode.
-    let spec = super::FirewallSpec { log: super::LogMode::Record, ..super::FirewallSpec::proxy_only(proxy) };
-    let texts = super::render(&spec);
+    let spec = core::FirewallSpec { log: core::LogMode::Record, ..core::FirewallSpec::proxy_only(proxy) };
+    let texts = core::render(&spec);
     let files = vec![
         ("firewall.ipset".to_string(), texts.ipset.into_bytes()),
         ("firewall.v4".to_string(), texts.v4.into_bytes()),
@@ -236,7 +237,7 @@ pub async fn start_proxy(
     log: Log,
 ) -> Result<Proxy, ProxyError> {
     let domains = DomainPolicy { rules, ports: settings.ports.clone(), resolver: settings.resolver.clone() };
-    Proxy::start(SocketAddr::new(gateway, 0), ProxyConfig::from_domains(&domains), log).await
+    Proxy::start(SocketAddr::new(gateway, 0), domains.proxy_config(), log).await
 }
 
 #[cfg(test)]
