@@ -2,7 +2,8 @@
 //! the same image through the Engine API (and `docker run --rm IMAGE true` when the docker CLI is
 //! there), in one run. Prints medians and ratios. Target: codex-box ≤ 1.3 × the bare API run.
 //!
-//! `cargo bench --bench session_start` (ITERATIONS=N to change the sample count).
+//! `cargo bench --bench session_start` (ITERATIONS=N to change the sample count;
+//! CODEX_BOX_BASELINE_BIN=/path/to/an/older/codex-box also times that binary, for a regression check).
 // Needs a Unix host; elsewhere the bench is empty (checked, never run).
 #![cfg_attr(not(unix), no_main)]
 #![cfg(unix)]
@@ -53,7 +54,8 @@ fn main() {
     };
     let wd = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_codex-box");
-    let run_box = |applier: &str| {
+    let baseline = std::env::var_os("CODEX_BOX_BASELINE_BIN");
+    let run_with = |bin: &std::ffi::OsStr, applier: &str| {
         let t = Instant::now();
         let st = Command::new(bin)
             .args(["run", "--work_dir", wd.path().to_str().unwrap(), "--firewall-applier", applier])
@@ -67,6 +69,7 @@ fn main() {
         assert!(st.success(), "codex-box run failed");
         t.elapsed()
     };
+    let run_box = |applier: &str| run_with(bin.as_ref(), applier);
     let bare = || {
         rt.block_on(async {
             let t = Instant::now();
@@ -103,9 +106,15 @@ fn main() {
     run_box("entrypoint");
     run_box("sidecar");
     bare();
-    let (mut a, mut b, mut c, mut sc) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    if let Some(old) = &baseline {
+        run_with(old, "entrypoint");
+    }
+    let (mut a, mut b, mut c, mut sc, mut base) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         a.push(run_box("entrypoint"));
+        if let Some(old) = &baseline {
+            base.push(run_with(old, "entrypoint"));
+        }
         sc.push(run_box("sidecar"));
         b.push(bare());
         if let Some(f) = &cli {
@@ -125,6 +134,11 @@ fn main() {
     }
     println!("  ratio codex-box / bare API      {:.2}x  (target <= 1.30x)", ma.as_secs_f64() / mb.as_secs_f64());
     println!("  ratio sidecar / bare API        {:.2}x", ms_.as_secs_f64() / mb.as_secs_f64());
+    if !base.is_empty() {
+        let mbase = median(base);
+        println!("  baseline binary (same flags)    median {:8.1} ms", ms(mbase));
+        println!("  ratio codex-box / baseline      {:.2}x  (no regression: <= ~1.05x)", ma.as_secs_f64() / mbase.as_secs_f64());
+    }
 }
 
 fn which(cmd: &str) -> bool {

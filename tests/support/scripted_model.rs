@@ -10,13 +10,14 @@ pub const SERVER_PY: &str = include_str!("scripted_model.py");
 pub const FINAL: &str = "scripted: done";
 
 /// A Codex `config.toml` that talks to the scripted model at `base_url` with the key in
-/// `OPENAI_API_KEY`, over HTTP streaming (no WebSocket), without retries, trusting `project`.
+/// `OPENAI_API_KEY`, over HTTP streaming (no WebSocket), without retries or telemetry, trusting `project`.
 pub fn codex_config(base_url: &str, project: &str) -> String {
     format!(
         "model = \"gpt-5.1-codex\"\nmodel_provider = \"scripted\"\n\
          check_for_update_on_startup = false\n\
          [model_providers.scripted]\nname = \"scripted\"\nbase_url = \"{base_url}\"\nwire_api = \"responses\"\n\
          env_key = \"OPENAI_API_KEY\"\nsupports_websockets = false\nrequest_max_retries = 0\nstream_max_retries = 0\n\
+         [analytics]\nenabled = false\n[otel]\nmetrics_exporter = \"none\"\n\
          [projects.\"{project}\"]\ntrust_level = \"trusted\"\n[notice]\nhide_full_access_warning = true\n"
     )
 }
