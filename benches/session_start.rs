@@ -137,7 +137,10 @@ fn main() {
     if !base.is_empty() {
         let mbase = median(base);
         println!("  baseline binary (same flags)    median {:8.1} ms", ms(mbase));
-        println!("  ratio codex-box / baseline      {:.2}x  (no regression: <= ~1.05x)", ma.as_secs_f64() / mbase.as_secs_f64());
+        println!(
+            "  ratio codex-box / baseline      {:.2}x  (no regression: <= ~1.05x)",
+            ma.as_secs_f64() / mbase.as_secs_f64()
+        );
     }
 }
 

@@ -201,8 +201,10 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
     let (argv, codex) = if args.codex { codex_run(args, &env, &host_facts)? } else { (args.command.clone(), None) };
     let policy = profile::policy_from_args(args, &host_facts, env.config_home.as_deref(), codex.as_ref())
         .map_err(NativeError::from)?;
+    // Only now, with the policy valid: nothing is made for input that is refused. (Elsewhere
+    // `codex_run` has already refused --codex.)
+    #[cfg(unix)]
     if let Some(layout) = &codex {
-        // Only now, with the policy valid: nothing is made for input that is refused.
         codex::prepare(layout)?;
     }
     let proxy_log = match (&policy.net, &env.state_dir) {

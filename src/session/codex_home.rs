@@ -27,7 +27,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::policy::SessionPolicy as SessionConfig;
+use super::policy::SessionPolicy;
 use crate::fs_handle::{Dir, FsError, Owner};
 
 /// Files and directories of `state/` that survive from one session to the next.
@@ -70,7 +70,7 @@ pub struct CodexHome {
 }
 
 /// Directories searched for config, auth.json and prompts, in order (see REQUIREMENTS.md §2.3).
-pub fn search_dirs(cfg: &SessionConfig) -> Vec<PathBuf> {
+pub fn search_dirs(cfg: &SessionPolicy) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(c) = &cfg.config {
         dirs.push(if c.is_dir() { c.clone() } else { c.parent().map(Path::to_path_buf).unwrap_or_default() });
@@ -88,7 +88,7 @@ pub fn search_dirs(cfg: &SessionConfig) -> Vec<PathBuf> {
 }
 
 /// The auth.json to mount: `--auth_file`/CODEX_AUTH_FILE, then the search dirs, then `.environment`.
-pub fn find_auth(cfg: &SessionConfig, env_dir: &Path) -> Option<PathBuf> {
+pub fn find_auth(cfg: &SessionPolicy, env_dir: &Path) -> Option<PathBuf> {
     if let Some(a) = &cfg.auth_file {
         return Some(a.clone());
     }
@@ -100,7 +100,7 @@ pub fn find_auth(cfg: &SessionConfig, env_dir: &Path) -> Option<PathBuf> {
 }
 
 /// Prepares the codex home for a session, changing no owner (see [`prepare_for`]).
-pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
+pub fn prepare(cfg: &SessionPolicy) -> Result<CodexHome, HomeError> {
     prepare_for(cfg, None)
 }
 
@@ -108,7 +108,7 @@ pub fn prepare(cfg: &SessionConfig) -> Result<CodexHome, HomeError> {
 /// what the agent writes — `state/` and what codex-box puts in it, and the sessions directory when
 /// it is the default one or codex-box made it — is created with the agent's owner, and whatever
 /// else in those trees is not the agent's is handed over (never the user's own files elsewhere).
-pub fn prepare_for(cfg: &SessionConfig, agent: Option<Owner>) -> Result<CodexHome, HomeError> {
+pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHome, HomeError> {
     let env_dir = cfg.codex_home.clone().unwrap_or_else(|| cfg.work_dir.join(".codex/.environment"));
     let (env, _) = open_dir(&cfg.work_dir, &env_dir, None)?;
 
@@ -346,219 +346,5 @@ pub fn hand_over(home: &CodexHome, uid: u32, gid: u32) -> Result<(), HomeError> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::SessionArgs;
-    use crate::host_env::HostEnv as Env;
-
-    fn cfg(home: &Path, wd: &Path, args: SessionArgs, config_dir: Option<PathBuf>) -> SessionConfig {
-        let env = Env { home: Some(home.into()), codex_config_dir: config_dir, ..Env::default() };
-        let mut a = args;
-        a.work_dir = Some(wd.into());
-        SessionConfig::build(&a, env, wd).unwrap()
-    }
-
-    #[test]
-    fn auth_search_order() {
-        let t = tempfile::tempdir().unwrap();
-        let (home, wd, cdir) = (t.path().join("home"), t.path().join("wd"), t.path().join("cdir"));
-        for d in [
-            home.join(".codex"),
-            home.join(".config/codex"),
-            wd.join("codex"),
-            wd.join(".codex/.environment"),
-            cdir.clone(),
-        ] {
-            fs::create_dir_all(&d).unwrap();
-        }
-        let candidates = [
-            cdir.join("auth.json"),
-            home.join(".codex/auth.json"),
-            home.join(".config/codex/auth.json"),
-            wd.join("codex/auth.json"),
-            wd.join(".codex/auth.json"),
-            wd.join(".codex/.environment/auth.json"),
-        ];
-        for c in &candidates {
-            fs::write(c, "{}").unwrap();
-        }
-        let env_dir = wd.join(".codex/.environment");
-        // Each removal exposes the next candidate.
-        for (i, expected) in candidates.iter().enumerate() {
-            let c = cfg(&home, &wd, SessionArgs::default(), Some(cdir.clone()));
-            assert_eq!(find_auth(&c, &env_dir).as_ref(), Some(expected), "step {i}");
-            fs::remove_file(expected).unwrap();
-        }
-        let c = cfg(&home, &wd, SessionArgs::default(), Some(cdir.clone()));
-        assert_eq!(find_auth(&c, &env_dir), None);
-        // --auth_file beats everything.
-        let explicit = t.path().join("mine.json");
-        fs::write(&explicit, "{}").unwrap();
-        fs::write(&candidates[0], "{}").unwrap();
-        let c = cfg(&home, &wd, SessionArgs { auth_file: Some(explicit.clone()), ..Default::default() }, Some(cdir));
-        assert_eq!(find_auth(&c, &env_dir), Some(explicit.canonicalize().unwrap()));
-    }
-
-    #[test]
-    fn config_and_prompts_copied_state_rebuilt() {
-        let t = tempfile::tempdir().unwrap();
-        let (home, wd) = (t.path().join("home"), t.path().join("wd"));
-        fs::create_dir_all(home.join(".codex/prompts")).unwrap();
-        fs::create_dir_all(&wd).unwrap();
-        fs::write(home.join(".codex/config.toml"), "model = \"a\"\n").unwrap();
-        fs::write(home.join(".codex/prompts/p.md"), "from home").unwrap();
-        let c = cfg(&home, &wd, SessionArgs::default(), None);
-        let h = prepare(&c).unwrap();
-        assert_eq!(fs::read_to_string(h.env_dir.join("config.toml")).unwrap(), "model = \"a\"\n");
-        assert_eq!(fs::read_to_string(h.state_dir.join("config.toml")).unwrap(), "model = \"a\"\n");
-        assert_eq!(fs::read_to_string(h.env_dir.join("prompts/p.md")).unwrap(), "from home");
-        // Not overwritten once present.
-        fs::write(h.env_dir.join("prompts/p.md"), "edited").unwrap();
-        fs::write(home.join(".codex/config.toml"), "model = \"b\"\n").unwrap();
-        // What an agent writes into state/ is gone next time, except history and logs.
-        fs::write(h.state_dir.join("config.toml"), "evil").unwrap();
-        fs::write(h.state_dir.join("AGENTS.md"), "evil").unwrap();
-        fs::write(h.state_dir.join("history.jsonl"), "kept").unwrap();
-        std::os::unix::fs::symlink("/etc", h.state_dir.join("log")).unwrap();
-        let h = prepare(&c).unwrap();
-        assert_eq!(fs::read_to_string(h.env_dir.join("prompts/p.md")).unwrap(), "edited");
-        assert_eq!(fs::read_to_string(h.env_dir.join("config.toml")).unwrap(), "model = \"a\"\n");
-        assert_eq!(fs::read_to_string(h.state_dir.join("config.toml")).unwrap(), "model = \"a\"\n");
-        assert!(!h.state_dir.join("AGENTS.md").exists());
-        assert!(fs::symlink_metadata(h.state_dir.join("log")).is_err(), "a symlinked log/ is removed");
-        assert_eq!(fs::read_to_string(h.state_dir.join("history.jsonl")).unwrap(), "kept");
-        assert!(h.sessions_dir.ends_with(".codex/.environment/sessions") && h.sessions_dir.is_dir());
-    }
-
-    #[test]
-    fn init_script_copied_executable_and_source_untouched() {
-        let t = tempfile::tempdir().unwrap();
-        let (home, wd) = (t.path().join("home"), t.path().join("wd"));
-        fs::create_dir_all(&wd).unwrap();
-        fs::create_dir_all(&home).unwrap();
-        let hook = t.path().join("hook.sh");
-        fs::write(&hook, "#!/bin/sh\necho hi\n").unwrap();
-        fs::set_permissions(&hook, fs::Permissions::from_mode(0o600)).unwrap();
-        let c = cfg(&home, &wd, SessionArgs { init_script: Some(hook.clone()), ..Default::default() }, None);
-        let h = prepare(&c).unwrap();
-        let init = h.init_hook.unwrap();
-        assert_eq!(fs::metadata(&init).unwrap().permissions().mode() & 0o777, 0o755);
-        assert_eq!(fs::metadata(&hook).unwrap().permissions().mode() & 0o777, 0o600);
-    }
-
-    #[test]
-    fn copy_fresh_replaces_a_planted_symlink_instead_of_following_it() {
-        let t = tempfile::tempdir().unwrap();
-        let victim = t.path().join("victim");
-        fs::write(&victim, "precious").unwrap();
-        let src = t.path().join("src");
-        fs::write(&src, "new").unwrap();
-        let to = t.path().join("to");
-        std::os::unix::fs::symlink(&victim, &to).unwrap();
-        copy_fresh(&src, &to, 0o644).unwrap();
-        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
-        assert_eq!(fs::read_to_string(&to).unwrap(), "new");
-        assert!(!fs::symlink_metadata(&to).unwrap().file_type().is_symlink());
-    }
-
-    #[test]
-    fn as_root_what_the_agent_writes_is_made_its_own_and_no_link_is_followed() {
-        if !crate::fs_handle::tests::as_root("codex_home hand-over") {
-            return;
-        }
-        use std::os::unix::fs::{symlink, MetadataExt};
-        let t = tempfile::tempdir().unwrap();
-        let (home, wd, outside) = (t.path().join("home"), t.path().join("wd"), t.path().join("outside"));
-        fs::create_dir_all(home.join(".codex/prompts")).unwrap();
-        fs::create_dir_all(&outside).unwrap();
-        fs::write(outside.join("secret"), "root's").unwrap();
-        fs::write(home.join(".codex/config.toml"), "model = \"a\"\n").unwrap();
-        fs::write(home.join(".codex/prompts/p.md"), "p").unwrap();
-        // Left by an older codex-box as root, and planted by an agent.
-        let sessions = wd.join(".codex/.environment/sessions");
-        fs::create_dir_all(sessions.join("old")).unwrap();
-        fs::write(sessions.join("old/x.jsonl"), "{}").unwrap();
-        symlink(&outside, sessions.join("l")).unwrap();
-        symlink(&outside, sessions.join("old/l")).unwrap();
-        let owner_of = |p: &Path| {
-            let m = fs::symlink_metadata(p).unwrap();
-            (m.uid(), m.gid())
-        };
-        let agent = Owner { uid: 4243, gid: 4244 };
-        let h = prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), Some(agent)).unwrap();
-        for p in ["state", "state/config.toml", "state/prompts", "state/prompts/p.md", "sessions", "sessions/old"] {
-            assert_eq!(owner_of(&h.env_dir.join(p)), (agent.uid, agent.gid), "{p}");
-        }
-        for p in ["sessions/old/x.jsonl", "sessions/l", "sessions/old/l"] {
-            assert_eq!(owner_of(&h.env_dir.join(p)), (agent.uid, agent.gid), "{p} (links themselves)");
-        }
-        for p in [wd.join(".codex"), h.env_dir.clone(), h.env_dir.join("config.toml"), outside.clone()] {
-            assert_eq!(owner_of(&p), (0, 0), "{} stays root's", p.display());
-        }
-        assert_eq!(owner_of(&outside.join("secret")), (0, 0));
-        // A kept log/ with a link inside, handed over again by the path-based entry point.
-        fs::create_dir(h.state_dir.join("log")).unwrap();
-        symlink(&outside, h.state_dir.join("log/l")).unwrap();
-        hand_over(&h, agent.uid, agent.gid).unwrap();
-        assert_eq!(owner_of(&h.state_dir.join("log/l")), (agent.uid, agent.gid));
-        assert_eq!(owner_of(&outside), (0, 0));
-        assert_eq!(owner_of(&outside.join("secret")), (0, 0));
-    }
-
-    #[test]
-    fn a_link_on_the_way_to_the_codex_home_is_refused_and_nothing_made_through_it() {
-        use std::os::unix::fs::symlink;
-        let t = tempfile::tempdir().unwrap();
-        let (home, wd, elsewhere) = (t.path().join("home"), t.path().join("wd"), t.path().join("elsewhere"));
-        for d in [&home, &wd, &elsewhere] {
-            fs::create_dir_all(d).unwrap();
-        }
-        symlink(&elsewhere, wd.join(".codex")).unwrap();
-        let c = cfg(&home, &wd, SessionArgs::default(), None);
-        let e = prepare(&c).unwrap_err().to_string();
-        assert!(e.contains("symbolic link") && e.contains(".codex"), "{e}");
-        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing made through the link");
-        // The same for state/ itself.
-        fs::remove_file(wd.join(".codex")).unwrap();
-        fs::create_dir_all(wd.join(".codex/.environment")).unwrap();
-        symlink(&elsewhere, wd.join(".codex/.environment/state")).unwrap();
-        fs::write(elsewhere.join("keep"), "x").unwrap();
-        let e = prepare(&c).unwrap_err().to_string();
-        assert!(e.contains("state") && e.contains("symbolic link"), "{e}");
-        assert_eq!(fs::read_to_string(elsewhere.join("keep")).unwrap(), "x", "nothing cleaned through the link");
-        assert!(rebuild_state(&wd.join(".codex/.environment/state"), None, Path::new("/nonexistent")).is_err());
-        assert_eq!(fs::read_to_string(elsewhere.join("keep")).unwrap(), "x");
-    }
-
-    #[test]
-    fn mount_points_are_handled_without_following_links_and_sessions_stays() {
-        use std::os::unix::fs::symlink;
-        let t = tempfile::tempdir().unwrap();
-        let (home, wd) = (t.path().join("home"), t.path().join("wd"));
-        fs::create_dir_all(&wd).unwrap();
-        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
-        fs::write(h.state_dir.join("auth.json"), "").unwrap();
-        fs::create_dir(h.state_dir.join("sessions")).unwrap();
-        remove_mount_points(&h);
-        assert!(!h.state_dir.join("auth.json").exists(), "the auth.json mount point is removed");
-        // The sessions mount point stays, after the session and at the next start, while empty:
-        // removing it would unmount other running sessions' sessions directory.
-        assert!(h.state_dir.join("sessions").is_dir());
-        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
-        assert!(h.state_dir.join("sessions").is_dir());
-        fs::write(h.state_dir.join("sessions/x"), "").unwrap();
-        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
-        assert!(!h.state_dir.join("sessions").exists(), "not empty: not a mount point, removed");
-        // Links in their place are left, and so is what they point at.
-        let (empty_file, empty_dir) = (t.path().join("empty"), t.path().join("empty.d"));
-        fs::write(&empty_file, "").unwrap();
-        fs::create_dir(&empty_dir).unwrap();
-        symlink(&empty_file, h.state_dir.join("auth.json")).unwrap();
-        remove_mount_points(&h);
-        assert!(empty_file.is_file() && h.state_dir.join("auth.json").is_symlink());
-        // A link named sessions is no mount point: removed at the next start, and only the link.
-        symlink(&empty_dir, h.state_dir.join("sessions")).unwrap();
-        let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
-        assert!(empty_dir.is_dir() && fs::symlink_metadata(h.state_dir.join("sessions")).is_err());
-    }
-}
+#[path = "codex_home_tests.rs"]
+mod tests;
