@@ -37,7 +37,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Some(Command::Egress(e)) => show_egress(&e).await,
         // Dispatched by main before the async runtime starts.
         Some(Command::Sandbox(args)) => crate::native::run_cli(&args),
-        Some(Command::Doctor(d)) => Ok(crate::doctor::run(&d).await),
+        Some(Command::Doctor(d)) => crate::doctor::run(&d).await,
         Some(Command::Gc(GcArgs { all })) => collect(all).await,
     }
 }

@@ -38,7 +38,7 @@ async fn run(cli: codex_box::cli::Cli) -> anyhow::Result<i32> {
 #[cfg(not(unix))]
 async fn run(cli: codex_box::cli::Cli) -> anyhow::Result<i32> {
     if let Some(codex_box::cli::Command::Doctor(d)) = &cli.command {
-        return Ok(codex_box::doctor::run(d).await);
+        return codex_box::doctor::run(d).await;
     }
     anyhow::bail!(
         "container sessions are not supported on Windows yet; run codex-box inside WSL2, \

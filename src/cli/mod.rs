@@ -44,6 +44,10 @@ pub struct DoctorArgs {
     /// Session image to check (also CODEX_DOCKER_IMAGE; default codex-sandbox).
     #[arg(long = "image", env = "CODEX_DOCKER_IMAGE", value_name = "IMAGE")]
     pub image: Option<String>,
+    /// Check that the built-in allowlist names resolve through this resolver (IP[:PORT]), as a
+    /// session with --dns-server would (default: the host's resolver).
+    #[arg(long = "dns-server", value_name = "ADDR")]
+    pub dns_server: Option<String>,
 }
 
 /// Platform of a native sandbox.

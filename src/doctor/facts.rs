@@ -184,9 +184,9 @@ pub fn parse_tools(text: &str) -> Vec<(String, bool)> {
     IMAGE_TOOLS.iter().map(|t| (t.to_string(), text.lines().any(|l| l.trim() == format!("{t} yes")))).collect()
 }
 
-async fn dns() -> Result<NameLookups, String> {
+async fn dns(server: Option<std::net::SocketAddr>) -> Result<NameLookups, String> {
     let names: Vec<String> = BUILTIN_NAMES.iter().map(|n| n.to_string()).collect();
-    let settings = ResolverSettings { timeout: Duration::from_secs(3), ..ResolverSettings::default() };
+    let settings = ResolverSettings { timeout: Duration::from_secs(3), server, ..ResolverSettings::default() };
     let r = resolve_all(&names, &settings).await.map_err(|e| e.to_string())?;
     Ok(r.names
         .into_iter()
@@ -202,7 +202,7 @@ async fn dns() -> Result<NameLookups, String> {
 }
 
 /// Observes everything; never fails (a failure is a fact).
-pub async fn gather(image_name: &str) -> Facts {
+pub async fn gather(image_name: &str, dns_server: Option<std::net::SocketAddr>) -> Facts {
     let docker_host = engine::host();
     let container_side = async {
         match engine::connect().await {
@@ -218,7 +218,7 @@ pub async fn gather(image_name: &str) -> Facts {
             }
         }
     };
-    let ((engine, image, image_tools), dns) = tokio::join!(container_side, dns());
+    let ((engine, image, image_tools), dns) = tokio::join!(container_side, dns(dns_server));
     Facts {
         host_os: host_os(),
         socket: socket(&docker_host),

@@ -254,17 +254,22 @@ pub fn render(checks: &[Check]) -> String {
     s
 }
 
-/// `codex-box doctor [--json] [--image IMAGE]`: prints the report, returns the exit code.
-pub async fn run(args: &crate::cli::DoctorArgs) -> i32 {
+/// `codex-box doctor [--json] [--image IMAGE] [--dns-server ADDR]`: prints the report, returns the
+/// exit code (a bad --dns-server is an error).
+pub async fn run(args: &crate::cli::DoctorArgs) -> anyhow::Result<i32> {
     let image = args.image.clone().unwrap_or_else(|| "codex-sandbox".to_string());
-    let facts = facts::gather(&image).await;
+    let server = match &args.dns_server {
+        Some(s) => Some(crate::egress::parse_dns_server(s, "--dns-server")?),
+        None => None,
+    };
+    let facts = facts::gather(&image, server).await;
     let checks = checks(&facts);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&checks).unwrap_or_else(|_| "[]".into()));
     } else {
         print!("{}", render(&checks));
     }
-    exit_code(&checks)
+    Ok(exit_code(&checks))
 }
 
 #[cfg(test)]
