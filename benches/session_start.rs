@@ -18,7 +18,8 @@ use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::RemoveContainerOptions;
 use futures_util::StreamExt;
 
-/// Ten allowlisted names (registry hosts that resolve on CI machines; elsewhere they warn).
+/// Ten allowlisted names, answered (with documentation addresses) by a test DNS server on loopback,
+/// like the built-in names: the bench never asks the host's resolver.
 const NAMES: [&str; 10] = [
     "deb.debian.org",
     "security.debian.org",
@@ -52,13 +53,20 @@ fn main() {
             return;
         }
     };
+    let zone = NAMES
+        .iter()
+        .chain(codex_box::egress::BUILTIN_NAMES)
+        .enumerate()
+        .fold(support::dns_server::Zone::new(60), |z, (i, n)| z.addr(n, &format!("192.0.2.{}", 10 + i)));
+    let dns = support::dns_server::TestDns::start(zone);
+    let dns_flag = format!("--dns-server={}", dns.addr);
     let wd = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_codex-box");
     let baseline = std::env::var_os("CODEX_BOX_BASELINE_BIN");
     let run_with = |bin: &std::ffi::OsStr, applier: &str| {
         let t = Instant::now();
         let st = Command::new(bin)
-            .args(["run", "--work_dir", wd.path().to_str().unwrap(), "--firewall-applier", applier])
+            .args(["run", "--work_dir", wd.path().to_str().unwrap(), "--firewall-applier", applier, &dns_flag])
             .args(NAMES.iter().flat_map(|n| ["--allow-domain", n]))
             .args(["--", "true"])
             .env("CODEX_DOCKER_IMAGE", &image)
