@@ -12,7 +12,7 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -85,82 +85,26 @@ while True:
     threading.Thread(target=serve, args=(raw,), daemon=True).start()
 "#;
 
-/// A test PKI: `ca.pem` issued `server.pem` for `dot.test`; `other-ca.pem` issued nothing.
+/// A test PKI: `ca.pem` issued `server.pem` for `dot.test`; `other-ca.pem` (another CA's) issued
+/// nothing here.
 struct Pki {
-    dir: tempfile::TempDir,
+    main: support::pki::Pki,
+    other: support::pki::Pki,
 }
 
 impl Pki {
     fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        let write = |name: &str, text: &str| std::fs::write(d.join(name), text).unwrap();
-        let ca_cnf = |cn: &str| {
-            format!(
-                "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = {cn}\n[ca]\n\
-                 basicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
-                 subjectKeyIdentifier = hash\n"
-            )
-        };
-        write("ca.cnf", &ca_cnf("codex-box test DoT CA"));
-        write("other-ca.cnf", &ca_cnf("codex-box other test CA"));
-        write("server.cnf", "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = dot.test\n");
-        write(
-            "server-ext.cnf",
-            "[server]\nsubjectAltName = DNS:dot.test\nbasicConstraints = CA:FALSE\n\
-             keyUsage = critical,digitalSignature\nextendedKeyUsage = serverAuth\n",
-        );
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-        for ca in ["ca", "other-ca"] {
-            let (cnf, key, pem) = (format!("{ca}.cnf"), format!("{ca}.key"), format!("{ca}.pem"));
-            openssl(
-                d,
-                &[
-                    &["req", "-x509", "-config", &cnf, "-extensions", "ca"],
-                    &ec[..],
-                    &["-keyout", &key, "-out", &pem, "-days", "2"],
-                ],
-            );
-        }
-        openssl(
-            d,
-            &[&["req", "-new", "-config", "server.cnf"], &ec[..], &["-keyout", "server.key", "-out", "server.csr"]],
-        );
-        openssl(
-            d,
-            &[&[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-set_serial",
-                "2",
-                "-days",
-                "2",
-                "-extfile",
-                "server-ext.cnf",
-                "-extensions",
-                "server",
-                "-out",
-                "server.pem",
-            ]],
-        );
-        Pki { dir }
+        let main = support::pki::Pki::new("codex-box test DoT CA", &["dot.test"]);
+        let other = support::pki::Pki::new("codex-box other test CA", &["unused.test"]);
+        Pki { main, other }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        match name {
+            "other-ca.pem" => self.other.path("ca.pem"),
+            _ => self.main.path(name),
+        }
     }
-}
-
-fn openssl(dir: &Path, parts: &[&[&str]]) {
-    let args: Vec<&str> = parts.concat();
-    let out = Command::new("openssl").args(&args).current_dir(dir).output().expect("the openssl CLI");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// The python3 DoT relay in front of a test DNS server; killed on drop.

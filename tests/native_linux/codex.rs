@@ -25,20 +25,15 @@ impl ModelHost {
         if !require(netns::unsupported().is_none(), &netns::unsupported().unwrap_or_default()) || !python() {
             return None;
         }
-        if !require(which("codex"), "the Codex CLI is not on PATH (.ci/run installs it: npm install -g @openai/codex)")
-        {
+        if !require(
+            which("codex"),
+            "the Codex CLI is not on PATH (scripts/setup.sh installs it: npm install -g @openai/codex)",
+        ) {
             return None;
         }
         let pid = std::process::id();
-        let ns = Netns::add(&format!("cbx-nc{third}-{pid}")).unwrap();
         let outer = format!("cbxnc{third}{}", pid % 100_000);
-        let ip = format!("198.18.{third}.10");
-        netns::run(&["ip", "link", "add", &outer, "type", "veth", "peer", "name", "eth0", "netns", &ns.name], None)
-            .unwrap();
-        netns::run(&["ip", "addr", "add", &format!("198.18.{third}.1/24"), "dev", &outer], None).unwrap();
-        netns::run(&["ip", "link", "set", &outer, "up"], None).unwrap();
-        ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"], None).unwrap();
-        ns.exec(&["ip", "link", "set", "eth0", "up"], None).unwrap();
+        let (ns, ip) = Netns::with_test_host(&format!("cbx-nc{third}-{pid}"), &outer, third).unwrap();
         let pki = Pki::new("codex-box test model CA", &["api.model.test"]);
         let log = tempfile::tempdir().unwrap();
         let script = log.path().join("scripted_model.py");

@@ -63,15 +63,8 @@ impl TestHost {
             return None;
         }
         let pid = std::process::id();
-        let ns = Netns::add(&format!("cbx-nd{third}-{pid}")).unwrap();
         let outer = format!("cbxnd{third}{}", pid % 100_000);
-        let ip = format!("198.18.{third}.10");
-        netns::run(&["ip", "link", "add", &outer, "type", "veth", "peer", "name", "eth0", "netns", &ns.name], None)
-            .unwrap();
-        netns::run(&["ip", "addr", "add", &format!("198.18.{third}.1/24"), "dev", &outer], None).unwrap();
-        netns::run(&["ip", "link", "set", &outer, "up"], None).unwrap();
-        ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"], None).unwrap();
-        ns.exec(&["ip", "link", "set", "eth0", "up"], None).unwrap();
+        let (ns, ip) = Netns::with_test_host(&format!("cbx-nd{third}-{pid}"), &outer, third).unwrap();
         let content = tempfile::tempdir().unwrap();
         let server = Command::new("ip")
             .args(["netns", "exec", &ns.name, PY, "-c", &HOST.replace("TLS_RESPONDER", proxy_probes::TLS_RESPONDER_PY)])

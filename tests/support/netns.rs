@@ -17,6 +17,19 @@ impl Netns {
         Ok(ns)
     }
 
+    /// A namespace `name` joined to this host by a veth pair: the host's end `outer` at
+    /// `198.18.<third>.1/24`, the namespace's `eth0` at `198.18.<third>.10/24` (returned).
+    pub fn with_test_host(name: &str, outer: &str, third: u8) -> Result<(Netns, String), String> {
+        let ns = Netns::add(name)?;
+        let ip = format!("198.18.{third}.10");
+        run(&["ip", "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", &ns.name], None)?;
+        run(&["ip", "addr", "add", &format!("198.18.{third}.1/24"), "dev", outer], None)?;
+        run(&["ip", "link", "set", outer, "up"], None)?;
+        ns.exec(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"], None)?;
+        ns.exec(&["ip", "link", "set", "eth0", "up"], None)?;
+        Ok((ns, ip))
+    }
+
     /// Runs a command inside the namespace, with optional standard input.
     pub fn exec(&self, argv: &[&str], stdin: Option<&str>) -> Result<Output, String> {
         let mut full = vec!["ip", "netns", "exec", &self.name];
