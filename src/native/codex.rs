@@ -115,6 +115,9 @@ pub fn prepare(layout: &Layout) -> Result<(), CodexError> {
             source,
         })
     };
+    // An empty `sessions` directory is kept by the rebuild (a container's mount point); here the
+    // name is the link's, whatever a run left there.
+    let _ = std::fs::remove_dir(layout.home.join("sessions"));
     link(&layout.sessions, "sessions")?;
     let auth = layout.user_home.join("auth.json");
     if auth.is_file() {

@@ -525,6 +525,8 @@ pub fn build_policy(s: &Settings, host: &Host) -> Result<Policy, ProfileError> {
         for p in codex.protected() {
             push_unique(&mut fs.protected, p);
         }
+        // The user's own Codex home (config, auth.json) stays read-only even inside a writable root.
+        push_unique(&mut fs.protected, codex.user_home.clone());
         env.set.push(("CODEX_HOME".into(), codex.home.display().to_string()));
     }
     Ok(Policy { fs, net, env, full_access: s.mode == SandboxMode::DangerFullAccess })

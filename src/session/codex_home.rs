@@ -96,7 +96,32 @@ pub fn find_auth(cfg: &SessionPolicy, env_dir: &Path) -> Option<PathBuf> {
         .into_iter()
         .map(|d| d.join("auth.json"))
         .chain(std::iter::once(env_dir.join("auth.json")))
-        .find(|p| p.is_file())
+        .find(|p| p.is_file() && no_link_below(&cfg.work_dir, p))
+}
+
+/// Whether no component of `p` below `work_dir` is a symbolic link (true for paths outside it). The
+/// workdir is the agent's to write: a link planted there (`codex/auth.json -> /etc/shadow`,
+/// `codex/prompts -> ~/.ssh`) must not make codex-box mount or copy what it points at.
+fn no_link_below(work_dir: &Path, p: &Path) -> bool {
+    let Ok(rel) = p.strip_prefix(work_dir) else { return true };
+    let mut cur = work_dir.to_path_buf();
+    rel.components().all(|c| {
+        cur.push(c);
+        fs::symlink_metadata(&cur).is_ok_and(|m| !m.file_type().is_symlink())
+    })
+}
+
+/// Reads a regular file without following a link at its name (nor blocking on a FIFO swapped in).
+fn read_no_follow(p: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut data = Vec::new();
+    f.read_to_end(&mut data)?;
+    Ok(data)
 }
 
 /// Prepares the codex home for a session, changing no owner (see [`prepare_for`]).
@@ -144,7 +169,8 @@ pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHom
     }
 
     // Prompts: the first prompts dir found, copied without overwriting.
-    if let Some(src) = search_dirs(cfg).into_iter().map(|d| d.join("prompts")).find(|p| p.is_dir()) {
+    let prompts_dirs = search_dirs(cfg).into_iter().map(|d| d.join("prompts"));
+    if let Some(src) = prompts_dirs.into_iter().find(|p| p.is_dir() && no_link_below(&cfg.work_dir, p)) {
         if src != env_dir.join("prompts") {
             let (prompts, _) = env.create_dir("prompts", 0o755, None)?;
             copy_tree(&src, &prompts, None)?;
@@ -326,7 +352,7 @@ fn copy_tree(from: &Path, to: &Dir, owner: Option<Owner>) -> Result<(), HomeErro
                 Err(x) => return Err(x.into()),
             }
         } else if ft.is_file() && to.meta_of(&name)?.is_none() {
-            let data = fs::read(e.path()).map_err(err)?;
+            let data = read_no_follow(&e.path()).map_err(err)?;
             to.write_new(&name, &data, 0o644, owner)?;
         }
     }

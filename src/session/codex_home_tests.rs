@@ -214,3 +214,33 @@ fn mount_points_are_handled_without_following_links_and_sessions_stays() {
     let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
     assert!(empty_dir.is_dir() && fs::symlink_metadata(h.state_dir.join("sessions")).is_err());
 }
+
+#[test]
+fn links_planted_in_the_workdir_are_never_sources() {
+    let t = tempfile::tempdir().unwrap();
+    let (home, wd, secret) = (t.path().join("home"), t.path().join("wd"), t.path().join("secret"));
+    for d in [&home, &wd, &secret] {
+        fs::create_dir_all(d).unwrap();
+    }
+    fs::write(secret.join("id_rsa"), "PRIVATE").unwrap();
+    fs::write(secret.join("auth.json"), "{\"secret\": 1}").unwrap();
+    // What an agent (or a cloned repository) leaves in the project: links to host secrets.
+    fs::create_dir_all(wd.join("codex")).unwrap();
+    std::os::unix::fs::symlink(&secret, wd.join("codex/prompts")).unwrap();
+    std::os::unix::fs::symlink(secret.join("auth.json"), wd.join("codex/auth.json")).unwrap();
+    std::os::unix::fs::symlink(&secret, wd.join(".codex")).unwrap();
+    let c = cfg(&home, &wd, SessionArgs::default(), None);
+    assert_eq!(find_auth(&c, &wd.join(".codex/.environment")), None, "a linked auth.json is not mounted");
+    // Control: the same files as real files in the project are used.
+    fs::remove_file(wd.join("codex/auth.json")).unwrap();
+    fs::write(wd.join("codex/auth.json"), "{}").unwrap();
+    assert_eq!(find_auth(&c, &wd.join(".codex/.environment")), Some(wd.join("codex/auth.json")));
+    fs::remove_file(wd.join(".codex")).unwrap();
+    let h = prepare(&c).unwrap();
+    assert!(!h.env_dir.join("prompts/id_rsa").exists(), "a linked prompts dir is not copied");
+    fs::remove_file(wd.join("codex/prompts")).unwrap();
+    fs::create_dir_all(wd.join("codex/prompts")).unwrap();
+    fs::write(wd.join("codex/prompts/p.md"), "real").unwrap();
+    let h = prepare(&c).unwrap();
+    assert_eq!(fs::read_to_string(h.env_dir.join("prompts/p.md")).unwrap(), "real");
+}
