@@ -89,8 +89,18 @@ fn config_and_prompts_are_copied_from_the_users_codex_dir() {
     std::fs::create_dir_all(dir.join("prompts")).unwrap();
     std::fs::write(dir.join("config.toml"), "model = \"test-model\"\n").unwrap();
     std::fs::write(dir.join("prompts/review.md"), "review it").unwrap();
-    let out = p.run_sh(&["--trust"], "cat /codex_home/config.toml /codex_home/prompts/review.md; echo $CODEX_HOME");
-    assert_eq!(text(&out.stdout), "model = \"test-model\"\nreview it/codex_home\n", "{}", text(&out.stderr));
+    // The trusted prompts are read-only in the session (the state dir is shared with the project's
+    // other sessions); the rest of the state is writable (control).
+    let script = "cat /codex_home/config.toml /codex_home/prompts/review.md; echo $CODEX_HOME; \
+                  (echo x > /codex_home/prompts/new.md) 2>/dev/null && echo WROTE-PROMPT; \
+                  (echo x > /codex_home/scratch) 2>/dev/null && echo WROTE-STATE";
+    let out = p.run_sh(&["--trust"], script);
+    assert_eq!(
+        text(&out.stdout),
+        "model = \"test-model\"\nreview it/codex_home\nWROTE-STATE\n",
+        "{}",
+        text(&out.stderr)
+    );
     assert!(p.wd.join(".codex/.environment/config.toml").is_file());
 }
 

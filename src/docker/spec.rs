@@ -202,6 +202,12 @@ pub fn container_body(plan: &Placed, sidecar: Option<&str>) -> (ContainerCreateB
     }
     mounts.push(bind(&plan.home.state_dir, "/codex_home".into(), false));
     mounts.push(bind(&plan.home.sessions_dir, "/codex_home/sessions".into(), false));
+    // The trusted prompts over the state's copy, read-only: the state is shared by the project's
+    // sessions, and a running agent must not rewrite what a session starting now reads. (config.toml
+    // stays writable: Codex writes it itself, e.g. when the user trusts the project in the TUI.)
+    if let Some(prompts) = &plan.home.prompts {
+        mounts.push(bind(prompts, "/codex_home/prompts".into(), true));
+    }
     if let Some(auth) = &plan.home.auth {
         mounts.push(bind(auth, "/codex_home/auth.json".into(), true));
     }
@@ -297,6 +303,7 @@ mod tests {
                     config_toml: None,
                     from_user: vec![],
                     made_sessions_dir: false,
+                    prompts: Some(wd.join(".codex/.environment/prompts")),
                 },
                 read_only: vec!["/home/u/.m2".into()],
                 limits: Limits { memory_bytes: 1 << 30, nano_cpus: Some(1_500_000_000), pids: 256 },
@@ -396,6 +403,9 @@ mod tests {
         assert_eq!((agents.typ, agents.read_only), (Some(MountType::TMPFS), Some(true)));
         assert_eq!(created, vec![wd.join(".agents")]);
         assert_eq!(find(&mounts, "/codex_home/auth.json").read_only, Some(true));
+        let prompts = find(&mounts, "/codex_home/prompts");
+        assert_eq!(prompts.read_only, Some(true), "the trusted prompts, read-only over the state's copy");
+        assert!(prompts.source.as_deref().unwrap().ends_with(".codex/.environment/prompts"));
         assert_eq!(find(&mounts, "/codex_home").read_only, Some(false));
         assert_eq!(find(&mounts, "/app/home/u/.m2").read_only, Some(true));
         assert_eq!(find(&mounts, RUN_DIR).read_only, Some(true));

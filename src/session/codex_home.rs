@@ -67,6 +67,9 @@ pub struct CodexHome {
     pub from_user: Vec<PathBuf>,
     /// Whether codex-box created the sessions directory in this run (then it is codex-box's to hand over).
     pub made_sessions_dir: bool,
+    /// The trusted prompts directory (`.environment/prompts`), if any: mounted read-only over the
+    /// state's copy, like the trusted config.toml, so no running session steers another's.
+    pub prompts: Option<PathBuf>,
 }
 
 /// Directories searched for config, auth.json and prompts, in order (see REQUIREMENTS.md §2.3).
@@ -202,8 +205,10 @@ pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHom
         }
     }
 
+    let prompts = Some(env_dir.join("prompts")).filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()));
     Ok(CodexHome {
         auth: find_auth(cfg, &env_dir),
+        prompts,
         config_toml: config,
         env_dir,
         state_dir,
