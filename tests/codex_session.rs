@@ -226,10 +226,23 @@ fn the_interactive_tui_runs_the_models_command_too() {
     assert!(seen.contains("hello.txt | 2"), "{seen}");
     assert_eq!(std::fs::read_to_string(p.wd.join("hello.txt")).unwrap(), "changed in the TUI\n");
     assert!(tui.wait_for(30, || tui.screen_text().contains(FINAL)), "final answer shown:\n{}", tui.screen_text());
-    // Leave the TUI as a user does; the session ends and its container goes.
-    tui.send(b"\x03");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    tui.send(b"\x03");
-    assert!(tui.wait_exit(30).is_some(), "the TUI did not exit on Ctrl-C:\n{}", tui.screen_text());
+    // Leave the TUI as a user does (Ctrl-C twice); the session ends and its container goes. A Ctrl-C
+    // that lands while the turn is still closing interrupts the turn instead of arming "again to
+    // quit", so wait for the turn's end and press again, as a user would, until the TUI leaves.
+    tui.wait_for(30, || tui.screen_text().contains("Worked for"));
+    let mut exited = None;
+    for _ in 0..5 {
+        tui.send(b"\x03");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tui.send(b"\x03");
+        exited = tui.wait_exit_within(6);
+        if exited.is_some() {
+            break;
+        }
+    }
+    if exited.is_none() {
+        tui.wait_exit(0);
+    }
+    assert!(exited.is_some(), "the TUI did not exit on Ctrl-C:\n{}", tui.screen_text());
     assert!(containers_for(&p.wd).is_empty(), "the session container was removed");
 }

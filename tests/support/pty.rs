@@ -67,6 +67,18 @@ impl Pty {
         cond()
     }
 
+    /// Waits at most `secs` for the program to exit, leaving it running otherwise; how it exited.
+    pub fn wait_exit_within(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(secs) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
     /// Waits for the program to exit (killing it after `secs`); its exit code, if it exited by itself.
     pub fn wait_exit(&mut self, secs: u64) -> Option<i32> {
         let start = Instant::now();
