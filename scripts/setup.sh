@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian/Ubuntu machine for codex-box: installs and starts a Docker engine when none
-# answers (and debootstrap, iptables, ipset, bubblewrap, npm and the Codex CLI), builds codex-box, and builds the codex-sandbox
+# answers (and debootstrap, iptables, ipset, bubblewrap, npm and the Codex CLI), builds codex-box (and its static
+# Linux build for companion containers), and builds the codex-sandbox
 # session image through codex-box itself when it is missing (or, for the default image, when its
 # Dockerfile changed). Idempotent; run as root (or with sudo).
 # Without a container registry the base is made with debootstrap and imported through the Engine API.
@@ -18,6 +19,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v npm >/dev/null || need+=(npm)
 command -v openssl >/dev/null || need+=(openssl)
+command -v musl-gcc >/dev/null || need+=(musl-tools)
 if ((${#need[@]})); then
     log "installing ${need[*]}"
     $SUDO apt-get update -qq
@@ -50,6 +52,13 @@ fi
 log "building codex-box"
 cargo build --release --locked
 BIN=target/release/codex-box
+
+# The companion container of every firewalled session (the verification's beacon, the --egress proxy
+# proxy) runs a static Linux build of codex-box, imported into the engine through its API.
+MUSL="$(uname -m)-unknown-linux-musl"
+rustup target list --installed 2>/dev/null | grep -qx "$MUSL" || rustup target add "$MUSL"
+log "building the static codex-box for companion containers ($MUSL)"
+cargo build --release --locked --target "$MUSL" --bin codex-box
 
 IMAGE=${CODEX_DOCKER_IMAGE:-codex-sandbox}
 # The default image is rebuilt when its Dockerfile changed since it was built: a second tag carries

@@ -39,6 +39,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Some(Command::Sandbox(args)) => crate::native::run_cli(&args),
         Some(Command::Doctor(d)) => crate::doctor::run(&d).await,
         Some(Command::Gc(GcArgs { all })) => collect(all).await,
+        Some(Command::Companion(c)) => crate::companion::run(c.beacon, c.proxy).await,
     }
 }
 
@@ -53,7 +54,8 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
     let policy = policy(args)?;
     let size = if interactive { tty::size() } else { None };
     let checked = session::check(&policy, command, interactive, size)?;
-    let engine = DockerEngine::connect().await?;
+    let mut engine = DockerEngine::connect().await?;
+    engine.companion_bin = policy.env.companion_bin.clone();
     session::run(&engine, checked).await
 }
 

@@ -32,6 +32,8 @@ pub struct HostEnv {
     pub term: Option<String>,
     /// `PATH`, where `codex` is looked up for the native `--codex`.
     pub path: Option<std::ffi::OsString>,
+    /// `CODEX_BOX_COMPANION_BIN`: the static Linux codex-box for companion containers.
+    pub companion_bin: Option<PathBuf>,
 }
 
 impl HostEnv {
@@ -62,6 +64,7 @@ impl HostEnv {
             runtime_dir: path("XDG_RUNTIME_DIR"),
             term: text("TERM"),
             path: get("PATH"),
+            companion_bin: path("CODEX_BOX_COMPANION_BIN"),
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod app;
 pub mod ca_certs;
 pub mod cli;
 pub mod codex_layer;
+#[cfg(unix)]
+pub mod companion;
 pub mod config;
 pub mod docker;
 pub mod doctor;

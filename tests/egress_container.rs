@@ -203,7 +203,7 @@ fn verification_refuses_to_start_the_agent_when_a_blocked_address_is_reachable()
         "{}",
         text(&out.stderr)
     );
-    // Control: the right target passes, and so does the default (the gateway, this host).
+    // Control: the right target passes, and so does the default (codex-box's beacon on the network).
     let out = p.run_sh(
         &[
             "--network",
@@ -223,6 +223,39 @@ fn verification_refuses_to_start_the_agent_when_a_blocked_address_is_reachable()
         "echo AGENT-STARTED",
     );
     assert_eq!(text(&out.stdout), "AGENT-STARTED\n", "{}", text(&out.stderr));
+    // The default target is a beacon of codex-box's on the session's network, which that network
+    // really reaches: a firewall that lets it through (here an allowlist that opens the network and
+    // the beacon's port, as a firewall not in force would) fails the verification — with either
+    // applier.
+    let cfg = p.wd.join(".codex");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("codex-box.toml"), "[egress]\nports = [80, 3129]\n").unwrap();
+    for applier in ["entrypoint", "sidecar"] {
+        let out = p.run_sh(
+            &[
+                "--trust",
+                "--network",
+                &net.name,
+                "--firewall-applier",
+                applier,
+                "--dns-server",
+                &dns_addr,
+                "--allow-domain",
+                "allowed.test",
+                "--allow-domain",
+                "198.18.77.0/24",
+            ],
+            "echo AGENT-STARTED",
+        );
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{applier}: {err}");
+        assert!(!text(&out.stdout).contains("AGENT-STARTED"), "{applier}");
+        assert!(
+            err.contains("firewall verification failed: 198.18.77.") && err.contains(":3129 is reachable"),
+            "{applier}: {err}"
+        );
+    }
+    std::fs::remove_file(cfg.join("codex-box.toml")).unwrap();
     assert!(containers_for(&p.wd).is_empty());
 }
 

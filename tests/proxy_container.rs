@@ -79,11 +79,13 @@ fn only_the_proxy_is_reachable_and_it_tells_names_on_one_address_apart() {
     }
     let v4 = "198.18.91";
     let net = test_net("main", v4);
-    let dns = TestDns::start(
+    // On the network's gateway (this host): the proxy runs in a companion on the network.
+    let dns = TestDns::start_on(
         Zone::new(60)
             .addr("allowed.test", &format!("{v4}.10"))
             .addr("www.allowed.test", &format!("{v4}.10"))
             .addr("other.test", &format!("{v4}.10")),
+        &format!("{v4}.1"),
     );
     let p = Project::new();
     let dns_addr = dns.addr.to_string();
@@ -211,13 +213,21 @@ fn proxy_mode_works_with_the_sidecar_applier_and_on_the_default_bridge() {
     }
     let v4 = "198.18.92";
     let net = test_net("sidecar", v4);
-    let dns = TestDns::start(names_zone(v4));
+    let dns = TestDns::start_on(names_zone(v4), &format!("{v4}.1"));
     let p = Project::new();
     let (lines, stderr) = three_probes(&p, v4, &dns, &["--network", &net.name, "--firewall-applier", "sidecar"], "");
     assert_eq!(lines, three_expected(v4), "{stderr}");
-    // The common case: the engine's default bridge (proxy on its gateway), entrypoint applier.
-    let (lines, stderr) = three_probes(&p, v4, &dns, &[], "");
-    assert_eq!(lines, three_expected(v4), "default bridge: {stderr}");
+    // The common case: the engine's default bridge (the proxy companion on it too), entrypoint
+    // applier. The test host is on another bridge, which the engine isolates from this one, so
+    // only what needs no upstream is probed: the proxy refuses a name outside the allowlist, and a
+    // direct connection fails.
+    let script = format!("{}probe http://other.test/\nprobe --noproxy '*' http://{v4}.1:9/\n", proxy_probes::PROBE_SH);
+    let dns_addr = dns.addr.to_string();
+    let out = p.run_sh(&["--egress", "proxy", "--dns-server", &dns_addr, "--allow-domain", "allowed.test"], &script);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "default bridge: {stdout}\n{stderr}");
+    assert_eq!(stdout, format!("CLOSED http://other.test/\nCLOSED --noproxy * http://{v4}.1:9/\n"), "{stderr}");
+    assert!(stderr.contains("codex-box: proxy: 0 allowed, 1 denied"), "{stderr}");
     assert!(containers_for(&p.wd).is_empty());
 }
 
@@ -228,7 +238,7 @@ fn proxy_mode_holds_for_an_agent_under_gvisor() {
     }
     let v4 = "198.18.95";
     let net = test_net("gvisor", v4);
-    let dns = TestDns::start(names_zone(v4));
+    let dns = TestDns::start_on(names_zone(v4), &format!("{v4}.1"));
     let p = Project::new();
     // --runtime runsc picks the sidecar applier: rules set inside gVisor would not apply.
     let flags = ["--network", &net.name, "--runtime", "runsc"];

@@ -34,6 +34,19 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Check that this host can run sessions (engine, image, firewall tools) and sandbox natively.
     Doctor(DoctorArgs),
+    /// codex-box's companion on a session's network (the engine runs it; not for use by hand).
+    #[command(hide = true)]
+    Companion(CompanionArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompanionArgs {
+    /// Port of the beacon (accepts and closes).
+    #[arg(long = "beacon")]
+    pub beacon: u16,
+    /// Port of the proxy (its job in CODEX_BOX_PROXY_JOB).
+    #[arg(long = "proxy")]
+    pub proxy: Option<u16>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

@@ -6,6 +6,8 @@
 //! handles the local terminal. `gc`, `session`, `spec` and `tty` need a
 //! Unix host (uids, termios, signals); on Windows container sessions are not supported yet.
 
+#[cfg(unix)]
+pub mod companion;
 pub mod context;
 pub mod engine;
 #[cfg(unix)]
@@ -24,6 +26,8 @@ pub mod tty;
 #[cfg(unix)]
 pub struct DockerEngine {
     pub docker: bollard::Docker,
+    /// The static codex-box for companion containers, when given (`CODEX_BOX_COMPANION_BIN`).
+    pub companion_bin: Option<std::path::PathBuf>,
 }
 
 /// What the Docker backend can fail with (each message as its module words it).
@@ -34,6 +38,8 @@ pub enum DockerError {
     Image(#[from] image::ImageError),
     #[error(transparent)]
     Session(#[from] session::SessionError),
+    #[error(transparent)]
+    Companion(#[from] companion::CompanionError),
     #[error("collecting codex-box containers left by killed sessions: {0}")]
     Collect(#[from] bollard::errors::Error),
 }
@@ -42,7 +48,7 @@ pub enum DockerError {
 impl DockerEngine {
     /// Connects to the engine `DOCKER_HOST` names (default: the local socket).
     pub async fn connect() -> Result<DockerEngine, engine::EngineError> {
-        Ok(DockerEngine { docker: engine::connect().await? })
+        Ok(DockerEngine { docker: engine::connect().await?, companion_bin: None })
     }
 }
 
@@ -60,6 +66,31 @@ impl crate::session::Engine for DockerEngine {
 
     async fn gateway(&self, network: Option<&str>) -> Option<std::net::IpAddr> {
         network::gateway(&self.docker, network).await
+    }
+
+    async fn beacon(&self, network: Option<&str>) -> Result<std::net::SocketAddr, DockerError> {
+        Ok(companion::beacon(&self.docker, network, self.companion_bin.as_deref()).await?)
+    }
+
+    type Proxy = companion::ProxyCompanion;
+
+    async fn start_proxy(
+        &self,
+        network: Option<&str>,
+        job: &crate::companion::ProxyJob,
+        log: std::sync::Arc<crate::proxy::Log>,
+    ) -> Result<(crate::session::ProxyAddrs, companion::ProxyCompanion), DockerError> {
+        let labels = std::collections::HashMap::from([
+            (spec::LABEL.to_string(), "1".to_string()),
+            (format!("{}.pid", spec::LABEL), std::process::id().to_string()),
+            (format!("{}.host", spec::LABEL), gc::hostname()),
+        ]);
+        let p = companion::start_proxy(&self.docker, network, job, log, labels, self.companion_bin.as_deref()).await?;
+        Ok((crate::session::ProxyAddrs { proxy: p.proxy, beacon: p.beacon }, p))
+    }
+
+    async fn stop_proxy(&self, proxy: companion::ProxyCompanion) {
+        companion::stop_proxy(&self.docker, proxy).await
     }
 
     async fn run(

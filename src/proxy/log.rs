@@ -134,22 +134,54 @@ impl Log {
         Err(err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AlreadyExists))))
     }
 
+    /// A log whose lines go to stdout, unbuffered: the companion's proxy
+    /// ([`crate::companion`]), whose lines codex-box on the host reads with [`Log::record_line`].
+    #[cfg(unix)]
+    pub fn stdout() -> Log {
+        use std::os::fd::AsFd;
+        let out = std::io::stdout().as_fd().try_clone_to_owned().map(File::from).ok();
+        Log { file: out.map(Mutex::new), path: None, counts: Mutex::default(), print_denials: false }
+    }
+
     pub fn record(&self, event: &Event) {
+        self.note(event.allowed, &event.host, &event.line(), &event.method, &event.target, &event.reason);
+    }
+
+    /// Records a line another proxy wrote with [`Event::line`] (a session's companion): written as
+    /// it is, control characters removed, counted, and printed when it is a denial and denials are
+    /// shown. Anything else is ignored.
+    pub fn record_line(&self, line: &str) {
+        let line: String = line.chars().filter(|c| *c == '\t' || !c.is_control()).collect();
+        let f: Vec<&str> = line.splitn(5, '\t').collect();
+        let [_, verdict, target, method, reason] = f[..] else { return };
+        let allowed = match verdict {
+            "allow" => true,
+            "deny" => false,
+            _ => return,
+        };
+        let host = match target.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => target.rsplit_once(':').map_or(target, |(h, _)| h),
+        };
+        self.note(allowed, host, &line, method, target, reason);
+    }
+
+    fn note(&self, allowed: bool, host: &str, line: &str, method: &str, target: &str, reason: &str) {
         {
             let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-            if event.allowed {
+            if allowed {
                 c.allowed += 1;
             } else {
                 c.denied += 1;
-                *c.denied_hosts.entry(event.host.clone()).or_default() += 1;
+                *c.denied_hosts.entry(host.to_string()).or_default() += 1;
             }
         }
         if let Some(f) = &self.file {
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(f, "{}", event.line());
+            let _ = writeln!(f, "{line}");
         }
-        if self.print_denials && !event.allowed {
-            eprint!("codex-box: proxy denied {} {}: {}\r\n", event.method, event.target, event.reason);
+        if self.print_denials && !allowed {
+            eprint!("codex-box: proxy denied {method} {target}: {reason}\r\n");
         }
     }
 
@@ -238,6 +270,26 @@ mod tests {
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_651_200 + 3661)), "2026-11-26T01:01:01Z");
+    }
+
+    #[test]
+    fn a_companions_lines_are_recorded_as_the_events_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p").join("s.log");
+        let (direct, relayed) = (Log::memory(false), Log::file(&path, false).unwrap());
+        let v6 = Event { target: "[2001:db8::1]:443".into(), ..ev("2001:db8::1", false) };
+        for e in [ev("a.test", true), ev("b.test", false), ev("b.test", false), v6] {
+            direct.record(&e);
+            relayed.record_line(&e.line());
+        }
+        // Not a decision line, and a line with a terminal escape: ignored, and cleaned.
+        relayed.record_line("codex-box companion: ready");
+        relayed.record_line("2026-11-26T00:00:00Z\tdeny\tc.test:443\tCONNECT\tno \u{1b}[2Jrule");
+        direct.record(&Event { reason: "no [2Jrule".into(), ..ev("c.test", false) });
+        assert_eq!(Summary { path: None, ..relayed.summary() }, direct.summary());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(text.ends_with("c.test:443\tCONNECT\tno [2Jrule\n"), "{text}");
     }
 
     #[test]

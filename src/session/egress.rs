@@ -13,15 +13,15 @@
 //! What it enforces: see [`crate::egress`] and [`crate::proxy`]. What it does not: a tool that ignores
 //! proxy settings fails closed; other containers on the same network can reach the proxy's port too.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
+use super::plan::ProxyAddrs;
 use crate::egress::{self as core, Allowlist, Inputs, NameError, Resolution};
-use crate::policy::DomainPolicy;
 pub use crate::proxy::session_env;
-use crate::proxy::{Log, Proxy, ProxyError, Rules};
+use crate::proxy::Rules;
 
 /// Which egress a container session gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -194,25 +194,29 @@ pub fn proxy_rules(settings: &EgressSettings) -> Result<Rules, NameError> {
     Rules::merge(&inputs, &settings.deny, &settings.deny_config)
 }
 
-/// The session's firewall in proxy mode: a pure function of the proxy's address and the settings.
-/// Only the proxy is reachable; the entrypoint checks that `--verify-blocked` (default: port 9 of
-/// the gateway) is not and that the proxy is, before the agent starts. No name is pinned: the
-/// proxy resolves names itself.
-pub fn assemble_proxy(proxy: SocketAddr, settings: &EgressSettings, gateway: IpAddr) -> SessionFirewall {
+/// The session's firewall in proxy mode: a pure function of the proxy companion's addresses, the
+/// settings and the network's gateway. Only the proxy is reachable; the entrypoint checks that
+/// `--verify-blocked` (default: the companion's beacon, on the same address as the proxy) is not
+/// and that the proxy is, before the agent starts. No name is pinned: the proxy resolves names.
+pub fn assemble_proxy(addrs: ProxyAddrs, settings: &EgressSettings, gateway: Option<IpAddr>) -> SessionFirewall {
     // Direct attempts (a tool that ignores the proxy settings) are recorded and summarised at the
     // end, like every rejected destination in allowlist mode.
-    let spec = core::FirewallSpec { log: core::LogMode::Record, ..core::FirewallSpec::proxy_only(proxy) };
+    let spec = core::FirewallSpec {
+        log: core::LogMode::Record,
+        closed: gateway.map(IpNet::from).into_iter().collect(),
+        ..core::FirewallSpec::proxy_only(addrs.proxy)
+    };
     let texts = core::render(&spec);
     let files = vec![
         ("firewall.ipset".to_string(), texts.ipset.into_bytes()),
         ("firewall.v4".to_string(), texts.v4.into_bytes()),
         ("firewall.v6".to_string(), texts.v6.into_bytes()),
     ];
-    let blocked = settings.verify_blocked.clone().unwrap_or_else(|| SocketAddr::new(gateway, 9).to_string());
-    let allowed = settings.verify_allowed.clone().unwrap_or_else(|| proxy.to_string());
+    let blocked = settings.verify_blocked.clone().unwrap_or_else(|| addrs.beacon.to_string());
+    let allowed = settings.verify_allowed.clone().unwrap_or_else(|| addrs.proxy.to_string());
     let mut env =
         vec![("CODEX_BOX_VERIFY_BLOCKED".to_string(), blocked), ("CODEX_BOX_VERIFY_ALLOWED".to_string(), allowed)];
-    env.extend(session_env(proxy));
+    env.extend(session_env(addrs.proxy));
     SessionFirewall {
         allow: Allowlist::default(),
         resolution: Resolution::default(),
@@ -227,17 +231,6 @@ pub fn assemble_proxy(proxy: SocketAddr, settings: &EgressSettings, gateway: IpA
 /// first-choice name and codex-box's pid, so concurrent sessions never share a file).
 pub fn proxy_log_path(state_dir: &Path, container: &str) -> PathBuf {
     state_dir.join("proxy").join(format!("{container}-{}.log", std::process::id()))
-}
-
-/// Starts the proxy for a session on `gateway`, port chosen by the kernel.
-pub async fn start_proxy(
-    rules: Rules,
-    settings: &EgressSettings,
-    gateway: IpAddr,
-    log: Log,
-) -> Result<Proxy, ProxyError> {
-    let domains = DomainPolicy { rules, ports: settings.ports.clone(), resolver: settings.resolver.clone() };
-    Proxy::start(SocketAddr::new(gateway, 0), domains.proxy_config(), log).await
 }
 
 #[cfg(test)]
@@ -327,7 +320,9 @@ mod tests {
 
     #[test]
     fn the_firewall_opens_only_the_proxy_and_verifies_both_sides() {
-        let fw = assemble_proxy("172.17.0.1:40000".parse().unwrap(), &proxy_settings(), "172.17.0.1".parse().unwrap());
+        let addrs =
+            ProxyAddrs { proxy: "172.17.0.5:3128".parse().unwrap(), beacon: "172.17.0.5:3129".parse().unwrap() };
+        let fw = assemble_proxy(addrs, &proxy_settings(), Some("172.17.0.1".parse().unwrap()));
         let v4 = String::from_utf8(fw.files[1].1.clone()).unwrap();
         let accepts: Vec<&str> =
             v4.lines().filter(|l| l.starts_with("-A OUTPUT") && l.ends_with("-j ACCEPT")).collect();
@@ -336,11 +331,13 @@ mod tests {
             [
                 "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
                 "-A OUTPUT -o lo -j ACCEPT",
-                "-A OUTPUT -d 172.17.0.1/32 -p tcp -m tcp --dport 40000 -m comment --comment \"codex-box proxy\" -j ACCEPT",
+                "-A OUTPUT -d 172.17.0.5/32 -p tcp -m tcp --dport 3128 -m comment --comment \"codex-box proxy\" -j ACCEPT",
             ]
         );
-        assert_eq!(fw.env[0], ("CODEX_BOX_VERIFY_BLOCKED".into(), "172.17.0.1:9".into()));
-        assert_eq!(fw.env[1], ("CODEX_BOX_VERIFY_ALLOWED".into(), "172.17.0.1:40000".into()));
+        // The blocked target is the companion's beacon: the same address, a port only the firewall closes.
+        assert_eq!(fw.env[0], ("CODEX_BOX_VERIFY_BLOCKED".into(), "172.17.0.5:3129".into()));
+        assert_eq!(fw.env[1], ("CODEX_BOX_VERIFY_ALLOWED".into(), "172.17.0.5:3128".into()));
+        assert!(fw.env.contains(&("HTTPS_PROXY".into(), "http://172.17.0.5:3128".into())), "{:?}", fw.env);
         assert!(fw.dns.is_empty() && !fw.hosts.contains("openai"));
         assert_eq!(
             proxy_log_path(Path::new("/s"), "codex_x"),

@@ -2,10 +2,12 @@
 //! call of the orchestration. A backend implements them against its engine's API (Docker Engine:
 //! `crate::docker::DockerEngine`); tests implement them with a recording fake.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use super::plan::{Outcome, Plan, Refresh, SessionFiles};
+use super::plan::{Outcome, Plan, ProxyAddrs, Refresh, SessionFiles};
+use crate::companion::ProxyJob;
 
 /// A container engine a session can run on.
 // `async fn` in this trait: it is used generically (never as `dyn`) and its futures are awaited in
@@ -24,6 +26,26 @@ pub trait Engine {
     /// The host's address as seen from a session on `network` (None: the engine's default network),
     /// if the engine has one the host owns.
     async fn gateway(&self, network: Option<&str>) -> Option<IpAddr>;
+
+    /// A listener of codex-box's own on `network` that the session's firewall must block: the
+    /// verification's blocked target, which the network really reaches when no firewall is in
+    /// force (a companion container, made once per network and reused).
+    async fn beacon(&self, network: Option<&str>) -> Result<SocketAddr, Self::Error>;
+
+    /// A running proxy companion, until [`Engine::stop_proxy`].
+    type Proxy;
+
+    /// Starts the session's allowlisting proxy on `network` (a companion container); each decision
+    /// line it prints goes to `log`.
+    async fn start_proxy(
+        &self,
+        network: Option<&str>,
+        job: &ProxyJob,
+        log: Arc<crate::proxy::Log>,
+    ) -> Result<(ProxyAddrs, Self::Proxy), Self::Error>;
+
+    /// Stops the proxy (its last lines reach the log) and removes it.
+    async fn stop_proxy(&self, proxy: Self::Proxy);
 
     /// Runs the session to its end and removes everything it made, on every path.
     async fn run(&self, plan: Plan, files: SessionFiles, refresh: Option<Refresh>) -> Result<Outcome, Self::Error>;

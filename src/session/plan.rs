@@ -75,6 +75,14 @@ pub struct Outcome {
     pub container: String,
 }
 
+/// Where a session's proxy companion listens on the session's network: the proxy, and its beacon
+/// (the firewall verification's blocked target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyAddrs {
+    pub proxy: std::net::SocketAddr,
+    pub beacon: std::net::SocketAddr,
+}
+
 /// Work to start beside the session once its container runs: the firewall's live refresh.
 pub struct Refresh {
     pub allow: crate::egress::Allowlist,

@@ -10,8 +10,8 @@
 //!    the listener closed, whatever the outcome; limits that ended the session are named.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
@@ -47,6 +47,11 @@ pub fn check(
     if policy.egress != Egress::Open {
         crate::egress::resolve::check(&policy.egress_settings.resolver)?;
     }
+    if let (Egress::Proxy(_), Some(dns)) = (&policy.egress, policy.egress_settings.resolver.server) {
+        if dns.ip().is_loopback() {
+            bail!("--egress proxy: the DNS server {dns} is a loopback address, but the proxy runs in a companion container on the session's network, where that address is the container's own; give an address that network reaches (e.g. the network's gateway), or leave --dns-server out to use the engine's resolver");
+        }
+    }
     let mut outside: Vec<(&str, &PathBuf)> = Vec::new();
     if let Some(h) = &policy.codex_home {
         outside.push(("--codex-home", h));
@@ -58,14 +63,11 @@ pub fn check(
     Ok(Checked { policy, command, interactive, tty_size, certs })
 }
 
-/// The egress of a running session: the files and environment for the plan, and what must live
-/// until the session ends (the proxy, the verification listener).
-struct EgressSetup {
+/// The egress of a running session: the files and environment for the plan, and the proxy that
+/// must live until the session ends.
+struct EgressSetup<P> {
     firewall: Option<egress::SessionFirewall>,
-    proxy: Option<crate::proxy::Proxy>,
-    /// A listener of codex-box's own as the default blocked target: a connection to it would
-    /// succeed were the firewall not in force (a closed port would refuse either way).
-    _verify_listener: Option<TcpListener>,
+    proxy: Option<(P, Arc<crate::proxy::Log>)>,
 }
 
 /// Runs a checked session on `engine` to its end; returns the command's exit code.
@@ -99,7 +101,7 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
         }
     }
     engine.ensure_image(&policy.image, &policy.ca_certs).await?;
-    let setup = egress_setup(engine, policy).await?;
+    let setup = egress_setup(engine, policy, &s.certs).await?;
 
     if root && !writable_by(&policy.work_dir, uid, gid) {
         eprintln!(
@@ -157,8 +159,9 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
             .unwrap_or_default(),
     };
     let outcome = engine.run(plan, files, refresh).await;
-    if let Some(p) = setup.proxy {
-        eprintln!("codex-box: {}", p.shutdown().await);
+    if let Some((p, log)) = setup.proxy {
+        engine.stop_proxy(p).await;
+        eprintln!("codex-box: {}", log.summary());
     }
     let outcome = outcome?;
     report_limits(&outcome, policy);
@@ -166,13 +169,20 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
 }
 
 /// The firewall (allowlist mode) or the proxy and its firewall (proxy mode); nothing when open.
-async fn egress_setup<E: Engine>(engine: &E, policy: &SessionPolicy) -> Result<EgressSetup> {
+/// Either is verified against a companion of codex-box's on the session's network (the beacon, or
+/// the proxy's own), which a missing firewall would let through — on every engine, wherever it
+/// runs its containers.
+async fn egress_setup<E: Engine>(
+    engine: &E,
+    policy: &SessionPolicy,
+    certs: &[(PathBuf, Vec<u8>)],
+) -> Result<EgressSetup<E::Proxy>> {
     let settings = &policy.egress_settings;
     let network = settings.network.as_deref();
     match &policy.egress {
         Egress::Open => {
             eprintln!("codex-box: warning: --egress open: the session has unrestricted network access");
-            Ok(EgressSetup { firewall: None, proxy: None, _verify_listener: None })
+            Ok(EgressSetup { firewall: None, proxy: None })
         }
         Egress::Allowlist(allow) => {
             let (res, _) = egress::resolve(allow, settings).await?;
@@ -186,16 +196,13 @@ async fn egress_setup<E: Engine>(engine: &E, policy: &SessionPolicy) -> Result<E
             }
             let gw = engine.gateway(network).await;
             let mut settings = settings.clone();
-            let listener = verify_target(&mut settings, gw);
+            if settings.verify_blocked.is_none() {
+                settings.verify_blocked = Some(engine.beacon(network).await?.to_string());
+            }
             let fw = egress::assemble(allow, &res, &settings, gw);
-            Ok(EgressSetup { firewall: Some(fw), proxy: None, _verify_listener: listener })
+            Ok(EgressSetup { firewall: Some(fw), proxy: None })
         }
-        Egress::Proxy(rules) => {
-            let Some(gateway) = engine.gateway(network).await else {
-                bail!("--egress proxy: cannot find the gateway of the session's network (the host as seen from the container); the proxy needs a bridge network of a local engine");
-            };
-            let mut settings = settings.clone();
-            let listener = verify_target(&mut settings, Some(gateway));
+        Egress::Proxy(_) => {
             let container = super::plan::session_name(&policy.work_dir, 1);
             let log = match &policy.env.state_dir {
                 Some(state) => {
@@ -203,22 +210,27 @@ async fn egress_setup<E: Engine>(engine: &E, policy: &SessionPolicy) -> Result<E
                 }
                 None => crate::proxy::Log::memory(settings.log_denials),
             };
-            let proxy = egress::start_proxy(rules.clone(), &settings, gateway, log).await?;
-            let fw = egress::assemble_proxy(proxy.addr(), &settings, gateway);
-            Ok(EgressSetup { firewall: Some(fw), proxy: Some(proxy), _verify_listener: listener })
+            let log = Arc::new(log);
+            let roots = dot_roots(settings, certs);
+            let job = crate::companion::ProxyJob::new(settings, roots);
+            let (addrs, proxy) = engine.start_proxy(network, &job, log.clone()).await?;
+            let gw = engine.gateway(network).await;
+            let fw = egress::assemble_proxy(addrs, settings, gw);
+            Ok(EgressSetup { firewall: Some(fw), proxy: Some((proxy, log)) })
         }
     }
 }
 
-/// Without `--verify-blocked`, a listener of codex-box's own on the gateway is the blocked target.
-fn verify_target(
-    settings: &mut crate::session::egress::EgressSettings,
-    gateway: Option<IpAddr>,
-) -> Option<TcpListener> {
-    let ip = gateway.filter(|_| settings.verify_blocked.is_none())?;
-    let l = TcpListener::bind((ip, 0)).ok()?;
-    settings.verify_blocked = l.local_addr().ok().map(|a| a.to_string());
-    Some(l)
+/// The PEM text of the CA files trusted for DNS-over-TLS (already read by [`check`]).
+fn dot_roots(settings: &crate::session::egress::EgressSettings, certs: &[(PathBuf, Vec<u8>)]) -> Vec<String> {
+    let Some(tls) = &settings.resolver.tls else { return Vec::new() };
+    tls.extra_roots
+        .iter()
+        .filter_map(|p| {
+            let data = certs.iter().find(|(c, _)| c == p).map(|(_, d)| d.clone()).or_else(|| std::fs::read(p).ok())?;
+            Some(String::from_utf8_lossy(&data).into_owned())
+        })
+        .collect()
 }
 
 fn report_limits(outcome: &Outcome, policy: &SessionPolicy) {

@@ -3,13 +3,15 @@
 //! Traffic only on loopback (the fake's gateway is 127.0.0.1; the resolver is a dead loopback port).
 
 use std::cell::RefCell;
-use std::net::{IpAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::engine::Engine;
-use super::plan::{Outcome, Plan, Refresh, SessionFiles};
+use super::plan::{Outcome, Plan, ProxyAddrs, Refresh, SessionFiles};
 use super::policy::SessionPolicy;
 use crate::cli::SessionArgs;
+use crate::companion::ProxyJob;
 use crate::host_env::HostEnv;
 
 // The test DNS server of the integration tests: answers on 127.0.0.1 from a table.
@@ -38,7 +40,19 @@ struct Fake {
     gateway: Option<IpAddr>,
     fail_image: bool,
     fail_run: bool,
+    /// The beacon of the fake's network: a listener on loopback, as long as the fake lives.
+    beacon: RefCell<Option<TcpListener>>,
+    /// The job the proxy was started with.
+    job: RefCell<Option<ProxyJob>>,
     seen: RefCell<Seen>,
+}
+
+/// The fake's proxy companion: the real proxy, on loopback, built from the job as the companion
+/// builds it, and a beacon beside it.
+struct FakeProxy {
+    proxy: crate::proxy::Proxy,
+    _beacon: TcpListener,
+    _roots: tempfile::TempDir,
 }
 
 fn env_of<'a>(plan: &'a Plan, key: &str) -> Option<&'a str> {
@@ -68,6 +82,40 @@ impl Engine for Fake {
     async fn gateway(&self, network: Option<&str>) -> Option<IpAddr> {
         self.calls.borrow_mut().push(format!("gateway {}", network.unwrap_or("default")));
         self.gateway
+    }
+
+    async fn beacon(&self, network: Option<&str>) -> Result<SocketAddr, FakeError> {
+        self.calls.borrow_mut().push(format!("beacon {}", network.unwrap_or("default")));
+        let mut b = self.beacon.borrow_mut();
+        let l = b.get_or_insert_with(|| TcpListener::bind("127.0.0.1:0").unwrap());
+        Ok(l.local_addr().unwrap())
+    }
+
+    type Proxy = FakeProxy;
+
+    async fn start_proxy(
+        &self,
+        network: Option<&str>,
+        job: &ProxyJob,
+        log: Arc<crate::proxy::Log>,
+    ) -> Result<(ProxyAddrs, FakeProxy), FakeError> {
+        self.calls.borrow_mut().push(format!("start_proxy {}", network.unwrap_or("default")));
+        *self.job.borrow_mut() = Some(job.clone());
+        let roots = tempfile::tempdir().unwrap();
+        let config = job.proxy_config(roots.path()).map_err(|_| FakeError("bad job"))?;
+        let proxy =
+            crate::proxy::Proxy::start("127.0.0.1:0".parse().unwrap(), config, crate::proxy::Log::memory(false))
+                .await
+                .map_err(|_| FakeError("proxy did not start"))?;
+        log.record_line("2026-12-03T00:00:00Z\tdeny\tother.test:443\tCONNECT\tnot in the allowlist");
+        let beacon = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addrs = ProxyAddrs { proxy: proxy.addr(), beacon: beacon.local_addr().unwrap() };
+        Ok((addrs, FakeProxy { proxy, _beacon: beacon, _roots: roots }))
+    }
+
+    async fn stop_proxy(&self, p: FakeProxy) {
+        self.calls.borrow_mut().push("stop_proxy".into());
+        p.proxy.shutdown().await;
     }
 
     async fn run(&self, plan: Plan, files: SessionFiles, refresh: Option<Refresh>) -> Result<Outcome, FakeError> {
@@ -104,7 +152,10 @@ fn fixture() -> Fixture {
 }
 
 fn policy(f: &Fixture, egress: &str, extra: impl FnOnce(&mut SessionArgs)) -> SessionPolicy {
-    policy_with_dns(f, egress, "127.0.0.1:9", extra)
+    // The proxy runs in a companion, where loopback is its own: a test-network address nobody
+    // answers on (no query is made: no request reaches the fake's proxy).
+    let dns = if egress == "proxy" { "198.18.0.53:53" } else { "127.0.0.1:9" };
+    policy_with_dns(f, egress, dns, extra)
 }
 
 fn policy_with_dns(f: &Fixture, egress: &str, dns: &str, extra: impl FnOnce(&mut SessionArgs)) -> SessionPolicy {
@@ -161,24 +212,47 @@ fn an_explicit_inner_sandbox_is_refused_before_the_engine_is_asked() {
 fn the_proxy_runs_during_the_session_and_is_stopped_after_it() {
     let f = fixture();
     let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
-    let p = policy(&f, "proxy", |a| a.allow_git_write = true);
+    let p = policy(&f, "proxy", |a| {
+        a.allow_git_write = true;
+        a.allow_domain = vec!["**.allowed.test".into()];
+        a.deny_domain = vec!["bad.allowed.test".into()];
+    });
     assert_eq!(run(&fake, &p, &["true"]).unwrap(), 7);
-    assert_eq!(calls(&fake), ["collect_orphans", "ensure_image codex-sandbox", "gateway default", "run"]);
+    assert_eq!(
+        calls(&fake),
+        [
+            "collect_orphans",
+            "ensure_image codex-sandbox",
+            "start_proxy default",
+            "gateway default",
+            "run",
+            "stop_proxy"
+        ]
+    );
+    // The proxy companion got the session's own rules (the same merge as on the host).
+    let job = fake.job.borrow().clone().unwrap();
+    let want = crate::session::egress::proxy_rules(&p.egress_settings).unwrap();
+    assert_eq!(format!("{:?}", job.rules().unwrap()), format!("{want:?}"));
+    assert_eq!(job.dns_server, p.egress_settings.resolver.server);
     let seen = fake.seen.borrow();
     let plan = seen.plan.as_ref().unwrap();
     assert!(plan.pinned_hosts && plan.allow_git_write);
-    // While the agent ran: the proxy answered, and so did the default blocked target — a listener
-    // of codex-box's own, which only a firewall in force can make the verification find closed.
+    // While the agent ran: the proxy answered, and so did the default blocked target — the
+    // companion's beacon, which only a firewall in force can make the verification find closed.
     assert_eq!(seen.proxy_answered, Some(true));
     assert_eq!(seen.verify_target_answered, Some(true));
     let v4 = &seen.files.as_ref().unwrap().extra.iter().find(|(n, _)| n == "firewall.v4").unwrap().1;
     let proxy = env_of(plan, "HTTPS_PROXY").unwrap().trim_start_matches("http://").trim_end_matches('/').to_string();
     let port = proxy.rsplit(':').next().unwrap();
     assert!(String::from_utf8_lossy(v4).contains(&format!("--dport {port}")), "the firewall opens only the proxy");
+    assert_eq!(env_of(plan, "CODEX_BOX_VERIFY_ALLOWED"), Some(proxy.as_str()));
     assert!(!seen.refresh, "names are the proxy's to resolve: no refresh");
-    // Afterwards: the proxy and the listener are gone.
+    // Afterwards: the proxy is gone, and its lines reached the session's log file on the host.
     assert!(!answers(&proxy), "the proxy was shut down");
-    assert!(!answers(env_of(plan, "CODEX_BOX_VERIFY_BLOCKED").unwrap()), "the listener was closed");
+    let logs: Vec<_> = std::fs::read_dir(f.state.join("codex-box/proxy")).unwrap().collect();
+    assert_eq!(logs.len(), 1);
+    let text = std::fs::read_to_string(logs[0].as_ref().unwrap().path()).unwrap();
+    assert!(text.contains("deny\tother.test:443"), "{text}");
 }
 
 #[test]
@@ -188,7 +262,10 @@ fn an_allowlist_session_pins_names_verifies_and_refreshes() {
     let dns = dns_server::TestDns::start(dns_server::Zone::new(60).addr("api.openai.com", "192.0.2.10"));
     let p = policy_with_dns(&f, "allowlist", &dns.addr.to_string(), |a| a.network = Some("testnet".into()));
     run(&fake, &p, &["true"]).unwrap();
-    assert_eq!(calls(&fake), ["collect_orphans", "ensure_image codex-sandbox", "gateway testnet", "run"]);
+    assert_eq!(
+        calls(&fake),
+        ["collect_orphans", "ensure_image codex-sandbox", "gateway testnet", "beacon testnet", "run"]
+    );
     let seen = fake.seen.borrow();
     let plan = seen.plan.as_ref().unwrap();
     assert_eq!(plan.network.as_deref(), Some("testnet"));
@@ -221,13 +298,13 @@ fn a_missing_image_runs_nothing_and_starts_no_proxy() {
 }
 
 #[test]
-fn proxy_mode_without_a_gateway_is_refused_before_the_run() {
+fn a_loopback_resolver_for_the_proxy_is_refused_before_the_engine_is_asked() {
     let f = fixture();
     let fake = Fake::default();
-    let p = policy(&f, "proxy", |_| {});
+    let p = policy_with_dns(&f, "proxy", "127.0.0.1:5353", |_| {});
     let e = run(&fake, &p, &["true"]).unwrap_err().to_string();
-    assert!(e.contains("--egress proxy: cannot find the gateway"), "{e}");
-    assert!(!calls(&fake).contains(&"run".to_string()));
+    assert!(e.contains("127.0.0.1:5353 is a loopback address") && e.contains("companion container"), "{e}");
+    assert!(calls(&fake).is_empty() && !f.wd.join(".codex").exists());
 }
 
 #[test]
@@ -240,4 +317,5 @@ fn a_failed_run_still_stops_the_proxy() {
     let seen = fake.seen.borrow();
     let proxy = env_of(seen.plan.as_ref().unwrap(), "HTTPS_PROXY").unwrap();
     assert!(!answers(proxy.trim_start_matches("http://").trim_end_matches('/')));
+    assert_eq!(calls(&fake).last().map(String::as_str), Some("stop_proxy"));
 }

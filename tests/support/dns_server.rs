@@ -62,7 +62,13 @@ impl Drop for TestDns {
 
 impl TestDns {
     pub fn start(zone: Zone) -> TestDns {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the test DNS server");
+        TestDns::start_on(zone, "127.0.0.1")
+    }
+
+    /// The server on `ip` (an address of this host, e.g. a test network's gateway, which the
+    /// network's containers reach), port chosen by the kernel.
+    pub fn start_on(zone: Zone, ip: &str) -> TestDns {
+        let socket = UdpSocket::bind((ip, 0)).expect("bind the test DNS server");
         socket.set_read_timeout(Some(Duration::from_millis(100))).expect("set timeout");
         let addr = socket.local_addr().expect("local addr");
         let queries = Arc::new(AtomicUsize::new(0));

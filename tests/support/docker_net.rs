@@ -170,6 +170,12 @@ impl Drop for TestNet {
             for h in &self.hosts {
                 let _ = d.remove_container(h, force()).await;
             }
+            // And what sessions left on it on purpose: codex-box's beacon of this network.
+            if let Ok(info) = d.inspect_network(&self.name, None).await {
+                for c in info.containers.unwrap_or_default().into_values().filter_map(|c| c.name) {
+                    let _ = d.remove_container(&c, force()).await;
+                }
+            }
             let _ = d.remove_network(&self.name).await;
         });
     }

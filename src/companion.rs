@@ -1,0 +1,168 @@
+//! codex-box's companion: this same binary (built static for Linux), run by the engine in a small
+//! container of its own on a session's network (`codex-box companion`, hidden). It is what makes
+//! egress independent of where the engine runs — on this host, in a rootless namespace, in a VM:
+//!
+//! * the **beacon** (`--beacon PORT`): a TCP listener that accepts and closes. It is the firewall
+//!   verification's blocked target — something the session's network really reaches when no
+//!   firewall is in force, so the verification can fail on every engine (a closed port would refuse
+//!   whether a firewall is there or not). One per network, reused by every session on it.
+//! * the **proxy** (`--proxy PORT`, proxy mode): the allowlisting proxy of [`crate::proxy`], built
+//!   from a [`ProxyJob`] in the environment with the same merge the host runs, resolving names from
+//!   the session's network. Every decision is one log line on stdout, which codex-box on the host
+//!   follows into the session's log file and summary. One per session.
+//!
+//! It runs as nobody, read-only, without capabilities, in its own PID namespace: the agent can only
+//! connect to it (and, through the firewall, only to the proxy port).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::egress::{DnsTls, Inputs, ResolverSettings};
+use crate::policy::DomainPolicy;
+use crate::proxy::{Log, Proxy, ProxyConfig, Rules};
+
+/// The beacon's port in the companion.
+pub const BEACON_PORT: u16 = 3129;
+/// The proxy's port in the companion.
+pub const PROXY_PORT: u16 = 3128;
+/// The environment variable carrying the [`ProxyJob`] (JSON).
+pub const JOB_ENV: &str = "CODEX_BOX_PROXY_JOB";
+/// The line the companion prints once it listens.
+pub const READY: &str = "codex-box companion: ready";
+/// Where the companion writes the DNS-over-TLS roots it was given (its only writable place).
+const ROOTS_DIR: &str = "/tmp";
+
+/// What the proxy companion serves: the proxy's inputs as the session's policy holds them (merged
+/// again inside with the same code, so both sides agree), and its resolver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxyJob {
+    pub env: Option<String>,
+    pub flags: Vec<String>,
+    pub config: Vec<String>,
+    pub deny: Vec<String>,
+    pub deny_config: Vec<String>,
+    pub ports: Vec<u16>,
+    pub dns_server: Option<SocketAddr>,
+    pub dns_tls_name: Option<String>,
+    /// PEM text of the CA files trusted for DNS-over-TLS besides the image's bundle.
+    pub dns_roots_pem: Vec<String>,
+    pub timeout_ms: u64,
+}
+
+impl ProxyJob {
+    /// The job for a session's settings; `roots_pem` is the text of `resolver.tls.extra_roots`.
+    pub fn new(s: &crate::session::egress::EgressSettings, roots_pem: Vec<String>) -> ProxyJob {
+        ProxyJob {
+            env: s.env.clone(),
+            flags: s.flags.clone(),
+            config: s.config.clone(),
+            deny: s.deny.clone(),
+            deny_config: s.deny_config.clone(),
+            ports: s.ports.clone(),
+            dns_server: s.resolver.server,
+            dns_tls_name: s.resolver.tls.as_ref().map(|t| t.name.clone()),
+            dns_roots_pem: roots_pem,
+            timeout_ms: s.resolver.timeout.as_millis() as u64,
+        }
+    }
+
+    /// The proxy's rules: the session's merge ([`crate::session::egress::proxy_rules`]).
+    pub fn rules(&self) -> Result<Rules, crate::egress::NameError> {
+        let inputs = Inputs { builtin: true, env: self.env.as_deref(), flags: &self.flags, config: &self.config };
+        Rules::merge(&inputs, &self.deny, &self.deny_config)
+    }
+
+    /// The proxy's configuration, its DNS-over-TLS roots written as files in `roots_dir`.
+    pub fn proxy_config(&self, roots_dir: &Path) -> Result<ProxyConfig> {
+        let mut extra_roots = Vec::new();
+        for (i, pem) in self.dns_roots_pem.iter().enumerate() {
+            let path = roots_dir.join(format!("codex-box-root-{i}.pem"));
+            std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
+            extra_roots.push(path);
+        }
+        let resolver = ResolverSettings {
+            server: self.dns_server,
+            tls: self.dns_tls_name.clone().map(|name| DnsTls { name, extra_roots }),
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+        };
+        let domains = DomainPolicy { rules: self.rules()?, ports: self.ports.clone(), resolver };
+        Ok(domains.proxy_config())
+    }
+}
+
+/// `codex-box companion`: serves the beacon (and the proxy) until SIGTERM; exit code.
+pub async fn run(beacon: u16, proxy: Option<u16>) -> Result<i32> {
+    use tokio::net::TcpListener;
+    let listener = TcpListener::bind(("0.0.0.0", beacon)).await.with_context(|| format!("binding port {beacon}"))?;
+    tokio::spawn(async move {
+        // Accept and close: a connection that succeeds is all the verification needs to see.
+        while let Ok((conn, _)) = listener.accept().await {
+            drop(conn);
+        }
+    });
+    let proxy = match proxy {
+        Some(port) => {
+            let job: ProxyJob =
+                serde_json::from_str(&std::env::var(JOB_ENV).with_context(|| format!("{JOB_ENV} unset"))?)
+                    .with_context(|| format!("reading {JOB_ENV}"))?;
+            let config = job.proxy_config(Path::new(ROOTS_DIR))?;
+            Some(Proxy::start(SocketAddr::from(([0, 0, 0, 0], port)), config, Log::stdout()).await?)
+        }
+        None => None,
+    };
+    println!("{READY}");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    if let Some(p) = proxy {
+        p.shutdown().await;
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::egress::{proxy_rules, EgressMode, EgressSettings};
+
+    #[test]
+    fn the_job_travels_as_json_and_gives_the_hosts_rules() {
+        let s = EgressSettings {
+            mode: EgressMode::Proxy,
+            flags: vec!["**.pypi.org".into(), "*.npmjs.org".into()],
+            env: Some("github.com".into()),
+            config: vec!["crates.io".into()],
+            deny: vec!["evil.pypi.org".into()],
+            ports: vec![443],
+            resolver: ResolverSettings { server: Some("198.18.0.53:53".parse().unwrap()), ..Default::default() },
+            ..EgressSettings::default()
+        };
+        let job = ProxyJob::new(&s, Vec::new());
+        let back: ProxyJob = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+        assert_eq!(back, job);
+        assert_eq!(format!("{:?}", back.rules().unwrap()), format!("{:?}", proxy_rules(&s).unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let c = back.proxy_config(dir.path()).unwrap();
+        assert_eq!((c.ports, c.resolver.server), (vec![443], s.resolver.server));
+        assert!(c.resolver.tls.is_none());
+    }
+
+    #[test]
+    fn dot_roots_are_written_where_the_companion_can_and_named_in_the_resolver() {
+        let mut job = ProxyJob::new(&EgressSettings::default(), vec!["PEM-A".into(), "PEM-B".into()]);
+        job.dns_server = Some("198.18.0.53:853".parse().unwrap());
+        job.dns_tls_name = Some("dot.test".into());
+        let dir = tempfile::tempdir().unwrap();
+        let c = job.proxy_config(dir.path()).unwrap();
+        let tls = c.resolver.tls.unwrap();
+        assert_eq!(tls.name, "dot.test");
+        let texts: Vec<String> = tls.extra_roots.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
+        assert_eq!(texts, ["PEM-A", "PEM-B"]);
+    }
+}
