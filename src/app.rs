@@ -39,7 +39,7 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Some(Command::Sandbox(args)) => crate::native::run_cli(&args),
         Some(Command::Doctor(d)) => crate::doctor::run(&d).await,
         Some(Command::Gc(GcArgs { all })) => collect(all).await,
-        Some(Command::Companion(c)) => crate::companion::run(c.beacon, c.proxy).await,
+        Some(Command::Companion(c)) => crate::companion::run(c.beacon, c.proxy, c.relay).await,
     }
 }
 

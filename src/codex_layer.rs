@@ -66,16 +66,72 @@ impl Boundary {
     }
 }
 
-/// The managed configuration layer of a container session (pure; mounted read-only).
-pub fn managed_config() -> String {
-    format!(
+/// The managed configuration layer of a container session (pure; mounted read-only): the inner
+/// sandbox off, and — when the API key stays with codex-box — the way to its relay.
+pub fn managed_config(relay: Option<&RelayLayer>) -> String {
+    let mut out = format!(
         "# Written by codex-box for this session (read-only; not your config.toml).\n\
          # {why}. {instead}.\n\
          # Your config.toml, profiles and approval policy stay as they are.\n\
          sandbox_mode = \"{SANDBOX_MODE}\"\n",
         why = Boundary::Container.why(),
         instead = Boundary::Container.instead(),
-    )
+    );
+    if let Some(r) = relay {
+        out.push_str(&format!(
+            "# The API key stays with codex-box: requests go through its relay to {}, which adds it.\n",
+            r.upstream
+        ));
+        out.push_str(&r.toml);
+    }
+    out
+}
+
+/// The API key a session sees instead of the real one (which stays with codex-box's relay).
+pub const PLACEHOLDER_KEY: &str = "codex-box-relay-holds-the-key";
+
+/// OpenAI's API, where the built-in provider goes unless `openai_base_url` says otherwise.
+pub const DEFAULT_API: &str = "https://api.openai.com/v1";
+
+/// How Codex in a session reaches the API through codex-box's relay, which holds the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayLayer {
+    /// Where the relay forwards (the provider's own base URL).
+    pub upstream: String,
+    /// The managed layer's lines that point Codex at the relay.
+    pub toml: String,
+}
+
+/// The relay layer for the user's trusted `config.toml` (pure): the built-in OpenAI provider gets
+/// `openai_base_url` = the relay (its upstream: the user's `openai_base_url`, else OpenAI's API); a
+/// custom `model_provider` whose `env_key` is `OPENAI_API_KEY` gets its table again with `base_url`
+/// = the relay. `None` when the provider in use does not take `OPENAI_API_KEY`: the session then
+/// needs no key at all.
+pub fn relay_layer(config_toml: Option<&str>, relay_url: &str) -> Option<RelayLayer> {
+    let config: toml::Table = config_toml.and_then(|t| t.parse().ok()).unwrap_or_default();
+    let provider = config.get("model_provider").and_then(|v| v.as_str()).filter(|p| *p != "openai");
+    match provider {
+        None => {
+            let upstream = config.get("openai_base_url").and_then(|v| v.as_str()).unwrap_or(DEFAULT_API).to_string();
+            let mut t = toml::Table::new();
+            t.insert("openai_base_url".into(), relay_url.into());
+            Some(RelayLayer { upstream, toml: toml::to_string(&t).ok()? })
+        }
+        Some(id) => {
+            let table = config.get("model_providers")?.get(id)?.as_table()?;
+            if table.get("env_key").and_then(|v| v.as_str()) != Some("OPENAI_API_KEY") {
+                return None;
+            }
+            let upstream = table.get("base_url")?.as_str()?.to_string();
+            let mut mine = table.clone();
+            mine.insert("base_url".into(), relay_url.into());
+            let mut providers = toml::Table::new();
+            providers.insert(id.to_string(), mine.into());
+            let mut t = toml::Table::new();
+            t.insert("model_providers".into(), providers.into());
+            Some(RelayLayer { upstream, toml: toml::to_string(&t).ok()? })
+        }
+    }
 }
 
 /// What on Codex's command line asked for its inner sandbox.
@@ -243,8 +299,33 @@ mod tests {
     }
 
     #[test]
+    fn the_relay_layer_points_the_provider_in_use_at_the_relay() {
+        let relay = "http://172.17.0.5:3130/v1";
+        // The built-in provider: its base URL, which the relay forwards to.
+        let r = relay_layer(None, relay).unwrap();
+        assert_eq!(r.upstream, DEFAULT_API);
+        let t: toml::Table = managed_config(Some(&r)).parse().unwrap();
+        assert_eq!((t.len(), t["openai_base_url"].as_str()), (2, Some(relay)));
+        let r = relay_layer(Some("openai_base_url = \"https://gw.corp.test/v1\"\nmodel = \"m\"\n"), relay).unwrap();
+        assert_eq!(r.upstream, "https://gw.corp.test/v1");
+        // A custom provider that takes the key: its table again, only base_url changed.
+        let cfg = "model_provider = \"scripted\"\n[model_providers.scripted]\nname = \"s\"\n\
+                   base_url = \"https://api.model.test/v1\"\nenv_key = \"OPENAI_API_KEY\"\nsupports_websockets = false\n";
+        let r = relay_layer(Some(cfg), relay).unwrap();
+        assert_eq!(r.upstream, "https://api.model.test/v1");
+        let t: toml::Table = managed_config(Some(&r)).parse().unwrap();
+        let p = t["model_providers"]["scripted"].as_table().unwrap();
+        assert_eq!(p["base_url"].as_str(), Some(relay));
+        assert_eq!((p["name"].as_str(), p["supports_websockets"].as_bool()), (Some("s"), Some(false)));
+        assert!(!t.contains_key("openai_base_url"));
+        // A provider with another key (or none): no relay, and no key for the session.
+        assert_eq!(relay_layer(Some(&cfg.replace("OPENAI_API_KEY", "AZURE_KEY")), relay), None);
+        assert_eq!(relay_layer(Some("model_provider = \"ollama\"\n"), relay), None);
+    }
+
+    #[test]
     fn the_managed_layer_sets_only_the_sandbox_mode() {
-        let t: toml::Table = managed_config().parse().unwrap();
+        let t: toml::Table = managed_config(None).parse().unwrap();
         assert_eq!(t.len(), 1, "nothing but sandbox_mode: {t:?}");
         assert_eq!(t["sandbox_mode"].as_str(), Some("danger-full-access"));
         let c: toml::Table = CLI_OVERRIDE[1].parse().unwrap();

@@ -28,8 +28,12 @@ use crate::proxy::{Log, Proxy, ProxyConfig, Rules};
 pub const BEACON_PORT: u16 = 3129;
 /// The proxy's port in the companion.
 pub const PROXY_PORT: u16 = 3128;
+/// The relay's port in the companion.
+pub const RELAY_PORT: u16 = 3130;
 /// The environment variable carrying the [`ProxyJob`] (JSON).
 pub const JOB_ENV: &str = "CODEX_BOX_PROXY_JOB";
+/// The environment variable carrying the [`RelayJob`] (JSON).
+pub const RELAY_ENV: &str = "CODEX_BOX_RELAY_JOB";
 /// The line the companion prints once it listens.
 pub const READY: &str = "codex-box companion: ready";
 /// Where the companion writes the DNS-over-TLS roots it was given (its only writable place).
@@ -93,8 +97,68 @@ impl ProxyJob {
     }
 }
 
-/// `codex-box companion`: serves the beacon (and the proxy) until SIGTERM; exit code.
-pub async fn run(beacon: u16, proxy: Option<u16>) -> Result<i32> {
+/// What a session's companion serves besides its beacon.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CompanionJob {
+    pub proxy: Option<ProxyJob>,
+    pub relay: Option<RelayJob>,
+}
+
+/// The API relay's job ([`crate::proxy::relay`]): where Codex's requests go, with which key, and
+/// whom to trust for the upstream's certificate besides the image's bundle.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelayJob {
+    /// `https://host[:port][/prefix]`.
+    pub upstream: String,
+    pub key: String,
+    /// PEM text of the session's extra CA files.
+    pub roots_pem: Vec<String>,
+    /// The upstream host's addresses as the host resolved them (empty: the relay resolves).
+    pub upstream_addrs: Vec<std::net::IpAddr>,
+    pub dns_server: Option<SocketAddr>,
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for RelayJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayJob").field("upstream", &self.upstream).field("key", &"<hidden>").finish()
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl RelayJob {
+    /// The relay's configuration, the extra roots written as files in `roots_dir`.
+    pub fn relay_config(&self, roots_dir: &Path) -> Result<crate::proxy::relay::RelayConfig> {
+        let upstream = crate::proxy::relay::Upstream::parse(&self.upstream).map_err(anyhow::Error::msg)?;
+        let mut extra_roots = Vec::new();
+        for (i, pem) in self.roots_pem.iter().enumerate() {
+            let path = roots_dir.join(format!("codex-box-relay-root-{i}.pem"));
+            std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
+            extra_roots.push(path);
+        }
+        let tls = crate::egress::dot::client_config(&DnsTls { name: upstream.host.clone(), extra_roots })?;
+        let resolver = ResolverSettings {
+            server: self.dns_server,
+            tls: None,
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+        };
+        Ok(crate::proxy::relay::RelayConfig {
+            upstream,
+            addrs: self.upstream_addrs.clone(),
+            key: self.key.clone(),
+            tls: std::sync::Arc::new(tls),
+            resolver,
+        })
+    }
+}
+
+fn job<T: serde::de::DeserializeOwned>(var: &str) -> Result<T> {
+    serde_json::from_str(&std::env::var(var).with_context(|| format!("{var} unset"))?)
+        .with_context(|| format!("reading {var}"))
+}
+
+/// `codex-box companion`: serves the beacon (and the proxy, and the relay) until SIGTERM; exit code.
+pub async fn run(beacon: u16, proxy: Option<u16>, relay: Option<u16>) -> Result<i32> {
     use tokio::net::TcpListener;
     let listener = TcpListener::bind(("0.0.0.0", beacon)).await.with_context(|| format!("binding port {beacon}"))?;
     tokio::spawn(async move {
@@ -113,6 +177,18 @@ pub async fn run(beacon: u16, proxy: Option<u16>) -> Result<i32> {
         }
         None => None,
     };
+    if let Some(port) = relay {
+        #[cfg(target_os = "linux")]
+        {
+            let relay: RelayJob = job(RELAY_ENV)?;
+            let config = relay.relay_config(Path::new(ROOTS_DIR))?;
+            let listener =
+                TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding port {port}"))?;
+            crate::proxy::relay::serve(listener, config, std::sync::Arc::new(Log::stdout())).await?;
+        }
+        #[cfg(not(target_os = "linux"))]
+        anyhow::bail!("the API relay (port {port}) runs in a Linux companion only");
+    }
     println!("{READY}");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;

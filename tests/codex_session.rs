@@ -122,12 +122,21 @@ fn git_project() -> (Project, tempfile::TempDir) {
     (p, cfg)
 }
 
-/// What the model asks Codex to run: edit a file and show the diff, then try the two escapes.
+/// The API key the user has on the host; it must never be visible in the session.
+const KEY: &str = "sk-test-SECRET-4242";
+
+/// What the model asks Codex to run: edit a file and show the diff, then try the escapes: write a
+/// hook, reach a host outside the allowlist, find the API key in every environment, command line
+/// and readable file of the session (the pattern is written so that the search's own command line
+/// does not match it); the control finds the placeholder the session has instead, the same way.
 fn edit_and_escape(other_host: &str) -> String {
     format!(
         "printf 'changed by the model\\n' > hello.txt && git --no-pager diff; \
          if (echo evil > .git/hooks/pre-commit) 2>/dev/null; then echo HOOK-WRITTEN; else echo HOOK-REFUSED; fi; \
-         if curl -sS -o /dev/null --max-time 5 http://{other_host}/ 2>/dev/null; then echo OTHER-REACHED; else echo OTHER-REFUSED; fi"
+         if curl -sS -o /dev/null --max-time 5 http://{other_host}/ 2>/dev/null; then echo OTHER-REACHED; else echo OTHER-REFUSED; fi; \
+         w='/proc/[0-9]*/environ /proc/[0-9]*/cmdline /codex_home /home /run /etc /tmp /app'; \
+         if grep -rsqa 'SECRE[T]-4242' $w 2>/dev/null; then echo KEY-FOUND; else echo KEY-ABSENT; fi; \
+         if grep -rsqa 'codex-box-relay-holds-the-ke[y]' /proc/[0-9]*/environ; then echo PLACEHOLDER-FOUND; fi"
     )
 }
 
@@ -144,7 +153,7 @@ fn codex_exec_in_a_session_runs_the_models_command_in_the_users_checkout() {
     let mut args = net.session_args(&p, cfg.path());
     args.extend(["--".into(), "exec".into(), "--skip-git-repo-check".into(), "edit hello.txt".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = p.cmd(&args).env("OPENAI_API_KEY", "test-key").output().unwrap();
+    let out = p.cmd(&args).env("OPENAI_API_KEY", KEY).output().unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "codex exec failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(FINAL), "the final answer reached the user: {stdout}\n{stderr}");
@@ -160,8 +169,20 @@ fn codex_exec_in_a_session_runs_the_models_command_in_the_users_checkout() {
     assert!(seen.contains("HOOK-REFUSED") && !seen.contains("HOOK-WRITTEN"), "{seen}");
     assert!(seen.contains("OTHER-REFUSED") && !seen.contains("OTHER-REACHED"), "{seen}");
     assert!(!p.wd.join(".git/hooks/pre-commit").exists());
-    // The model received Codex's request with the session's key, over the test CA's TLS.
+    // The model received Codex's requests with the real key — added by codex-box's relay, over the
+    // test CA's TLS — while the session held only a placeholder: the key was nowhere in it.
     assert!(scripted_model::requests(&net.log()).len() >= 2);
+    let auths = scripted_model::authorizations(&net.log());
+    assert!(!auths.is_empty() && auths.iter().all(|a| a == &format!("Bearer {KEY}")), "{auths:?}");
+    assert!(seen.contains("KEY-ABSENT") && !seen.contains("KEY-FOUND"), "{seen}");
+    assert!(seen.contains("PLACEHOLDER-FOUND"), "control: the search reads the session's environments: {seen}");
+    // The relay's log says it added the key, never what it is.
+    let log_dir = p.state.join("codex-box/proxy");
+    let logs: Vec<String> = std::fs::read_dir(&log_dir)
+        .map(|d| d.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+        .unwrap_or_default();
+    assert!(logs.iter().any(|l| l.contains("API key added")), "{logs:?}");
+    assert!(logs.iter().all(|l| !l.contains("SECRET")), "{logs:?}");
 
     // Control: the same exchange with .git writable and the other host allowlisted reaches both.
     std::fs::write(&hello, "hello\n").unwrap();
@@ -170,7 +191,7 @@ fn codex_exec_in_a_session_runs_the_models_command_in_the_users_checkout() {
     args.extend(["--allow-git-write".into(), "--allow-domain".into(), other.clone()]);
     args.extend(["--".into(), "exec".into(), "--skip-git-repo-check".into(), "edit hello.txt".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = p.cmd(&args).env("OPENAI_API_KEY", "test-key").output().unwrap();
+    let out = p.cmd(&args).env("OPENAI_API_KEY", KEY).output().unwrap();
     assert!(out.status.success(), "control: {}\n{}", text(&out.stdout), text(&out.stderr));
     let seen = scripted_model::command_output(&net.log()).expect("control: command output");
     assert!(seen.contains("HOOK-WRITTEN") && seen.contains("OTHER-REACHED"), "control: {seen}");
@@ -205,14 +226,14 @@ fn the_interactive_tui_runs_the_models_command_too() {
     if !docker_ready("Codex TUI end to end") {
         return;
     }
-    let net = ModelNet::new("tui", "198.18.91");
+    let net = ModelNet::new("tui", "198.18.97");
     let (p, cfg) = git_project();
     net.script("printf 'changed in the TUI\\n' > hello.txt && git --no-pager diff --stat");
     let mut args = net.session_args(&p, cfg.path());
     args.extend(["--".into(), "edit hello.txt".into()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut cmd = p.cmd(&args);
-    cmd.env("OPENAI_API_KEY", "test-key").env("TERM", "xterm-256color");
+    cmd.env("OPENAI_API_KEY", KEY).env("TERM", "xterm-256color");
     let mut tui = Pty::spawn(cmd, 40, 120);
     let log = net.log();
     let answered = tui.wait_for(120, || scripted_model::command_output(&log).is_some());

@@ -47,6 +47,9 @@ pub struct CompanionArgs {
     /// Port of the proxy (its job in CODEX_BOX_PROXY_JOB).
     #[arg(long = "proxy")]
     pub proxy: Option<u16>,
+    /// Port of the API relay (its job in CODEX_BOX_RELAY_JOB).
+    #[arg(long = "relay")]
+    pub relay: Option<u16>,
 }
 
 #[derive(Debug, Args, Clone, Default)]

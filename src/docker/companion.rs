@@ -18,7 +18,8 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::spec::LABEL;
-use crate::companion::{ProxyJob, BEACON_PORT, JOB_ENV, PROXY_PORT, READY};
+use crate::companion::{CompanionJob, BEACON_PORT, JOB_ENV, PROXY_PORT, READY, RELAY_ENV, RELAY_PORT};
+use crate::session::CompanionAddrs;
 
 /// What can go wrong with the companion.
 #[derive(Debug, thiserror::Error)]
@@ -41,11 +42,10 @@ fn engine(what: &'static str) -> impl FnOnce(bollard::errors::Error) -> Companio
     move |source| CompanionError::Engine { what, source }
 }
 
-/// A running proxy companion of one session.
-pub struct ProxyCompanion {
+/// A running companion of one session.
+pub struct SessionCompanion {
     pub id: String,
-    pub proxy: SocketAddr,
-    pub beacon: SocketAddr,
+    pub addrs: CompanionAddrs,
     pump: tokio::task::JoinHandle<()>,
 }
 
@@ -204,22 +204,30 @@ pub fn beacon_name(network: Option<&str>) -> String {
 }
 
 /// The body of a companion container: codex-box's static binary as nobody, read-only, no
-/// capability, no new privileges, small limits; the beacon restarts with the engine, the proxy
-/// gets its job and is labelled like its session (collected if codex-box is killed).
+/// capability, no new privileges, small limits; the beacon (no job) restarts with the engine, a
+/// session's companion gets its jobs and is labelled like its session (collected if codex-box is
+/// killed).
 pub fn body(
     image: &str,
     network: Option<&str>,
-    proxy: Option<(&ProxyJob, HashMap<String, String>)>,
+    job: Option<(&CompanionJob, HashMap<String, String>)>,
 ) -> ContainerCreateBody {
     let mut cmd = vec!["--beacon".to_string(), BEACON_PORT.to_string()];
     let mut env = Vec::new();
     let mut labels = HashMap::from([(format!("{LABEL}.role"), "beacon".to_string())]);
-    if let Some((job, session_labels)) = &proxy {
-        cmd.extend(["--proxy".to_string(), PROXY_PORT.to_string()]);
-        env.push(format!("{JOB_ENV}={}", serde_json::to_string(job).expect("a job serialises")));
+    if let Some((job, session_labels)) = &job {
+        if let Some(p) = &job.proxy {
+            cmd.extend(["--proxy".to_string(), PROXY_PORT.to_string()]);
+            env.push(format!("{JOB_ENV}={}", serde_json::to_string(p).expect("a job serialises")));
+        }
+        if let Some(r) = &job.relay {
+            cmd.extend(["--relay".to_string(), RELAY_PORT.to_string()]);
+            env.push(format!("{RELAY_ENV}={}", serde_json::to_string(r).expect("a job serialises")));
+        }
         labels = session_labels.clone();
-        labels.insert(format!("{LABEL}.role"), "proxy".into());
+        labels.insert(format!("{LABEL}.role"), "companion".into());
     }
+    let session = job.is_some();
     ContainerCreateBody {
         image: Some(image.to_string()),
         cmd: Some(cmd),
@@ -231,10 +239,10 @@ pub fn body(
             readonly_rootfs: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
-            memory: Some(if proxy.is_some() { 256 << 20 } else { 16 << 20 }),
-            pids_limit: Some(if proxy.is_some() { 64 } else { 8 }),
+            memory: Some(if session { 256 << 20 } else { 16 << 20 }),
+            pids_limit: Some(if session { 64 } else { 8 }),
             tmpfs: Some(HashMap::from([("/tmp".to_string(), "rw,noexec,nosuid,size=4m".to_string())])),
-            restart_policy: proxy.is_none().then_some(RestartPolicy {
+            restart_policy: (!session).then_some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
             }),
@@ -334,35 +342,37 @@ fn force() -> Option<RemoveContainerOptions> {
     Some(RemoveContainerOptions { force: true, ..Default::default() })
 }
 
-/// Starts a session's proxy companion; its decision lines go to `log` until [`stop_proxy`].
-pub async fn start_proxy(
+/// Starts a session's companion; its decision lines go to `log` until [`stop`].
+pub async fn start(
     docker: &Docker,
     network: Option<&str>,
-    job: &ProxyJob,
+    job: &CompanionJob,
     log: Arc<crate::proxy::Log>,
     labels: HashMap<String, String>,
     bin: Option<&Path>,
-) -> Result<ProxyCompanion, CompanionError> {
+) -> Result<SessionCompanion, CompanionError> {
     let image = ensure_image(docker, &binary(bin)?).await?;
     let created = docker
         .create_container(None::<CreateContainerOptions>, body(&image, network, Some((job, labels))))
         .await
-        .map_err(engine("creating the proxy"))?;
+        .map_err(engine("creating it"))?;
     let id = created.id;
     let started = async {
-        docker.start_container(&id, None).await.map_err(engine("starting the proxy"))?;
+        docker.start_container(&id, None).await.map_err(engine("starting it"))?;
         let pump = wait_ready(docker, &id, 15, Some(log)).await?.expect("a pump was asked for");
         let ip = address(docker, &id, network).await?;
         Ok::<_, CompanionError>((ip, pump))
     }
     .await;
     match started {
-        Ok((ip, pump)) => Ok(ProxyCompanion {
-            id,
-            proxy: SocketAddr::new(ip, PROXY_PORT),
-            beacon: SocketAddr::new(ip, BEACON_PORT),
-            pump,
-        }),
+        Ok((ip, pump)) => {
+            let addrs = CompanionAddrs {
+                beacon: SocketAddr::new(ip, BEACON_PORT),
+                proxy: job.proxy.as_ref().map(|_| SocketAddr::new(ip, PROXY_PORT)),
+                relay: job.relay.as_ref().map(|_| SocketAddr::new(ip, RELAY_PORT)),
+            };
+            Ok(SessionCompanion { id, addrs, pump })
+        }
         Err(e) => {
             let _ = docker.remove_container(&id, force()).await;
             Err(e)
@@ -370,11 +380,11 @@ pub async fn start_proxy(
     }
 }
 
-/// Stops the proxy (its last lines reach the log) and removes it.
-pub async fn stop_proxy(docker: &Docker, p: ProxyCompanion) {
-    let _ = docker.stop_container(&p.id, Some(StopContainerOptions { t: Some(2), ..Default::default() })).await;
-    let _ = tokio::time::timeout(Duration::from_secs(3), p.pump).await;
-    let _ = docker.remove_container(&p.id, force()).await;
+/// Stops the companion (its last lines reach the log) and removes it.
+pub async fn stop(docker: &Docker, c: SessionCompanion) {
+    let _ = docker.stop_container(&c.id, Some(StopContainerOptions { t: Some(2), ..Default::default() })).await;
+    let _ = tokio::time::timeout(Duration::from_secs(3), c.pump).await;
+    let _ = docker.remove_container(&c.id, force()).await;
 }
 
 #[cfg(test)]
@@ -398,21 +408,36 @@ mod tests {
     }
 
     #[test]
-    fn the_proxy_companion_carries_its_job_and_its_sessions_labels() {
-        let job = ProxyJob::new(&crate::session::egress::EgressSettings::default(), Vec::new());
+    fn a_sessions_companion_carries_its_jobs_and_its_sessions_labels() {
+        let proxy = crate::companion::ProxyJob::new(&crate::session::egress::EgressSettings::default(), Vec::new());
+        let relay = crate::companion::RelayJob {
+            upstream: "https://api.openai.com/v1".into(),
+            key: "sk-x".into(),
+            roots_pem: Vec::new(),
+            upstream_addrs: Vec::new(),
+            dns_server: None,
+            timeout_ms: 5000,
+        };
+        let job = CompanionJob { proxy: Some(proxy.clone()), relay: Some(relay.clone()) };
         let labels = HashMap::from([("io.codex-box".to_string(), "1".to_string())]);
         let b = body("img", Some("testnet"), Some((&job, labels)));
         let cmd = b.cmd.unwrap();
-        assert_eq!(cmd[2..], ["--proxy".to_string(), PROXY_PORT.to_string()]);
+        assert_eq!(cmd[2..], ["--proxy", "3128", "--relay", "3130"].map(String::from));
         let env = b.env.unwrap();
         let json = env[0].strip_prefix(&format!("{JOB_ENV}=")).unwrap();
-        assert_eq!(serde_json::from_str::<ProxyJob>(json).unwrap(), job);
+        assert_eq!(serde_json::from_str::<crate::companion::ProxyJob>(json).unwrap(), proxy);
+        let json = env[1].strip_prefix(&format!("{RELAY_ENV}=")).unwrap();
+        assert!(serde_json::from_str::<crate::companion::RelayJob>(json).unwrap() == relay);
         let labels = b.labels.unwrap();
         assert_eq!(labels.get("io.codex-box").map(String::as_str), Some("1"), "collected when codex-box dies");
-        assert_eq!(labels.get("io.codex-box.role").map(String::as_str), Some("proxy"));
+        assert_eq!(labels.get("io.codex-box.role").map(String::as_str), Some("companion"));
         let h = b.host_config.unwrap();
         assert_eq!(h.network_mode.as_deref(), Some("testnet"));
         assert!(h.restart_policy.is_none());
+        // A relay alone: no proxy.
+        let job = CompanionJob { proxy: None, relay: Some(relay) };
+        let cmd = body("img", None, Some((&job, HashMap::new()))).cmd.unwrap();
+        assert_eq!(cmd[2..], ["--relay", "3130"].map(String::from));
     }
 
     #[test]

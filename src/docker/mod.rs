@@ -72,25 +72,25 @@ impl crate::session::Engine for DockerEngine {
         Ok(companion::beacon(&self.docker, network, self.companion_bin.as_deref()).await?)
     }
 
-    type Proxy = companion::ProxyCompanion;
+    type Companion = companion::SessionCompanion;
 
-    async fn start_proxy(
+    async fn start_companion(
         &self,
         network: Option<&str>,
-        job: &crate::companion::ProxyJob,
+        job: &crate::companion::CompanionJob,
         log: std::sync::Arc<crate::proxy::Log>,
-    ) -> Result<(crate::session::ProxyAddrs, companion::ProxyCompanion), DockerError> {
+    ) -> Result<(crate::session::CompanionAddrs, companion::SessionCompanion), DockerError> {
         let labels = std::collections::HashMap::from([
             (spec::LABEL.to_string(), "1".to_string()),
             (format!("{}.pid", spec::LABEL), std::process::id().to_string()),
             (format!("{}.host", spec::LABEL), gc::hostname()),
         ]);
-        let p = companion::start_proxy(&self.docker, network, job, log, labels, self.companion_bin.as_deref()).await?;
-        Ok((crate::session::ProxyAddrs { proxy: p.proxy, beacon: p.beacon }, p))
+        let c = companion::start(&self.docker, network, job, log, labels, self.companion_bin.as_deref()).await?;
+        Ok((c.addrs, c))
     }
 
-    async fn stop_proxy(&self, proxy: companion::ProxyCompanion) {
-        companion::stop_proxy(&self.docker, proxy).await
+    async fn stop_companion(&self, c: companion::SessionCompanion) {
+        companion::stop(&self.docker, c).await
     }
 
     async fn run(

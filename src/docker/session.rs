@@ -66,7 +66,7 @@ pub fn write_session_dir(files: &SessionFiles) -> Result<tempfile::TempDir, Sess
     put("agent.sh", AGENT_WRAPPER.as_bytes(), 0o644).map_err(err)?;
     put("apply.sh", APPLY.as_bytes(), 0o644).map_err(err)?;
     put("sidecar.sh", SIDECAR.as_bytes(), 0o644).map_err(err)?;
-    put(super::spec::MANAGED_CONFIG_FILE, crate::codex_layer::managed_config().as_bytes(), 0o644).map_err(err)?;
+    put(super::spec::MANAGED_CONFIG_FILE, files.managed_config.as_bytes(), 0o644).map_err(err)?;
     if let Some(h) = &files.init_hook {
         let data = std::fs::read(h).map_err(|source| SessionError::SessionDir { path: h.clone(), source })?;
         put("init.sh", &data, 0o755).map_err(err)?;
@@ -466,6 +466,7 @@ mod tests {
         let files = SessionFiles {
             init_hook: Some(hook),
             ca_pem: b"PEM".to_vec(),
+            managed_config: "sandbox_mode = \"danger-full-access\"\n".into(),
             extra: vec![("firewall.v4".into(), b"*filter".to_vec())],
         };
         let d = write_session_dir(&files).unwrap();

@@ -62,6 +62,7 @@ pub fn firewall_spec(
         closed,
         log: LogMode::Off,
         only: Vec::new(),
+        services: Vec::new(),
     }
 }
 

@@ -94,6 +94,9 @@ pub struct FirewallSpec {
     /// Proxy mode (`--egress proxy`): when not empty, TCP goes only to these addresses and ports
     /// (the egress proxy on the host); the sets, explicit entries and ports above are not used.
     pub only: Vec<SocketAddr>,
+    /// TCP addresses and ports of codex-box's own services open in every mode (the session
+    /// companion's API relay), before any range is closed.
+    pub services: Vec<SocketAddr>,
 }
 
 impl Default for FirewallSpec {
@@ -106,6 +109,7 @@ impl Default for FirewallSpec {
             closed: Vec::new(),
             log: LogMode::Off,
             only: Vec::new(),
+            services: Vec::new(),
         }
     }
 }
@@ -230,6 +234,13 @@ fn filter_text(spec: &FirewallSpec, family: Family) -> String {
     for target in spec.only.iter().filter(|t| family.has(&IpNet::from(t.ip()))) {
         add(format!(
             "-A OUTPUT -d {} -p tcp -m tcp --dport {} -m comment --comment \"codex-box proxy\" -j ACCEPT",
+            IpNet::from(target.ip()),
+            target.port()
+        ));
+    }
+    for target in spec.services.iter().filter(|t| family.has(&IpNet::from(t.ip()))) {
+        add(format!(
+            "-A OUTPUT -d {} -p tcp -m tcp --dport {} -m comment --comment \"codex-box service\" -j ACCEPT",
             IpNet::from(target.ip()),
             target.port()
         ));
@@ -403,6 +414,20 @@ COMMIT
         ));
         let nf = render(&FirewallSpec { log: LogMode::Nflog(5), ..FirewallSpec::default() }).v4;
         assert!(nf.contains("-A CODEX_REJECT -j NFLOG --nflog-group 5 --nflog-prefix \"codex-box\"\n"));
+    }
+
+    #[test]
+    fn a_service_port_opens_before_the_closed_ranges_in_both_modes() {
+        let relay: SocketAddr = "172.17.0.5:3130".parse().unwrap();
+        for spec in [FirewallSpec::default(), FirewallSpec::proxy_only("172.17.0.5:3128".parse().unwrap())] {
+            let texts = render(&FirewallSpec { services: vec![relay], ..spec });
+            let v4 = texts.v4;
+            let accept = "-A OUTPUT -d 172.17.0.5/32 -p tcp -m tcp --dport 3130 -m comment --comment \"codex-box service\" -j ACCEPT";
+            let at = v4.find(accept).unwrap_or_else(|| panic!("{v4}"));
+            assert!(v4.find("closed-range").is_none_or(|c| c > at), "{v4}");
+            assert_eq!(v4.matches("--dport 3130").count(), 1);
+            assert!(!texts.v6.contains("3130"));
+        }
     }
 
     #[test]

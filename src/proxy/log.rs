@@ -178,7 +178,9 @@ impl Log {
         }
         if let Some(f) = &self.file {
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = writeln!(f, "{line}");
+            // One write per line: two logs on one stream (the companion's proxy and relay) never
+            // interleave inside a line.
+            let _ = f.write_all(format!("{line}\n").as_bytes());
         }
         if self.print_denials && !allowed {
             eprint!("codex-box: proxy denied {method} {target}: {reason}\r\n");

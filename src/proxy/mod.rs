@@ -21,6 +21,7 @@ pub(crate) mod fuzz;
 pub mod http;
 pub mod log;
 mod pipe;
+pub mod relay;
 pub mod rules;
 pub mod server;
 pub mod sni;

@@ -13,12 +13,12 @@
 //! What it enforces: see [`crate::egress`] and [`crate::proxy`]. What it does not: a tool that ignores
 //! proxy settings fails closed; other containers on the same network can reach the proxy's port too.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
-use super::plan::ProxyAddrs;
+use super::plan::CompanionAddrs;
 use crate::egress::{self as core, Allowlist, Inputs, NameError, Resolution};
 pub use crate::proxy::session_env;
 use crate::proxy::Rules;
@@ -140,11 +140,13 @@ pub fn assemble(
     res: &Resolution,
     settings: &EgressSettings,
     gateway: Option<IpAddr>,
+    services: &[SocketAddr],
 ) -> SessionFirewall {
     let closed: Vec<IpNet> = gateway.into_iter().map(IpNet::from).collect();
     let dns = settings.allow_dns.then_some(settings.resolver.server).flatten();
     let mut spec = core::firewall_spec(allow, res, settings.ports.clone(), dns, closed);
     spec.log = core::LogMode::Record;
+    spec.services = services.to_vec();
     let texts = core::render(&spec);
     let files = vec![
         ("firewall.ipset".to_string(), texts.ipset.into_bytes()),
@@ -198,13 +200,19 @@ pub fn proxy_rules(settings: &EgressSettings) -> Result<Rules, NameError> {
 /// settings and the network's gateway. Only the proxy is reachable; the entrypoint checks that
 /// `--verify-blocked` (default: the companion's beacon, on the same address as the proxy) is not
 /// and that the proxy is, before the agent starts. No name is pinned: the proxy resolves names.
-pub fn assemble_proxy(addrs: ProxyAddrs, settings: &EgressSettings, gateway: Option<IpAddr>) -> SessionFirewall {
+pub fn assemble_proxy(
+    proxy: SocketAddr,
+    addrs: CompanionAddrs,
+    settings: &EgressSettings,
+    gateway: Option<IpAddr>,
+) -> SessionFirewall {
     // Direct attempts (a tool that ignores the proxy settings) are recorded and summarised at the
     // end, like every rejected destination in allowlist mode.
     let spec = core::FirewallSpec {
         log: core::LogMode::Record,
         closed: gateway.map(IpNet::from).into_iter().collect(),
-        ..core::FirewallSpec::proxy_only(addrs.proxy)
+        services: addrs.relay.into_iter().collect(),
+        ..core::FirewallSpec::proxy_only(proxy)
     };
     let texts = core::render(&spec);
     let files = vec![
@@ -213,10 +221,17 @@ pub fn assemble_proxy(addrs: ProxyAddrs, settings: &EgressSettings, gateway: Opt
         ("firewall.v6".to_string(), texts.v6.into_bytes()),
     ];
     let blocked = settings.verify_blocked.clone().unwrap_or_else(|| addrs.beacon.to_string());
-    let allowed = settings.verify_allowed.clone().unwrap_or_else(|| addrs.proxy.to_string());
+    let allowed = settings.verify_allowed.clone().unwrap_or_else(|| proxy.to_string());
     let mut env =
         vec![("CODEX_BOX_VERIFY_BLOCKED".to_string(), blocked), ("CODEX_BOX_VERIFY_ALLOWED".to_string(), allowed)];
-    env.extend(session_env(addrs.proxy));
+    env.extend(session_env(proxy));
+    // The relay is reached directly, never through the proxy.
+    if let Some(relay) = addrs.relay {
+        for (k, v) in env.iter_mut().filter(|(k, _)| k.eq_ignore_ascii_case("no_proxy")) {
+            let _ = k;
+            v.push_str(&format!(",{}", relay.ip()));
+        }
+    }
     SessionFirewall {
         allow: Allowlist::default(),
         resolution: Resolution::default(),
@@ -286,7 +301,7 @@ mod tests {
             }],
             resolver: String::new(),
         };
-        let fw = assemble(&a, &res, &s, Some("172.17.0.1".parse().unwrap()));
+        let fw = assemble(&a, &res, &s, Some("172.17.0.1".parse().unwrap()), &[]);
         assert!(fw.hosts.contains("203.0.113.10\tallowed.test\n2001:db8::10\tallowed.test\n"), "{}", fw.hosts);
         assert!(fw.hosts.starts_with("127.0.0.1\tlocalhost\n"));
         let v4 = String::from_utf8(fw.files[1].1.clone()).unwrap();
@@ -320,9 +335,13 @@ mod tests {
 
     #[test]
     fn the_firewall_opens_only_the_proxy_and_verifies_both_sides() {
-        let addrs =
-            ProxyAddrs { proxy: "172.17.0.5:3128".parse().unwrap(), beacon: "172.17.0.5:3129".parse().unwrap() };
-        let fw = assemble_proxy(addrs, &proxy_settings(), Some("172.17.0.1".parse().unwrap()));
+        let proxy = "172.17.0.5:3128".parse().unwrap();
+        let addrs = CompanionAddrs {
+            proxy: Some(proxy),
+            beacon: "172.17.0.5:3129".parse().unwrap(),
+            relay: Some("172.17.0.5:3130".parse().unwrap()),
+        };
+        let fw = assemble_proxy(proxy, addrs, &proxy_settings(), Some("172.17.0.1".parse().unwrap()));
         let v4 = String::from_utf8(fw.files[1].1.clone()).unwrap();
         let accepts: Vec<&str> =
             v4.lines().filter(|l| l.starts_with("-A OUTPUT") && l.ends_with("-j ACCEPT")).collect();
@@ -332,8 +351,11 @@ mod tests {
                 "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
                 "-A OUTPUT -o lo -j ACCEPT",
                 "-A OUTPUT -d 172.17.0.5/32 -p tcp -m tcp --dport 3128 -m comment --comment \"codex-box proxy\" -j ACCEPT",
+                "-A OUTPUT -d 172.17.0.5/32 -p tcp -m tcp --dport 3130 -m comment --comment \"codex-box service\" -j ACCEPT",
             ]
         );
+        let no_proxy = fw.env.iter().find(|(k, _)| k == "NO_PROXY").map(|(_, v)| v.as_str());
+        assert!(no_proxy.is_some_and(|v| v.ends_with(",172.17.0.5")), "the relay is reached directly: {no_proxy:?}");
         // The blocked target is the companion's beacon: the same address, a port only the firewall closes.
         assert_eq!(fw.env[0], ("CODEX_BOX_VERIFY_BLOCKED".into(), "172.17.0.5:3129".into()));
         assert_eq!(fw.env[1], ("CODEX_BOX_VERIFY_ALLOWED".into(), "172.17.0.5:3128".into()));

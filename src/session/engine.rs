@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::plan::{Outcome, Plan, ProxyAddrs, Refresh, SessionFiles};
-use crate::companion::ProxyJob;
+use super::plan::{CompanionAddrs, Outcome, Plan, Refresh, SessionFiles};
+use crate::companion::CompanionJob;
 
 /// A container engine a session can run on.
 // `async fn` in this trait: it is used generically (never as `dyn`) and its futures are awaited in
@@ -32,20 +32,20 @@ pub trait Engine {
     /// force (a companion container, made once per network and reused).
     async fn beacon(&self, network: Option<&str>) -> Result<SocketAddr, Self::Error>;
 
-    /// A running proxy companion, until [`Engine::stop_proxy`].
-    type Proxy;
+    /// A running companion of one session, until [`Engine::stop_companion`].
+    type Companion;
 
-    /// Starts the session's allowlisting proxy on `network` (a companion container); each decision
-    /// line it prints goes to `log`.
-    async fn start_proxy(
+    /// Starts the session's companion on `network` (the proxy and/or the API relay of `job`, and a
+    /// beacon); each decision line it prints goes to `log`.
+    async fn start_companion(
         &self,
         network: Option<&str>,
-        job: &ProxyJob,
+        job: &CompanionJob,
         log: Arc<crate::proxy::Log>,
-    ) -> Result<(ProxyAddrs, Self::Proxy), Self::Error>;
+    ) -> Result<(CompanionAddrs, Self::Companion), Self::Error>;
 
-    /// Stops the proxy (its last lines reach the log) and removes it.
-    async fn stop_proxy(&self, proxy: Self::Proxy);
+    /// Stops the companion (its last lines reach the log) and removes it.
+    async fn stop_companion(&self, companion: Self::Companion);
 
     /// Runs the session to its end and removes everything it made, on every path.
     async fn run(&self, plan: Plan, files: SessionFiles, refresh: Option<Refresh>) -> Result<Outcome, Self::Error>;

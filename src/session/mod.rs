@@ -15,6 +15,6 @@ pub mod run;
 mod run_tests;
 
 pub use engine::Engine;
-pub use plan::{Applier, Limits, Outcome, Plan, ProxyAddrs, Refresh, SessionFiles};
+pub use plan::{Applier, CompanionAddrs, Limits, Outcome, Plan, Refresh, SessionFiles};
 pub use policy::{Egress, GitWrite, SessionPolicy, Trust};
 pub use run::{check, run, Checked};

@@ -61,6 +61,8 @@ pub struct Limits {
 pub struct SessionFiles {
     pub init_hook: Option<PathBuf>,
     pub ca_pem: Vec<u8>,
+    /// Codex's managed configuration layer (`codex_layer::managed_config`), mounted read-only.
+    pub managed_config: String,
     /// Extra named files (e.g. firewall.ipset / firewall.v4 / firewall.v6).
     pub extra: Vec<(String, Vec<u8>)>,
 }
@@ -75,12 +77,13 @@ pub struct Outcome {
     pub container: String,
 }
 
-/// Where a session's proxy companion listens on the session's network: the proxy, and its beacon
-/// (the firewall verification's blocked target).
+/// Where a session's companion listens on the session's network: its beacon (the firewall
+/// verification's blocked target), and the proxy and the API relay when it serves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProxyAddrs {
-    pub proxy: std::net::SocketAddr,
+pub struct CompanionAddrs {
     pub beacon: std::net::SocketAddr,
+    pub proxy: Option<std::net::SocketAddr>,
+    pub relay: Option<std::net::SocketAddr>,
 }
 
 /// Work to start beside the session once its container runs: the firewall's live refresh.

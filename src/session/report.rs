@@ -28,7 +28,7 @@ pub async fn egress<E: Engine>(
         Some(e) => e.gateway(settings.network.as_deref()).await,
         None => None,
     };
-    let fw = egress::assemble(allow, &res, settings, gw);
+    let fw = egress::assemble(allow, &res, settings, gw, &[]);
     if json {
         let names: Vec<serde_json::Value> = res
             .names

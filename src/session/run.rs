@@ -63,11 +63,14 @@ pub fn check(
     Ok(Checked { policy, command, interactive, tty_size, certs })
 }
 
-/// The egress of a running session: the files and environment for the plan, and the proxy that
-/// must live until the session ends.
-struct EgressSetup<P> {
+/// The egress of a running session: the files and environment for the plan, and the session's
+/// companion (proxy, API relay) that must live until the session ends.
+struct EgressSetup<C> {
     firewall: Option<egress::SessionFirewall>,
-    proxy: Option<(P, Arc<crate::proxy::Log>)>,
+    companion: Option<(C, Arc<crate::proxy::Log>)>,
+    /// The API relay's base URL for the session, when the key stays with codex-box.
+    relay_url: Option<String>,
+    relay_layer: Option<codex_layer::RelayLayer>,
 }
 
 /// Runs a checked session on `engine` to its end; returns the command's exit code.
@@ -101,7 +104,7 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
         }
     }
     engine.ensure_image(&policy.image, &policy.ca_certs).await?;
-    let setup = egress_setup(engine, policy, &s.certs).await?;
+    let setup = egress_setup(engine, policy, &home, &s.certs).await?;
 
     if root && !writable_by(&policy.work_dir, uid, gid) {
         eprintln!(
@@ -113,8 +116,10 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
     if s.interactive {
         extra_env.push(("TERM".to_string(), policy.env.term.clone().unwrap_or_else(|| "xterm-256color".into())));
     }
-    if let Some(k) = &policy.env.openai_api_key {
-        extra_env.push(("OPENAI_API_KEY".to_string(), k.clone()));
+    // The key stays with the relay: the session gets a placeholder and the relay's address.
+    if let Some(url) = &setup.relay_url {
+        extra_env.push(("OPENAI_API_KEY".to_string(), crate::codex_layer::PLACEHOLDER_KEY.to_string()));
+        extra_env.push(("OPENAI_BASE_URL".to_string(), url.clone()));
     }
     let fw = setup.firewall.as_ref();
     if let Some(fw) = fw {
@@ -139,7 +144,7 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
         runtime: policy.runtime.clone(),
         dns: fw.map(|f| f.dns.clone()).unwrap_or_default(),
     };
-    let refresh = fw.filter(|_| setup.proxy.is_none()).map(|f| Refresh {
+    let refresh = fw.filter(|_| matches!(policy.egress, Egress::Allowlist(_))).map(|f| Refresh {
         allow: f.allow.clone(),
         resolver: policy.egress_settings.resolver.clone(),
         min_delay: policy.egress_settings.refresh_min,
@@ -148,6 +153,7 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
     let files = SessionFiles {
         init_hook: home.init_hook.clone(),
         ca_pem: s.certs.iter().flat_map(|(_, d)| d.iter().copied().chain(std::iter::once(b'\n'))).collect(),
+        managed_config: codex_layer::managed_config(setup.relay_layer.as_ref()),
         extra: setup
             .firewall
             .as_ref()
@@ -159,9 +165,11 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
             .unwrap_or_default(),
     };
     let outcome = engine.run(plan, files, refresh).await;
-    if let Some((p, log)) = setup.proxy {
-        engine.stop_proxy(p).await;
-        eprintln!("codex-box: {}", log.summary());
+    if let Some((c, log)) = setup.companion {
+        engine.stop_companion(c).await;
+        if matches!(policy.egress, Egress::Proxy(_)) {
+            eprintln!("codex-box: {}", log.summary());
+        }
     }
     let outcome = outcome?;
     report_limits(&outcome, policy);
@@ -169,21 +177,49 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
 }
 
 /// The firewall (allowlist mode) or the proxy and its firewall (proxy mode); nothing when open.
-/// Either is verified against a companion of codex-box's on the session's network (the beacon, or
-/// the proxy's own), which a missing firewall would let through — on every engine, wherever it
-/// runs its containers.
+/// Either is verified against a companion of codex-box's on the session's network (the network's
+/// beacon, or the session companion's own), which a missing firewall would let through — on every
+/// engine, wherever it runs its containers. With an API key, the session's companion also serves
+/// the API relay that holds it (in every mode).
 async fn egress_setup<E: Engine>(
     engine: &E,
     policy: &SessionPolicy,
+    home: &codex_home::CodexHome,
     certs: &[(PathBuf, Vec<u8>)],
-) -> Result<EgressSetup<E::Proxy>> {
+) -> Result<EgressSetup<E::Companion>> {
     let settings = &policy.egress_settings;
     let network = settings.network.as_deref();
-    match &policy.egress {
-        Egress::Open => {
-            eprintln!("codex-box: warning: --egress open: the session has unrestricted network access");
-            Ok(EgressSetup { firewall: None, proxy: None })
+    // What the session's companion serves: the proxy, the relay; none means no companion.
+    let config_toml = home.config_toml.as_ref().and_then(|c| std::fs::read_to_string(c).ok());
+    let relay = policy.env.openai_api_key.as_ref().and_then(|key| {
+        // The relay's URL is only known once the companion runs; the upstream does not depend on it.
+        let layer = codex_layer::relay_layer(config_toml.as_deref(), "http://relay/v1")?;
+        Some(crate::companion::RelayJob {
+            upstream: layer.upstream,
+            key: key.clone(),
+            roots_pem: certs.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect(),
+            upstream_addrs: Vec::new(),
+            dns_server: settings.resolver.server,
+            timeout_ms: settings.resolver.timeout.as_millis() as u64,
+        })
+    });
+    let mut relay = relay;
+    if let Some(r) = &mut relay {
+        let up = crate::proxy::relay::Upstream::parse(&r.upstream).map_err(|e| {
+            anyhow::anyhow!("{e}; set the provider's base_url (or openai_base_url) in config.toml to an https:// URL")
+        })?;
+        // Resolved here like the allowlist (the relay resolves only when this finds nothing).
+        if up.host.parse::<std::net::IpAddr>().is_err() {
+            if let Ok(res) = crate::egress::resolve_all(std::slice::from_ref(&up.host), &settings.resolver).await {
+                r.upstream_addrs = res.addresses().collect();
+            }
         }
+    }
+    let proxy = match &policy.egress {
+        Egress::Proxy(_) => Some(crate::companion::ProxyJob::new(settings, dot_roots(settings, certs))),
+        _ => None,
+    };
+    let resolved = match &policy.egress {
         Egress::Allowlist(allow) => {
             let (res, _) = egress::resolve(allow, settings).await?;
             let unresolved: Vec<&str> = res.failures().map(|n| n.name.as_str()).collect();
@@ -194,31 +230,54 @@ async fn egress_setup<E: Engine>(
                     unresolved.join(", ")
                 );
             }
-            let gw = engine.gateway(network).await;
+            Some(res)
+        }
+        _ => None,
+    };
+    let job = crate::companion::CompanionJob { proxy, relay };
+    let companion = if job.proxy.is_some() || job.relay.is_some() {
+        let container = super::plan::session_name(&policy.work_dir, 1);
+        let log = match &policy.env.state_dir {
+            Some(state) => crate::proxy::Log::file(&egress::proxy_log_path(state, &container), settings.log_denials)?,
+            None => crate::proxy::Log::memory(settings.log_denials),
+        };
+        let log = Arc::new(log);
+        let (addrs, c) = engine.start_companion(network, &job, log.clone()).await?;
+        Some((addrs, c, log))
+    } else {
+        None
+    };
+    let addrs = companion.as_ref().map(|(a, _, _)| *a);
+    let relay_url = addrs.and_then(|a| a.relay).map(|r| format!("http://{r}{}", crate::proxy::relay::PREFIX));
+    let relay_layer = relay_url.as_deref().and_then(|u| codex_layer::relay_layer(config_toml.as_deref(), u));
+    let gw = match policy.egress {
+        Egress::Open => None,
+        _ => engine.gateway(network).await,
+    };
+    let firewall = match (&policy.egress, resolved) {
+        (Egress::Open, _) => {
+            eprintln!("codex-box: warning: --egress open: the session has unrestricted network access");
+            None
+        }
+        (Egress::Allowlist(allow), Some(res)) => {
             let mut settings = settings.clone();
             if settings.verify_blocked.is_none() {
-                settings.verify_blocked = Some(engine.beacon(network).await?.to_string());
+                let beacon = match addrs {
+                    Some(a) => a.beacon,
+                    None => engine.beacon(network).await?,
+                };
+                settings.verify_blocked = Some(beacon.to_string());
             }
-            let fw = egress::assemble(allow, &res, &settings, gw);
-            Ok(EgressSetup { firewall: Some(fw), proxy: None })
+            let services: Vec<std::net::SocketAddr> = addrs.and_then(|a| a.relay).into_iter().collect();
+            Some(egress::assemble(allow, &res, &settings, gw, &services))
         }
-        Egress::Proxy(_) => {
-            let container = super::plan::session_name(&policy.work_dir, 1);
-            let log = match &policy.env.state_dir {
-                Some(state) => {
-                    crate::proxy::Log::file(&egress::proxy_log_path(state, &container), settings.log_denials)?
-                }
-                None => crate::proxy::Log::memory(settings.log_denials),
-            };
-            let log = Arc::new(log);
-            let roots = dot_roots(settings, certs);
-            let job = crate::companion::ProxyJob::new(settings, roots);
-            let (addrs, proxy) = engine.start_proxy(network, &job, log.clone()).await?;
-            let gw = engine.gateway(network).await;
-            let fw = egress::assemble_proxy(addrs, settings, gw);
-            Ok(EgressSetup { firewall: Some(fw), proxy: Some((proxy, log)) })
+        (Egress::Proxy(_), _) => {
+            let a = addrs.expect("proxy mode starts a companion");
+            Some(egress::assemble_proxy(a.proxy.expect("the companion serves the proxy"), a, settings, gw))
         }
-    }
+        (Egress::Allowlist(_), None) => unreachable!("an allowlist is resolved"),
+    };
+    Ok(EgressSetup { firewall, companion: companion.map(|(_, c, l)| (c, l)), relay_url, relay_layer })
 }
 
 /// The PEM text of the CA files trusted for DNS-over-TLS (already read by [`check`]).

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::engine::Engine;
-use super::plan::{Outcome, Plan, ProxyAddrs, Refresh, SessionFiles};
+use super::plan::{CompanionAddrs, Outcome, Plan, Refresh, SessionFiles};
 use super::policy::SessionPolicy;
 use crate::cli::SessionArgs;
-use crate::companion::ProxyJob;
+use crate::companion::CompanionJob;
 use crate::host_env::HostEnv;
 
 // The test DNS server of the integration tests: answers on 127.0.0.1 from a table.
@@ -42,15 +42,16 @@ struct Fake {
     fail_run: bool,
     /// The beacon of the fake's network: a listener on loopback, as long as the fake lives.
     beacon: RefCell<Option<TcpListener>>,
-    /// The job the proxy was started with.
-    job: RefCell<Option<ProxyJob>>,
+    /// The job the companion was started with.
+    job: RefCell<Option<CompanionJob>>,
     seen: RefCell<Seen>,
 }
 
-/// The fake's proxy companion: the real proxy, on loopback, built from the job as the companion
-/// builds it, and a beacon beside it.
-struct FakeProxy {
-    proxy: crate::proxy::Proxy,
+/// The fake's session companion: the real proxy on loopback, built from the job as the companion
+/// builds it (when the job has one), a stand-in relay listener, and a beacon.
+struct FakeCompanion {
+    proxy: Option<crate::proxy::Proxy>,
+    _relay: Option<TcpListener>,
     _beacon: TcpListener,
     _roots: tempfile::TempDir,
 }
@@ -91,31 +92,43 @@ impl Engine for Fake {
         Ok(l.local_addr().unwrap())
     }
 
-    type Proxy = FakeProxy;
+    type Companion = FakeCompanion;
 
-    async fn start_proxy(
+    async fn start_companion(
         &self,
         network: Option<&str>,
-        job: &ProxyJob,
+        job: &CompanionJob,
         log: Arc<crate::proxy::Log>,
-    ) -> Result<(ProxyAddrs, FakeProxy), FakeError> {
-        self.calls.borrow_mut().push(format!("start_proxy {}", network.unwrap_or("default")));
+    ) -> Result<(CompanionAddrs, FakeCompanion), FakeError> {
+        let what = [job.proxy.as_ref().map(|_| "proxy"), job.relay.as_ref().map(|_| "relay")];
+        let what: Vec<&str> = what.into_iter().flatten().collect();
+        self.calls.borrow_mut().push(format!("start_companion {} {}", network.unwrap_or("default"), what.join("+")));
         *self.job.borrow_mut() = Some(job.clone());
         let roots = tempfile::tempdir().unwrap();
-        let config = job.proxy_config(roots.path()).map_err(|_| FakeError("bad job"))?;
-        let proxy =
-            crate::proxy::Proxy::start("127.0.0.1:0".parse().unwrap(), config, crate::proxy::Log::memory(false))
-                .await
-                .map_err(|_| FakeError("proxy did not start"))?;
+        let proxy = match &job.proxy {
+            Some(p) => {
+                let config = p.proxy_config(roots.path()).map_err(|_| FakeError("bad job"))?;
+                let log = crate::proxy::Log::memory(false);
+                Some(crate::proxy::Proxy::start("127.0.0.1:0".parse().unwrap(), config, log).await.unwrap())
+            }
+            None => None,
+        };
         log.record_line("2026-12-03T00:00:00Z\tdeny\tother.test:443\tCONNECT\tnot in the allowlist");
         let beacon = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addrs = ProxyAddrs { proxy: proxy.addr(), beacon: beacon.local_addr().unwrap() };
-        Ok((addrs, FakeProxy { proxy, _beacon: beacon, _roots: roots }))
+        let relay = job.relay.as_ref().map(|_| TcpListener::bind("127.0.0.1:0").unwrap());
+        let addrs = CompanionAddrs {
+            beacon: beacon.local_addr().unwrap(),
+            proxy: proxy.as_ref().map(|p| p.addr()),
+            relay: relay.as_ref().map(|r| r.local_addr().unwrap()),
+        };
+        Ok((addrs, FakeCompanion { proxy, _relay: relay, _beacon: beacon, _roots: roots }))
     }
 
-    async fn stop_proxy(&self, p: FakeProxy) {
-        self.calls.borrow_mut().push("stop_proxy".into());
-        p.proxy.shutdown().await;
+    async fn stop_companion(&self, c: FakeCompanion) {
+        self.calls.borrow_mut().push("stop_companion".into());
+        if let Some(p) = c.proxy {
+            p.shutdown().await;
+        }
     }
 
     async fn run(&self, plan: Plan, files: SessionFiles, refresh: Option<Refresh>) -> Result<Outcome, FakeError> {
@@ -223,14 +236,14 @@ fn the_proxy_runs_during_the_session_and_is_stopped_after_it() {
         [
             "collect_orphans",
             "ensure_image codex-sandbox",
-            "start_proxy default",
+            "start_companion default proxy",
             "gateway default",
             "run",
-            "stop_proxy"
+            "stop_companion"
         ]
     );
     // The proxy companion got the session's own rules (the same merge as on the host).
-    let job = fake.job.borrow().clone().unwrap();
+    let job = fake.job.borrow().clone().unwrap().proxy.unwrap();
     let want = crate::session::egress::proxy_rules(&p.egress_settings).unwrap();
     assert_eq!(format!("{:?}", job.rules().unwrap()), format!("{want:?}"));
     assert_eq!(job.dns_server, p.egress_settings.resolver.server);
@@ -317,5 +330,61 @@ fn a_failed_run_still_stops_the_proxy() {
     let seen = fake.seen.borrow();
     let proxy = env_of(seen.plan.as_ref().unwrap(), "HTTPS_PROXY").unwrap();
     assert!(!answers(proxy.trim_start_matches("http://").trim_end_matches('/')));
-    assert_eq!(calls(&fake).last().map(String::as_str), Some("stop_proxy"));
+    assert_eq!(calls(&fake).last().map(String::as_str), Some("stop_companion"));
+}
+
+#[test]
+fn the_api_key_stays_with_the_relay_and_the_session_gets_a_placeholder() {
+    let f = fixture();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
+    let dns = dns_server::TestDns::start(dns_server::Zone::new(60).addr("api.openai.com", "192.0.2.10"));
+    let mut p = policy_with_dns(&f, "allowlist", &dns.addr.to_string(), |_| {});
+    p.env.openai_api_key = Some("sk-REAL-SECRET".into());
+    run(&fake, &p, &["true"]).unwrap();
+    // One companion, with the relay only; its beacon is the verification target (no network beacon).
+    assert_eq!(
+        calls(&fake),
+        [
+            "collect_orphans",
+            "ensure_image codex-sandbox",
+            "start_companion default relay",
+            "gateway default",
+            "run",
+            "stop_companion"
+        ]
+    );
+    let job = fake.job.borrow().clone().unwrap().relay.unwrap();
+    assert_eq!((job.key.as_str(), job.upstream.as_str()), ("sk-REAL-SECRET", crate::codex_layer::DEFAULT_API));
+    let seen = fake.seen.borrow();
+    let (plan, files) = (seen.plan.as_ref().unwrap(), seen.files.as_ref().unwrap());
+    assert_eq!(env_of(plan, "OPENAI_API_KEY"), Some(crate::codex_layer::PLACEHOLDER_KEY));
+    let relay = env_of(plan, "OPENAI_BASE_URL").unwrap().to_string();
+    assert!(relay.starts_with("http://127.0.0.1:") && relay.ends_with("/v1"), "{relay}");
+    assert!(files.managed_config.contains(&format!("openai_base_url = \"{relay}\"")), "{}", files.managed_config);
+    assert_eq!(seen.verify_target_answered, Some(true), "the companion's beacon");
+    // The key is nowhere the session can see.
+    let everything = format!("{:?}{:?}{}", plan.extra_env, plan.command, files.managed_config);
+    assert!(!everything.contains("SECRET"), "{everything}");
+    assert!(files.extra.iter().all(|(_, d)| !String::from_utf8_lossy(d).contains("SECRET")));
+    // The firewall opens the relay's port.
+    let v4 = String::from_utf8_lossy(&files.extra.iter().find(|(n, _)| n == "firewall.v4").unwrap().1).into_owned();
+    let port = relay.trim_end_matches("/v1").rsplit(':').next().unwrap().to_string();
+    assert!(v4.contains(&format!("--dport {port} -m comment --comment \"codex-box service\"")), "{v4}");
+}
+
+#[test]
+fn without_a_key_no_companion_starts_and_the_network_beacon_is_the_target() {
+    let f = fixture();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
+    let dns = dns_server::TestDns::start(dns_server::Zone::new(60).addr("api.openai.com", "192.0.2.10"));
+    let p = policy_with_dns(&f, "allowlist", &dns.addr.to_string(), |_| {});
+    run(&fake, &p, &["true"]).unwrap();
+    assert_eq!(
+        calls(&fake),
+        ["collect_orphans", "ensure_image codex-sandbox", "gateway default", "beacon default", "run"]
+    );
+    let seen = fake.seen.borrow();
+    let plan = seen.plan.as_ref().unwrap();
+    assert!(env_of(plan, "OPENAI_API_KEY").is_none() && env_of(plan, "OPENAI_BASE_URL").is_none());
+    assert!(!seen.files.as_ref().unwrap().managed_config.contains("openai_base_url"));
 }

@@ -96,6 +96,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             k = count
         with open(os.path.join(LOG, "request-%d.json" % k), "wb") as fh:
             fh.write(raw)
+        # What arrived as the credential (a test checks that the real key did, from the relay).
+        with open(os.path.join(LOG, "auth-%d.txt" % k), "w") as fh:
+            fh.write(self.headers.get("Authorization") or "")
         if not self.path.rstrip("/").endswith("/responses"):
             return self.reply(404, "text/plain", b"not here\n")
         try:

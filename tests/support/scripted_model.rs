@@ -50,3 +50,20 @@ pub fn command_output(dir: &Path) -> Option<String> {
         })
     })
 }
+
+/// The `Authorization` headers the scripted model received (auth-N.txt in `dir`), in order.
+pub fn authorizations(dir: &Path) -> Vec<String> {
+    let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let n = name.strip_prefix("auth-")?.strip_suffix(".txt")?.parse().ok()?;
+                    Some((n, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.iter().filter_map(|(_, p)| std::fs::read_to_string(p).ok()).collect()
+}
