@@ -104,7 +104,14 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
         }
     }
     engine.ensure_image(&policy.image, &policy.ca_certs).await?;
-    let setup = egress_setup(engine, policy, &home, &s.certs).await?;
+    // An API key in auth.json is the relay's too; that auth.json then stays out of the session.
+    let mut home = home;
+    let auth_key = home.auth.as_deref().and_then(auth_api_key);
+    if auth_key.is_some() {
+        home.auth = None;
+    }
+    let key = policy.env.openai_api_key.clone().or(auth_key);
+    let setup = egress_setup(engine, policy, &home, key.as_deref(), &s.certs).await?;
 
     if root && !writable_by(&policy.work_dir, uid, gid) {
         eprintln!(
@@ -185,18 +192,19 @@ async fn egress_setup<E: Engine>(
     engine: &E,
     policy: &SessionPolicy,
     home: &codex_home::CodexHome,
+    key: Option<&str>,
     certs: &[(PathBuf, Vec<u8>)],
 ) -> Result<EgressSetup<E::Companion>> {
     let settings = &policy.egress_settings;
     let network = settings.network.as_deref();
     // What the session's companion serves: the proxy, the relay; none means no companion.
     let config_toml = home.config_toml.as_ref().and_then(|c| std::fs::read_to_string(c).ok());
-    let relay = policy.env.openai_api_key.as_ref().and_then(|key| {
+    let relay = key.and_then(|key| {
         // The relay's URL is only known once the companion runs; the upstream does not depend on it.
         let layer = codex_layer::relay_layer(config_toml.as_deref(), "http://relay/v1")?;
         Some(crate::companion::RelayJob {
             upstream: layer.upstream,
-            key: key.clone(),
+            key: key.to_string(),
             roots_pem: certs.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect(),
             upstream_addrs: Vec::new(),
             dns_server: settings.resolver.server,
@@ -278,6 +286,19 @@ async fn egress_setup<E: Engine>(
         (Egress::Allowlist(_), None) => unreachable!("an allowlist is resolved"),
     };
     Ok(EgressSetup { firewall, companion: companion.map(|(_, c, l)| (c, l)), relay_url, relay_layer })
+}
+
+/// The API key of an `auth.json` in API-key mode (a non-empty `OPENAI_API_KEY` and no ChatGPT
+/// tokens); `None` for a ChatGPT sign-in or anything unreadable.
+fn auth_api_key(path: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > 1 << 20 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let tokens = v.get("tokens").is_some_and(|t| !t.is_null());
+    let key = v.get("OPENAI_API_KEY")?.as_str()?.trim();
+    (!tokens && !key.is_empty()).then(|| key.to_string())
 }
 
 /// The PEM text of the CA files trusted for DNS-over-TLS (already read by [`check`]).

@@ -388,3 +388,27 @@ fn without_a_key_no_companion_starts_and_the_network_beacon_is_the_target() {
     assert!(env_of(plan, "OPENAI_API_KEY").is_none() && env_of(plan, "OPENAI_BASE_URL").is_none());
     assert!(!seen.files.as_ref().unwrap().managed_config.contains("openai_base_url"));
 }
+
+#[test]
+fn an_api_key_in_auth_json_goes_to_the_relay_and_the_file_stays_out() {
+    let f = fixture();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
+    let dns = dns_server::TestDns::start(dns_server::Zone::new(60).addr("api.openai.com", "192.0.2.10"));
+    let auth = f.wd.join("auth.json");
+    std::fs::write(&auth, r#"{"OPENAI_API_KEY": "sk-FROM-AUTH-JSON", "tokens": null}"#).unwrap();
+    let p = policy_with_dns(&f, "allowlist", &dns.addr.to_string(), |a| a.auth_file = Some(auth.clone()));
+    run(&fake, &p, &["true"]).unwrap();
+    let job = fake.job.borrow().clone().unwrap().relay.unwrap();
+    assert_eq!(job.key, "sk-FROM-AUTH-JSON");
+    let seen = fake.seen.borrow();
+    let plan = seen.plan.as_ref().unwrap();
+    assert_eq!(plan.home.auth, None, "auth.json is not mounted");
+    assert_eq!(env_of(plan, "OPENAI_API_KEY"), Some(crate::codex_layer::PLACEHOLDER_KEY));
+    // A ChatGPT sign-in stays as it is (mounted read-only; no relay for it yet).
+    drop(seen);
+    std::fs::write(&auth, r#"{"OPENAI_API_KEY": null, "tokens": {"id_token": "x"}}"#).unwrap();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
+    run(&fake, &p, &["true"]).unwrap();
+    assert!(fake.job.borrow().is_none(), "no companion");
+    assert!(fake.seen.borrow().plan.as_ref().unwrap().home.auth.is_some());
+}
