@@ -61,6 +61,10 @@ async fn run_session(args: &SessionArgs, command: Vec<String>, interactive: bool
 
 /// `codex-box egress`: the gateway comes from the engine when one answers.
 async fn show_egress(e: &EgressArgs) -> Result<i32> {
+    if let Some(name) = &e.preset {
+        print!("{}", session::report::presets(name, e.json)?);
+        return Ok(0);
+    }
     let policy = policy(&e.session)?;
     let engine = DockerEngine::connect().await.ok();
     session::report::egress(&policy, engine.as_ref(), e.json, e.rules).await

@@ -41,11 +41,15 @@ const ROOTS_DIR: &str = "/tmp";
 
 /// What the proxy companion serves: the proxy's inputs as the session's policy holds them (merged
 /// again inside with the same code, so both sides agree), and its resolver.
+// Unknown fields are refused: a companion built from an older codex-box fails to start rather than
+// serve a policy it does not fully understand (e.g. ignore deny entries or presets it predates).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProxyJob {
     pub env: Option<String>,
     pub flags: Vec<String>,
     pub config: Vec<String>,
+    pub presets: Vec<String>,
     pub deny: Vec<String>,
     pub deny_config: Vec<String>,
     pub ports: Vec<u16>,
@@ -63,6 +67,7 @@ impl ProxyJob {
             env: s.env.clone(),
             flags: s.flags.clone(),
             config: s.config.clone(),
+            presets: s.presets.clone(),
             deny: s.deny.clone(),
             deny_config: s.deny_config.clone(),
             ports: s.ports.clone(),
@@ -75,7 +80,13 @@ impl ProxyJob {
 
     /// The proxy's rules: the session's merge ([`crate::session::egress::proxy_rules`]).
     pub fn rules(&self) -> Result<Rules, crate::egress::NameError> {
-        let inputs = Inputs { builtin: true, env: self.env.as_deref(), flags: &self.flags, config: &self.config };
+        let inputs = Inputs {
+            builtin: true,
+            env: self.env.as_deref(),
+            flags: &self.flags,
+            config: &self.config,
+            presets: &self.presets,
+        };
         Rules::merge(&inputs, &self.deny, &self.deny_config)
     }
 
@@ -107,6 +118,7 @@ pub struct CompanionJob {
 /// The API relay's job ([`crate::proxy::relay`]): where Codex's requests go, with which key, and
 /// whom to trust for the upstream's certificate besides the image's bundle.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RelayJob {
     /// `https://host[:port][/prefix]`.
     pub upstream: String,
@@ -214,6 +226,7 @@ mod tests {
             flags: vec!["**.pypi.org".into(), "*.npmjs.org".into()],
             env: Some("github.com".into()),
             config: vec!["crates.io".into()],
+            presets: vec!["github".into()],
             deny: vec!["evil.pypi.org".into()],
             ports: vec![443],
             resolver: ResolverSettings { server: Some("198.18.0.53:53".parse().unwrap()), ..Default::default() },
@@ -227,6 +240,14 @@ mod tests {
         let c = back.proxy_config(dir.path()).unwrap();
         assert_eq!((c.ports, c.resolver.server), (vec![443], s.resolver.server));
         assert!(c.resolver.tls.is_none());
+    }
+
+    #[test]
+    fn a_job_with_a_field_this_build_does_not_know_is_refused() {
+        let job = ProxyJob::new(&EgressSettings::default(), Vec::new());
+        let mut v = serde_json::to_value(&job).unwrap();
+        v["newer_policy"] = serde_json::json!(["x"]);
+        assert!(serde_json::from_value::<ProxyJob>(v).is_err());
     }
 
     #[test]

@@ -239,6 +239,11 @@ pub struct SessionArgs {
     #[arg(long = "allow-domain", value_name = "NAME")]
     pub allow_domain: Vec<String>,
 
+    /// Allow the names a tool needs: github, maven, gradle, npm, pypi, crates, go (repeatable; also
+    /// `presets` in .codex/codex-box.toml; `codex-box egress --preset NAME` shows one).
+    #[arg(long = "allow-preset", value_name = "PRESET")]
+    pub allow_preset: Vec<String>,
+
     /// DNS server (IP[:port]) used on the host to resolve the allowlist (default: the system resolver).
     #[arg(long = "dns-server", value_name = "ADDR")]
     pub dns_server: Option<String>,
@@ -368,6 +373,9 @@ pub struct EgressArgs {
     /// Print the rule texts (ipset, iptables, ip6tables) too.
     #[arg(long = "rules")]
     pub rules: bool,
+    /// Show what a preset allows (without NAME: list the presets) instead of the allowlist.
+    #[arg(long = "preset", value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub preset: Option<String>,
     /// Machine-readable output.
     #[arg(long = "json")]
     pub json: bool,

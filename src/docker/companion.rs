@@ -32,7 +32,7 @@ pub enum CompanionError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("the engine refused the companion container ({what}): {source}")]
     Engine { what: &'static str, source: bollard::errors::Error },
-    #[error("the companion container did not start within {secs} s; its output: {output}")]
+    #[error("the companion container stopped or was not ready within {secs} s; its output: {output}")]
     NotReady { secs: u64, output: String },
     #[error("the companion container has no address on the session's network ({network})")]
     NoAddress { network: String },

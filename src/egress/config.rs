@@ -113,6 +113,8 @@ pub fn parse_tls_name(input: &str, origin: &'static str) -> Result<String, NameE
 pub struct EgressConfig {
     /// Extra names, IP addresses and CIDRs.
     pub allow: Vec<String>,
+    /// Presets (`presets/presets.toml`) whose names are allowed.
+    pub presets: Vec<String>,
     /// Names (wildcards allowed), IPs and CIDRs the egress proxy refuses even when allowed.
     pub deny: Vec<String>,
     /// TCP ports open to allowlisted addresses.
@@ -131,6 +133,7 @@ impl Default for EgressConfig {
     fn default() -> Self {
         EgressConfig {
             allow: Vec::new(),
+            presets: Vec::new(),
             deny: Vec::new(),
             ports: DEFAULT_PORTS.to_vec(),
             dns_server: None,

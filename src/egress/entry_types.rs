@@ -23,11 +23,17 @@ pub enum Source {
     DenyConfig,
     /// `allow_domains` / `deny_domains` of a native sandbox profile.
     Profile,
+    /// A preset (`--allow-preset`, `[egress] presets`), by name.
+    Preset(&'static str),
 }
 
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Source::Preset(name) = self {
+            return write!(f, "preset {name}");
+        }
         f.write_str(match self {
+            Source::Preset(_) => unreachable!(),
             Source::Builtin => "built-in list",
             Source::Env => "OPENAI_ALLOWED_DOMAINS",
             Source::Flag => "--allow-domain",
@@ -151,4 +157,9 @@ pub enum NameError {
          like ports = [443, 80]"
     )]
     Ports { ports: Vec<u16> },
+    #[error(
+        "unknown egress preset {name:?} (from --allow-preset or [egress] presets); the presets are: \
+         {known}; `codex-box egress --preset NAME` shows what one allows"
+    )]
+    UnknownPreset { name: String, known: String },
 }

@@ -26,6 +26,7 @@ pub mod entry;
 pub mod entry_types;
 pub mod hosts;
 pub mod names;
+pub mod presets;
 pub mod refresh;
 pub mod resolve;
 pub mod resolver_types;

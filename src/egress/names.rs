@@ -50,6 +50,8 @@ pub struct Inputs<'a> {
     pub flags: &'a [String],
     /// `allow` of the `[egress]` table.
     pub config: &'a [String],
+    /// Preset names (`--allow-preset`, `[egress] presets`): their `allow` names.
+    pub presets: &'a [String],
 }
 
 /// The merged, validated, de-duplicated allowlist, in first-seen order.
@@ -64,9 +66,11 @@ impl Allowlist {
         let mut list = Allowlist::default();
         let mut seen: BTreeMap<Target, usize> = BTreeMap::new();
         let builtin = if inputs.builtin { BUILTIN_NAMES } else { &[] };
+        let presets = super::presets::resolve(inputs.presets)?;
         let raw = builtin
             .iter()
             .map(|s| (*s, Source::Builtin))
+            .chain(presets.iter().flat_map(|p| p.allow.iter().map(|s| (*s, Source::Preset(p.name)))))
             .chain(inputs.env.into_iter().flat_map(split_list).map(|s| (s, Source::Env)))
             .chain(inputs.flags.iter().map(|s| (s.as_str(), Source::Flag)))
             .chain(inputs.config.iter().map(|s| (s.as_str(), Source::Config)));
@@ -142,6 +146,7 @@ mod tests {
             env: Some(" pypi.org,files.pythonhosted.org  example.org"),
             flags: &flags,
             config: &config,
+            presets: &[],
         })
         .unwrap();
         let api = list.entries().iter().find(|e| e.target.to_string() == "api.openai.com").unwrap();

@@ -173,9 +173,13 @@ impl Rules {
     /// (`--deny-domain`, `[egress] deny`). The first invalid entry is the error.
     pub fn merge(inputs: &Inputs<'_>, deny: &[String], deny_config: &[String]) -> Result<Rules, NameError> {
         let builtin = if inputs.builtin { BUILTIN_NAMES } else { &[] };
+        let presets = crate::egress::presets::resolve(inputs.presets)?;
         let allow = builtin
             .iter()
             .map(|s| (*s, Source::Builtin))
+            .chain(
+                presets.iter().flat_map(|p| p.allow.iter().chain(p.proxy.iter()).map(|s| (*s, Source::Preset(p.name)))),
+            )
             .chain(inputs.env.into_iter().flat_map(split_list).map(|s| (s, Source::Env)))
             .chain(inputs.flags.iter().map(|s| (s.as_str(), Source::Flag)))
             .chain(inputs.config.iter().map(|s| (s.as_str(), Source::Config)));
@@ -396,7 +400,7 @@ mod tests {
     fn sources_merge_with_builtins_and_env() {
         let flags = vec!["**.pypi.org".to_string()];
         let r = Rules::merge(
-            &Inputs { builtin: true, env: Some("*.npmjs.org, github.com"), flags: &flags, config: &[] },
+            &Inputs { builtin: true, env: Some("*.npmjs.org, github.com"), flags: &flags, config: &[], presets: &[] },
             &[],
             &[],
         )

@@ -60,6 +60,8 @@ pub struct EgressSettings {
     pub flags: Vec<String>,
     pub env: Option<String>,
     pub config: Vec<String>,
+    /// Presets: `--allow-preset` values, then `presets` of the `[egress]` table.
+    pub presets: Vec<String>,
     pub ports: Vec<u16>,
     /// How the host resolves (the allowlist, the proxy's lookups): `--dns-server`/`--dns-tls-name`,
     /// else `dns_server`/`dns_tls_name` of the `[egress]` table, else the system resolver.
@@ -84,6 +86,7 @@ impl Default for EgressSettings {
             flags: Vec::new(),
             env: None,
             config: Vec::new(),
+            presets: Vec::new(),
             ports: core::config::DEFAULT_PORTS.to_vec(),
             resolver: core::ResolverSettings::default(),
             allow_dns: false,
@@ -119,6 +122,7 @@ pub fn allowlist(settings: &EgressSettings) -> Result<Allowlist, NameError> {
         env: settings.env.as_deref(),
         flags: &settings.flags,
         config: &settings.config,
+        presets: &settings.presets,
     })
 }
 
@@ -191,8 +195,13 @@ fn host_port(ip: IpAddr, port: u16) -> String {
 /// The proxy's rules from the session's allowlist sources: built-in names, `OPENAI_ALLOWED_DOMAINS`,
 /// `--allow-domain` and `[egress] allow` (wildcards accepted), and the deny entries.
 pub fn proxy_rules(settings: &EgressSettings) -> Result<Rules, NameError> {
-    let inputs =
-        Inputs { builtin: true, env: settings.env.as_deref(), flags: &settings.flags, config: &settings.config };
+    let inputs = Inputs {
+        builtin: true,
+        env: settings.env.as_deref(),
+        flags: &settings.flags,
+        config: &settings.config,
+        presets: &settings.presets,
+    };
     Rules::merge(&inputs, &settings.deny, &settings.deny_config)
 }
 
@@ -240,6 +249,27 @@ pub fn assemble_proxy(
         dns: Vec::new(),
         env,
     }
+}
+
+/// What to add for each name the proxy refused most (from its summary): the flag, the project
+/// config line, and the presets that would allow it — one line each.
+pub fn allowance_hints(summary: &crate::proxy::Summary) -> Vec<String> {
+    summary
+        .top_denied
+        .iter()
+        .map(|(host, _)| {
+            let mut line = format!(
+                "to allow {host}: --allow-domain {host}, or allow = [\"{host}\"] under [egress] in {}",
+                crate::config::PROJECT_CONFIG
+            );
+            let presets = core::presets::allowing(host);
+            if !presets.is_empty() {
+                let flags: Vec<String> = presets.iter().map(|p| format!("--allow-preset {p}")).collect();
+                line.push_str(&format!(", or {} (the names that tool needs)", flags.join(" / ")));
+            }
+            line
+        })
+        .collect()
 }
 
 /// Where a session's proxy log goes: `<state dir>/proxy/<container>-<pid>.log` (the container's
@@ -331,6 +361,37 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("wildcards cannot be enforced by an IP firewall"));
+    }
+
+    #[test]
+    fn each_refused_name_gets_the_flag_the_config_line_and_a_preset() {
+        let summary = crate::proxy::Summary {
+            denied: 3,
+            top_denied: vec![("github.com".into(), 2), ("evil.test".into(), 1)],
+            ..Default::default()
+        };
+        let hints = allowance_hints(&summary);
+        assert_eq!(
+            hints[0],
+            "to allow github.com: --allow-domain github.com, or allow = [\"github.com\"] under [egress] in .codex/codex-box.toml, or --allow-preset github (the names that tool needs)"
+        );
+        assert!(hints[1].ends_with("in .codex/codex-box.toml"), "{}", hints[1]);
+    }
+
+    #[test]
+    fn presets_join_the_allowlist_and_the_proxy_rules_with_their_source() {
+        let s = EgressSettings { presets: vec!["maven".into()], ..settings() };
+        let a = allowlist(&s).unwrap();
+        let e = a.entries().iter().find(|e| e.target.to_string() == "repo1.maven.org").unwrap();
+        assert_eq!(e.sources, [crate::egress::Source::Preset("maven")]);
+        let p = EgressSettings { presets: vec!["github".into()], ..proxy_settings() };
+        let rules = proxy_rules(&p).unwrap();
+        assert!(matches!(
+            rules.decide(&crate::proxy::Host::parse("x.githubusercontent.com").unwrap()),
+            crate::proxy::Decision::Allow(_)
+        ));
+        let bad = EgressSettings { presets: vec!["gitlab".into()], ..settings() };
+        assert!(allowlist(&bad).unwrap_err().to_string().contains("unknown egress preset \"gitlab\""));
     }
 
     #[test]

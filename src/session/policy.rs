@@ -158,6 +158,7 @@ impl SessionPolicy {
             flags: args.allow_domain.clone(),
             env: env.openai_allowed_domains.clone(),
             config: project.egress.allow.clone(),
+            presets: args.allow_preset.iter().chain(&project.egress.presets).cloned().collect(),
             ports: project.egress.ports()?,
             resolver,
             allow_dns,

@@ -7,6 +7,41 @@ use super::egress;
 use super::engine::Engine;
 use super::policy::{Egress, SessionPolicy};
 
+/// `codex-box egress --preset [NAME]`: one preset's names and proxy patterns, or (empty name) the
+/// list of presets; as JSON with `--json`.
+pub fn presets(name: &str, json: bool) -> Result<String> {
+    use crate::egress::presets;
+    let chosen: Vec<&presets::Preset> =
+        if name.is_empty() { presets::all().iter().collect() } else { vec![presets::get(name)?] };
+    if json {
+        let list: Vec<serde_json::Value> = chosen
+            .iter()
+            .map(|p| serde_json::json!({"name": p.name, "description": p.description, "allow": p.allow, "proxy": p.proxy}))
+            .collect();
+        return Ok(serde_json::to_string_pretty(&serde_json::json!({"version": presets::version(), "presets": list}))?);
+    }
+    let mut out = String::new();
+    if name.is_empty() {
+        for p in &chosen {
+            out.push_str(&format!("{:<8} {}\n", p.name, p.description));
+        }
+        out.push_str("`codex-box egress --preset NAME` shows one; `--allow-preset NAME` (or presets = [\"NAME\"] under [egress]) uses it\n");
+        return Ok(out);
+    }
+    let p = chosen[0];
+    out.push_str(&format!("preset {}: {}\nallow (both egress modes):\n", p.name, p.description));
+    for a in &p.allow {
+        out.push_str(&format!("  {a}\n"));
+    }
+    if !p.proxy.is_empty() {
+        out.push_str("proxy only (--egress proxy):\n");
+        for a in &p.proxy {
+            out.push_str(&format!("  {a}\n"));
+        }
+    }
+    Ok(out)
+}
+
 /// `codex-box egress`: the allowlist with its sources, the resolution, and optionally the rules.
 pub async fn egress<E: Engine>(
     policy: &SessionPolicy,

@@ -175,7 +175,11 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
     if let Some((c, log)) = setup.companion {
         engine.stop_companion(c).await;
         if matches!(policy.egress, Egress::Proxy(_)) {
-            eprintln!("codex-box: {}", log.summary());
+            let summary = log.summary();
+            eprintln!("codex-box: {summary}");
+            for hint in egress::allowance_hints(&summary) {
+                eprintln!("codex-box: {hint}");
+            }
         }
     }
     let outcome = outcome?;
