@@ -13,6 +13,7 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
+    TagImageOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -158,9 +159,17 @@ pub async fn ensure_image(docker: &Docker, bin: &Path) -> Result<String, Compani
     };
     let body = bollard::body_full(tar.into());
     let mut stream = docker.create_image(Some(opts), Some(body), None);
+    let mut id = None;
     while let Some(item) = stream.next().await {
-        item.map_err(engine("importing its image"))?;
+        let info = item.map_err(engine("importing its image"))?;
+        id = info.status.filter(|s| s.starts_with("sha256:")).or(id);
     }
+    // Podman's compatible API imports without the tag it was given: tag the image by its id.
+    if let Some(id) = id {
+        let opts = TagImageOptions { repo: Some(repo.into()), tag: Some(t.into()) };
+        docker.tag_image(&id, Some(opts)).await.map_err(engine("tagging its image"))?;
+    }
+    docker.inspect_image(&tag).await.map_err(engine("finding its image after the import"))?;
     Ok(tag)
 }
 
