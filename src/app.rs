@@ -66,6 +66,9 @@ async fn show_egress(e: &EgressArgs) -> Result<i32> {
         return Ok(0);
     }
     let policy = policy(&e.session)?;
+    if let Some(crate::cli::EgressAction::Why { target }) = &e.action {
+        return session::report::why(&policy, target, e.json).await;
+    }
     let engine = DockerEngine::connect().await.ok();
     session::report::egress(&policy, engine.as_ref(), e.json, e.rules).await
 }

@@ -122,3 +122,68 @@ fn an_unknown_preset_is_refused_before_anything_exists_and_presets_are_listed() 
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["presets"][0]["allow"][1], "repo1.maven.org");
 }
+
+#[test]
+fn egress_why_answers_with_the_rule_or_what_to_add_and_its_exit_status() {
+    let p = Project::new();
+    p.dns.set_zone(
+        Zone::new(60)
+            .addr("allowed.test", "192.0.2.10")
+            .addr("cdn.shared.test", "192.0.2.10")
+            .addr("github.com", "192.0.2.20")
+            .addr("rebind.test", "10.1.2.3"),
+    );
+    let why = |args: &[&str]| {
+        let mut a = vec!["egress", "--allow-domain", "allowed.test"];
+        a.extend_from_slice(args);
+        let out = p.cmd(&a).output().unwrap();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, err) = why(&["why", "allowed.test"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with(
+            "allowed.test:443: allowed (allowlist mode): allowed.test is allowlisted (from --allow-domain)"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = why(&["why", "github.com:443"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("refused")
+            && out.contains("to allow it: --allow-domain github.com")
+            && out.contains("--allow-preset github"),
+        "{out}"
+    );
+    // The IP firewall decides by address: a name sharing an allowlisted name's address gets through.
+    let (code, out, _) = why(&["why", "cdn.shared.test"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("also allowed.test's") && out.contains("--egress proxy decides by name"), "{out}");
+    let (code, out, _) = why(&["why", "allowed.test:22"]);
+    assert!(code == Some(1) && out.contains("port 22 is not open"), "{out}");
+    let (code, out, _) = why(&["--allow-domain", "rebind.test", "why", "rebind.test"]);
+    assert!(code == Some(1) && out.contains("10.1.2.3 is a private"), "{out}");
+    // The proxy decides by name, with --json for scripts.
+    let (code, out, err) =
+        why(&["--egress", "proxy", "--allow-domain", "**.shared.test", "--json", "why", "cdn.shared.test"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["mode"].as_str(), v["allowed"].as_bool()), (Some("proxy"), Some(true)));
+    assert!(v["reason"].as_str().unwrap().contains("**.shared.test"), "{v}");
+    let (code, _, err) = why(&["why", "bad host!"]);
+    assert!(code == Some(125) && err.contains("is not HOST[:PORT]"), "{err}");
+}
+
+#[test]
+fn egress_json_is_json_in_every_mode() {
+    let p = Project::new();
+    for mode in ["open", "proxy"] {
+        let out = p.cmd(&["egress", "--egress", mode, "--allow-preset", "npm", "--json"]).output().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{mode}: {e}: {}", text(&out.stdout)));
+        assert_eq!(v["mode"], mode);
+    }
+    let out = p.cmd(&["egress", "--egress", "proxy", "--allow-preset", "npm", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["allow"].as_array().unwrap().iter().any(|a| a.as_str().unwrap().contains("registry.npmjs.org")), "{v}");
+}

@@ -379,6 +379,19 @@ pub struct EgressArgs {
     /// Machine-readable output.
     #[arg(long = "json")]
     pub json: bool,
+    #[command(subcommand)]
+    pub action: Option<EgressAction>,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum EgressAction {
+    /// Would a session with these settings reach HOST[:PORT] (default port 443)? Names the entry or
+    /// rule that allows it, or why not and what to add. Exit status 0 when allowed, 1 when refused.
+    /// Flags go before `why`: `codex-box egress --egress proxy why github.com`.
+    Why {
+        #[arg(value_name = "HOST[:PORT]")]
+        target: String,
+    },
 }
 
 #[derive(Debug, Args)]

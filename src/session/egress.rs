@@ -272,6 +272,118 @@ pub fn allowance_hints(summary: &crate::proxy::Summary) -> Vec<String> {
         .collect()
 }
 
+/// The answer of `codex-box egress why HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Verdict {
+    pub allowed: bool,
+    /// By which entry or rule, or why not.
+    pub reason: String,
+    /// What to add to allow it, when refused.
+    pub hint: Option<String>,
+}
+
+fn hint_for(host: &str) -> String {
+    let presets = core::presets::allowing(host);
+    let mut h =
+        format!("--allow-domain {host}, or allow = [\"{host}\"] under [egress] in {}", crate::config::PROJECT_CONFIG);
+    if !presets.is_empty() {
+        h.push_str(&format!(", or --allow-preset {}", presets.join(" / --allow-preset ")));
+    }
+    h
+}
+
+fn is_closed(ip: IpAddr) -> bool {
+    let ranges = core::rules::CLOSED_V4.iter().chain(core::rules::CLOSED_V6).filter_map(|r| r.parse::<IpNet>().ok());
+    ip.is_loopback() || ip.is_unspecified() || ranges.chain(core::rules::closed_v4_in_v6()).any(|n| n.contains(&ip))
+}
+
+/// Whether the IP firewall lets `host:port` through (pure): `host` is a name or an IP literal,
+/// `addrs` what it resolves to now, `res` the allowlist's resolution.
+pub fn why_allowlist(
+    allow: &Allowlist,
+    res: &Resolution,
+    ports: &[u16],
+    host: &str,
+    port: u16,
+    addrs: &[IpAddr],
+) -> Verdict {
+    let refuse = |reason: String, hint: Option<String>| Verdict { allowed: false, reason, hint };
+    if !ports.contains(&port) {
+        let open: Vec<String> = ports.iter().map(u16::to_string).collect();
+        return refuse(
+            format!("port {port} is not open (open: {})", open.join(", ")),
+            Some(format!("add {port} to ports = [...] under [egress] in {}", crate::config::PROJECT_CONFIG)),
+        );
+    }
+    let explicit = allow.nets();
+    let by_name = allow.entries().iter().find(|e| e.target.to_string() == host);
+    if addrs.is_empty() {
+        return refuse(format!("{host} does not resolve"), None);
+    }
+    for ip in addrs {
+        if let Some(net) = explicit.iter().find(|n| n.contains(ip)) {
+            return Verdict { allowed: true, reason: format!("{ip} is inside the allowlist entry {net}"), hint: None };
+        }
+        if is_closed(*ip) {
+            return refuse(
+                format!("{ip} is a private, loopback or link-local address, closed unless an IP/CIDR entry opens it"),
+                Some(format!("--allow-domain {ip} (only if you mean to open that address)")),
+            );
+        }
+    }
+    if let Some(e) = by_name {
+        let sources: Vec<String> = e.sources.iter().map(ToString::to_string).collect();
+        return Verdict {
+            allowed: true,
+            reason: format!(
+                "{host} is allowlisted (from {}); its addresses are in the firewall's sets",
+                sources.join(", ")
+            ),
+            hint: None,
+        };
+    }
+    // Not allowlisted by name: the IP firewall still lets it through to an allowlisted name's address.
+    for ip in addrs {
+        if let Some(other) = res.names.iter().find(|n| n.addrs.contains(ip)) {
+            return Verdict {
+                allowed: true,
+                reason: format!(
+                    "{host} is not allowlisted, but its address {ip} is also {}'s, and the IP firewall decides by address (--egress proxy decides by name)",
+                    other.name
+                ),
+                hint: None,
+            };
+        }
+    }
+    refuse(format!("{host} is not in the allowlist"), Some(hint_for(host)))
+}
+
+/// Whether the proxy lets `host:port` through (pure).
+pub fn why_proxy(rules: &Rules, ports: &[u16], host: &str, port: u16) -> Verdict {
+    if !ports.contains(&port) {
+        let open: Vec<String> = ports.iter().map(u16::to_string).collect();
+        return Verdict {
+            allowed: false,
+            reason: format!("port {port} is not allowed (allowed: {})", open.join(", ")),
+            hint: Some(format!("add {port} to ports = [...] under [egress] in {}", crate::config::PROJECT_CONFIG)),
+        };
+    }
+    let Some(h) = crate::proxy::Host::parse(host) else {
+        return Verdict { allowed: false, reason: format!("{host:?} is not a host name or IP address"), hint: None };
+    };
+    match rules.decide(&h) {
+        crate::proxy::Decision::Allow(p) => Verdict {
+            allowed: true,
+            reason: format!("allowed by {p}; the proxy still refuses an answer that is a private, loopback or link-local address unless an IP/CIDR entry opens it"),
+            hint: None,
+        },
+        crate::proxy::Decision::Denied(p) => Verdict { allowed: false, reason: format!("denied by {p} (deny beats allow)"), hint: None },
+        crate::proxy::Decision::NotAllowed => {
+            Verdict { allowed: false, reason: format!("{host} matches no allow pattern"), hint: Some(hint_for(host)) }
+        }
+    }
+}
+
 /// Where a session's proxy log goes: `<state dir>/proxy/<container>-<pid>.log` (the container's
 /// first-choice name and codex-box's pid, so concurrent sessions never share a file).
 pub fn proxy_log_path(state_dir: &Path, container: &str) -> PathBuf {
@@ -361,6 +473,48 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("wildcards cannot be enforced by an IP firewall"));
+    }
+
+    #[test]
+    fn why_names_the_entry_the_shared_address_or_the_missing_allowance() {
+        let a = allowlist(&settings()).unwrap();
+        let mut res = Resolution::default();
+        for (name, ip) in [("allowed.test", "192.0.2.10"), ("github.com", "192.0.2.20")] {
+            res.names.push(crate::egress::NameResolution {
+                name: name.into(),
+                addrs: vec![ip.parse().unwrap()],
+                min_ttl: Some(std::time::Duration::from_secs(60)),
+                error: None,
+            });
+        }
+        let ip = |s: &str| vec![s.parse::<IpAddr>().unwrap()];
+        let v = why_allowlist(&a, &res, &[443], "allowed.test", 443, &ip("192.0.2.10"));
+        assert!(v.allowed && v.reason.contains("from --allow-domain"), "{v:?}");
+        let v = why_allowlist(&a, &res, &[443], "allowed.test", 22, &ip("192.0.2.10"));
+        assert!(
+            !v.allowed && v.reason.contains("port 22") && v.hint.as_deref().unwrap_or("").contains("ports"),
+            "{v:?}"
+        );
+        let v = why_allowlist(&a, &res, &[443], "cdn.other.test", 443, &ip("192.0.2.20"));
+        assert!(v.allowed && v.reason.contains("also github.com's"), "shared address: {v:?}");
+        let v = why_allowlist(&a, &res, &[443], "pypi.org", 443, &ip("192.0.2.99"));
+        assert!(!v.allowed, "{v:?}");
+        let v = why_allowlist(&a, &res, &[443], "repo1.maven.org", 443, &ip("192.0.2.98"));
+        assert!(v.hint.as_deref().unwrap_or("").contains("--allow-preset gradle / --allow-preset maven"));
+        let v = why_allowlist(&a, &res, &[443], "rebind.test", 443, &ip("10.0.0.5"));
+        assert!(!v.allowed && v.reason.contains("private"), "{v:?}");
+        let v = why_allowlist(&a, &res, &[443], "198.51.100.3", 443, &ip("198.51.100.3"));
+        assert!(v.allowed && v.reason.contains("198.51.100.0/28"), "explicit CIDR: {v:?}");
+        let v = why_allowlist(&a, &res, &[443], "gone.test", 443, &[]);
+        assert!(!v.allowed && v.reason.contains("does not resolve"));
+
+        let rules = proxy_rules(&proxy_settings()).unwrap();
+        assert!(why_proxy(&rules, &[443], "files.pypi.org", 443).allowed);
+        let v = why_proxy(&rules, &[443], "evil.pypi.org", 443);
+        assert!(!v.allowed && v.reason.contains("deny"), "{v:?}");
+        let v = why_proxy(&rules, &[443], "crates.io", 443);
+        assert!(!v.allowed && v.hint.as_deref().unwrap_or("").contains("--allow-preset crates"), "{v:?}");
+        assert!(!why_proxy(&rules, &[443], "files.pypi.org", 80).allowed);
     }
 
     #[test]

@@ -7,6 +7,77 @@ use super::egress;
 use super::engine::Engine;
 use super::policy::{Egress, SessionPolicy};
 
+/// `HOST[:PORT]` (`[v6]:PORT` for IPv6) → host, port (443 when absent).
+pub fn split_target(target: &str) -> Result<(String, u16)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "{target:?} is not HOST[:PORT]; give a name or IP address and an optional port, like github.com:443 or [2001:db8::1]:443"
+        )
+    };
+    let (host, port) = if let Some(rest) = target.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+        (h.to_string(), after.strip_prefix(':'))
+    } else if target.matches(':').count() == 1 {
+        let (h, p) = target.split_once(':').unwrap_or((target, ""));
+        (h.to_string(), Some(p))
+    } else {
+        (target.to_string(), None)
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
+        None => 443,
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if host.is_empty() || crate::egress::parse_entry(&host, crate::egress::Source::Flag).is_err() {
+        return Err(bad());
+    }
+    Ok((host, port))
+}
+
+/// `codex-box egress why HOST[:PORT]`: the verdict for the project's current settings; exit status
+/// 0 when allowed, 1 when refused.
+pub async fn why(policy: &SessionPolicy, target: &str, json: bool) -> Result<i32> {
+    let (host, port) = split_target(target)?;
+    let settings = &policy.egress_settings;
+    let (mode, verdict) = match &policy.egress {
+        Egress::Open => {
+            ("open", egress::Verdict { allowed: true, reason: "--egress open: no firewall".into(), hint: None })
+        }
+        Egress::Proxy(rules) => ("proxy", egress::why_proxy(rules, &settings.ports, &host, port)),
+        Egress::Allowlist(allow) => {
+            let (res, _) = egress::resolve(allow, settings).await?;
+            let addrs: Vec<std::net::IpAddr> = match host.parse() {
+                Ok(ip) => vec![ip],
+                Err(_) => match res.names.iter().find(|n| n.name == host) {
+                    Some(n) => n.addrs.clone(),
+                    None => crate::egress::resolve_all(std::slice::from_ref(&host), &settings.resolver)
+                        .await
+                        .map(|r| r.addresses().collect())
+                        .unwrap_or_default(),
+                },
+            };
+            ("allowlist", egress::why_allowlist(allow, &res, &settings.ports, &host, port, &addrs))
+        }
+    };
+    if json {
+        let v = serde_json::json!({
+            "target": format!("{host}:{port}"),
+            "mode": mode,
+            "allowed": verdict.allowed,
+            "reason": verdict.reason,
+            "hint": verdict.hint,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let word = if verdict.allowed { "allowed" } else { "refused" };
+        println!("{host}:{port}: {word} ({mode} mode): {}", verdict.reason);
+        if let Some(h) = &verdict.hint {
+            println!("to allow it: {h}");
+        }
+    }
+    Ok(if verdict.allowed { 0 } else { 1 })
+}
+
 /// `codex-box egress --preset [NAME]`: one preset's names and proxy patterns, or (empty name) the
 /// list of presets; as JSON with `--json`.
 pub fn presets(name: &str, json: bool) -> Result<String> {
@@ -52,10 +123,14 @@ pub async fn egress<E: Engine>(
     let settings = &policy.egress_settings;
     let allow = match &policy.egress {
         Egress::Open => {
-            println!("egress: open (no firewall)");
+            if json {
+                println!("{}", serde_json::json!({"mode": "open"}));
+            } else {
+                println!("egress: open (no firewall)");
+            }
             return Ok(0);
         }
-        Egress::Proxy(rules) => return Ok(show_proxy_rules(rules, settings)),
+        Egress::Proxy(rules) => return Ok(show_proxy_rules(rules, settings, json)),
         Egress::Allowlist(allow) => allow,
     };
     let (res, warnings) = egress::resolve(allow, settings).await?;
@@ -108,7 +183,17 @@ pub async fn egress<E: Engine>(
 
 /// `codex-box egress --egress proxy`: the proxy's allow and deny patterns (names are resolved by
 /// the proxy at each request, so there is no resolution to show).
-fn show_proxy_rules(rules: &crate::proxy::Rules, settings: &crate::session::egress::EgressSettings) -> i32 {
+fn show_proxy_rules(rules: &crate::proxy::Rules, settings: &crate::session::egress::EgressSettings, json: bool) -> i32 {
+    if json {
+        let v = serde_json::json!({
+            "mode": "proxy",
+            "ports": settings.ports,
+            "allow": rules.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "deny": rules.deny.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return 0;
+    }
     println!("egress: proxy (decided by name at each request; ports {:?})", settings.ports);
     println!("allow:");
     for p in &rules.allow {
