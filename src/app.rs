@@ -39,7 +39,8 @@ pub async fn main(cli: Cli) -> Result<i32> {
         Some(Command::Sandbox(args)) => crate::native::run_cli(&args),
         Some(Command::Doctor(d)) => crate::doctor::run(&d).await,
         Some(Command::Gc(GcArgs { all })) => collect(all).await,
-        Some(Command::Companion(c)) => crate::companion::run(c.beacon, c.proxy, c.relay).await,
+        // Dispatched by main on every platform.
+        Some(Command::Completions { .. } | Command::Man) => Ok(crate::cli::print_docs(cli.command.as_ref())),
     }
 }
 

@@ -108,6 +108,24 @@ impl ProxyJob {
     }
 }
 
+/// `codex-box companion --beacon PORT [--proxy PORT] [--relay PORT]` (the engine starts it; it is not
+/// a command for users, so it is parsed here, outside the CLI's help, manual and completions):
+/// the ports of the beacon, the proxy and the relay.
+pub fn parse_args(args: &[String]) -> Result<(u16, Option<u16>, Option<u16>)> {
+    let (mut beacon, mut proxy, mut relay) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let port = it.next().and_then(|p| p.parse::<u16>().ok()).with_context(|| format!("{flag} needs a port"))?;
+        match flag.as_str() {
+            "--beacon" => beacon = Some(port),
+            "--proxy" => proxy = Some(port),
+            "--relay" => relay = Some(port),
+            other => anyhow::bail!("unknown companion flag {other}"),
+        }
+    }
+    Ok((beacon.context("--beacon PORT is required")?, proxy, relay))
+}
+
 /// What a session's companion serves besides its beacon.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CompanionJob {
@@ -240,6 +258,16 @@ mod tests {
         let c = back.proxy_config(dir.path()).unwrap();
         assert_eq!((c.ports, c.resolver.server), (vec![443], s.resolver.server));
         assert!(c.resolver.tls.is_none());
+    }
+
+    #[test]
+    fn the_companions_arguments_are_its_ports() {
+        let a = |v: &[&str]| parse_args(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(a(&["--beacon", "3129"]).unwrap(), (3129, None, None));
+        assert_eq!(a(&["--beacon", "1", "--relay", "3", "--proxy", "2"]).unwrap(), (1, Some(2), Some(3)));
+        assert!(
+            a(&["--proxy", "2"]).is_err() && a(&["--beacon"]).is_err() && a(&["--beacon", "1", "-x", "2"]).is_err()
+        );
     }
 
     #[test]

@@ -3,7 +3,15 @@
 use clap::Parser;
 
 fn main() {
+    // The companion container's entry point (not a user command, so not in --help or completions).
+    #[cfg(unix)]
+    if std::env::args().nth(1).as_deref() == Some("companion") {
+        std::process::exit(companion(std::env::args().skip(2).collect()));
+    }
     let cli = codex_box::cli::Cli::parse();
+    if let Some(c @ (codex_box::cli::Command::Completions { .. } | codex_box::cli::Command::Man)) = &cli.command {
+        std::process::exit(codex_box::cli::print_docs(Some(c)));
+    }
     // The native sandbox forks and sandboxes a child: it runs before (and without) the async runtime.
     if let Some(codex_box::cli::Command::Sandbox(args)) = &cli.command {
         std::process::exit(codex_box::native::run_cli(args).unwrap_or_else(|e| {
@@ -27,6 +35,19 @@ fn main() {
     };
     rt.shutdown_timeout(std::time::Duration::from_millis(50));
     std::process::exit(code);
+}
+
+#[cfg(unix)]
+fn companion(args: Vec<String>) -> i32 {
+    let run = || -> anyhow::Result<i32> {
+        let (beacon, proxy, relay) = codex_box::companion::parse_args(&args)?;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        rt.block_on(codex_box::companion::run(beacon, proxy, relay))
+    };
+    run().unwrap_or_else(|e| {
+        eprintln!("codex-box companion: {e:#}");
+        125
+    })
 }
 
 #[cfg(unix)]

@@ -4,9 +4,28 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// What `--help` adds after the flags: the exit status and every environment variable read.
+pub const AFTER_HELP: &str = "\
+Exit status: the command's own (the agent's, or the sandboxed command's); 125 when codex-box itself
+fails (bad input, no engine, a refused start) — nothing is left behind then.
+
+Environment (besides the variables shown with their flags):
+  OPENAI_API_KEY          held by codex-box's API relay; a session gets a placeholder
+  OPENAI_ALLOWED_DOMAINS  extra allowlisted names (space or comma separated)
+  CODEX_BOX_CA_CERTS      extra CA certificate files, separated like PATH
+  CODEX_BOX_COMPANION_BIN a static Linux codex-box for the companion container
+  CODEX_CONFIG_DIR        a Codex config directory (config.toml, auth.json, prompts/)
+  CODEX_HOME              your Codex home (sandbox --codex copies its trusted inputs)
+  WORKSPACE_ROOT_DIR      the workdir must be inside it
+  DOCKER_HOST             the container engine's address
+  XDG_STATE_HOME          codex-box's state (default ~/.local/state/codex-box)
+  XDG_CONFIG_HOME, XDG_RUNTIME_DIR, TMPDIR, HOME, TERM, PATH
+
+Shell completions: `codex-box completions bash|zsh|fish|powershell`; manual page: `codex-box man`.";
+
 /// Run the Codex CLI agent, or any command, in a disposable hardened container or a native sandbox.
 #[derive(Debug, Parser)]
-#[command(name = "codex-box", version, args_conflicts_with_subcommands = true)]
+#[command(name = "codex-box", version, args_conflicts_with_subcommands = true, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -34,22 +53,34 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Check that this host can run sessions (engine, image, firewall tools) and sandbox natively.
     Doctor(DoctorArgs),
-    /// codex-box's companion on a session's network (the engine runs it; not for use by hand).
-    #[command(hide = true)]
-    Companion(CompanionArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `codex-box man > codex-box.1`.
+    Man,
 }
 
-#[derive(Debug, Args, Clone)]
-pub struct CompanionArgs {
-    /// Port of the beacon (accepts and closes).
-    #[arg(long = "beacon")]
-    pub beacon: u16,
-    /// Port of the proxy (its job in CODEX_BOX_PROXY_JOB).
-    #[arg(long = "proxy")]
-    pub proxy: Option<u16>,
-    /// Port of the API relay (its job in CODEX_BOX_RELAY_JOB).
-    #[arg(long = "relay")]
-    pub relay: Option<u16>,
+/// `completions SHELL` and `man`: the script or page generated from these definitions, on stdout;
+/// the exit status (other commands: 0, nothing printed).
+pub fn print_docs(command: Option<&Command>) -> i32 {
+    use clap::CommandFactory;
+    let mut out = std::io::stdout();
+    match command {
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "codex-box", &mut out);
+            0
+        }
+        Some(Command::Man) => match clap_mangen::Man::new(Cli::command()).render(&mut out) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("codex-box: writing the manual page: {e}");
+                125
+            }
+        },
+        _ => 0,
+    }
 }
 
 #[derive(Debug, Args, Clone, Default)]
