@@ -163,6 +163,8 @@ fn main() {
         ports: vec![server.port()],
         resolver: ResolverSettings { server: Some(dns.addr), tls: None, timeout: Duration::from_secs(5) },
         limits: Limits::default(),
+        #[cfg(target_os = "linux")]
+        relay: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let proxy = rt.block_on(Proxy::start("127.0.0.1:0".parse().unwrap(), config, Log::memory(false))).unwrap();

@@ -100,6 +100,8 @@ pub struct RelayLayer {
     pub upstream: String,
     /// The managed layer's lines that point Codex at the relay.
     pub toml: String,
+    /// The same as `-c` values, for Codex's command line (the native sandbox).
+    pub overrides: Vec<String>,
 }
 
 /// The relay layer for the user's trusted `config.toml` (pure): the built-in OpenAI provider gets
@@ -115,7 +117,8 @@ pub fn relay_layer(config_toml: Option<&str>, relay_url: &str) -> Option<RelayLa
             let upstream = config.get("openai_base_url").and_then(|v| v.as_str()).unwrap_or(DEFAULT_API).to_string();
             let mut t = toml::Table::new();
             t.insert("openai_base_url".into(), relay_url.into());
-            Some(RelayLayer { upstream, toml: toml::to_string(&t).ok()? })
+            let overrides = vec![format!("openai_base_url={}", toml::Value::from(relay_url))];
+            Some(RelayLayer { upstream, toml: toml::to_string(&t).ok()?, overrides })
         }
         Some(id) => {
             let table = config.get("model_providers")?.get(id)?.as_table()?;
@@ -129,7 +132,13 @@ pub fn relay_layer(config_toml: Option<&str>, relay_url: &str) -> Option<RelayLa
             providers.insert(id.to_string(), mine.into());
             let mut t = toml::Table::new();
             t.insert("model_providers".into(), providers.into());
-            Some(RelayLayer { upstream, toml: toml::to_string(&t).ok()? })
+            let key = if id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                id.to_string()
+            } else {
+                toml::Value::from(id).to_string()
+            };
+            let overrides = vec![format!("model_providers.{key}.base_url={}", toml::Value::from(relay_url))];
+            Some(RelayLayer { upstream, toml: toml::to_string(&t).ok()?, overrides })
         }
     }
 }
@@ -304,6 +313,7 @@ mod tests {
         // The built-in provider: its base URL, which the relay forwards to.
         let r = relay_layer(None, relay).unwrap();
         assert_eq!(r.upstream, DEFAULT_API);
+        assert_eq!(r.overrides, [format!("openai_base_url=\"{relay}\"")]);
         let t: toml::Table = managed_config(Some(&r)).parse().unwrap();
         assert_eq!((t.len(), t["openai_base_url"].as_str()), (2, Some(relay)));
         let r = relay_layer(Some("openai_base_url = \"https://gw.corp.test/v1\"\nmodel = \"m\"\n"), relay).unwrap();
@@ -316,6 +326,7 @@ mod tests {
         let t: toml::Table = managed_config(Some(&r)).parse().unwrap();
         let p = t["model_providers"]["scripted"].as_table().unwrap();
         assert_eq!(p["base_url"].as_str(), Some(relay));
+        assert_eq!(r.overrides, [format!("model_providers.scripted.base_url=\"{relay}\"")]);
         assert_eq!((p["name"].as_str(), p["supports_websockets"].as_bool()), (Some("s"), Some(false)));
         assert!(!t.contains_key("openai_base_url"));
         // A provider with another key (or none): no relay, and no key for the session.

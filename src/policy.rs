@@ -94,6 +94,8 @@ impl DomainPolicy {
             ports: self.ports.clone(),
             resolver: self.resolver.clone(),
             limits: crate::proxy::Limits::default(),
+            #[cfg(target_os = "linux")]
+            relay: None,
         }
     }
 }

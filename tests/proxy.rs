@@ -109,6 +109,8 @@ impl Fixture {
             ports: vec![up.addr.port()],
             resolver: ResolverSettings { server: Some(dns.addr), tls: None, timeout: Duration::from_secs(3) },
             limits,
+            #[cfg(target_os = "linux")]
+            relay: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("proxy/test.log");
@@ -375,6 +377,8 @@ fn a_listener_bound_elsewhere_is_served() {
         ports: vec![up.addr.port()],
         resolver: ResolverSettings::default(),
         limits: Limits::default(),
+        #[cfg(target_os = "linux")]
+        relay: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let proxy = rt.block_on(async {

@@ -94,6 +94,13 @@ pub struct Running {
 }
 
 impl Prepared {
+    /// Also serves the API relay on the proxy's listener.
+    #[cfg(target_os = "linux")]
+    pub fn with_relay(mut self, relay: Option<std::sync::Arc<crate::proxy::relay::RelayConfig>>) -> Prepared {
+        self.config.relay = relay;
+        self
+    }
+
     /// Serves on `listener` (already bound and listening).
     pub fn serve(self, listener: TcpListener) -> Result<Running, EgressError> {
         self.serve_with(listener, None)

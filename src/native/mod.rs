@@ -71,6 +71,9 @@ pub struct Options {
     pub verbose: bool,
     /// Where the egress proxy logs its decisions (network by name); `None`: counts only.
     pub proxy_log: Option<std::path::PathBuf>,
+    /// The API relay the proxy also serves (`--codex` with an API key and network by name).
+    #[cfg(target_os = "linux")]
+    pub relay: Option<std::sync::Arc<crate::proxy::relay::RelayConfig>>,
 }
 
 /// The command's exit code (128+N for a signal) and what was enforced.
@@ -189,6 +192,56 @@ fn codex_run(
     anyhow::bail!("--codex: Codex under the native sandbox runs on Linux and macOS; on Windows use WSL2")
 }
 
+/// `--codex` with `OPENAI_API_KEY` and network by name (Linux): the key stays with codex-box. The
+/// proxy in the sandbox's namespace also serves the API relay ([`crate::proxy::relay`]); Codex gets
+/// `-c` overrides pointing the provider in use at it (`http://127.0.0.1:3128/v1`) and a placeholder
+/// key, and `CODEX_API_KEY` is not passed. A provider that takes no `OPENAI_API_KEY` gets no key.
+/// With `--network` (no proxy) the key is kept as before.
+#[cfg(target_os = "linux")]
+fn codex_relay(
+    env: &crate::host_env::HostEnv,
+    layout: &codex::Layout,
+    policy: &mut crate::policy::Policy,
+    argv: &mut Vec<String>,
+) -> anyhow::Result<Option<std::sync::Arc<crate::proxy::relay::RelayConfig>>> {
+    let (crate::policy::NetPolicy::Domains(d), Some(key)) = (&policy.net, &env.openai_api_key) else {
+        return Ok(None);
+    };
+    let resolver = d.resolver.clone();
+    let config = std::fs::read_to_string(layout.user_home.join("config.toml")).ok();
+    let url = format!("http://{}{}", linux::PROXY_LISTEN, crate::proxy::relay::PREFIX);
+    let drop_keys = |policy: &mut crate::policy::Policy| {
+        policy.env.keep.retain(|k| !codex::KEPT_ENV.contains(&k.as_str()));
+    };
+    let Some(layer) = crate::codex_layer::relay_layer(config.as_deref(), &url) else {
+        // The provider in use takes no OPENAI_API_KEY: the command needs no key at all.
+        drop_keys(policy);
+        return Ok(None);
+    };
+    let upstream = crate::proxy::relay::Upstream::parse(&layer.upstream).map_err(|e| {
+        anyhow::anyhow!(
+            "--codex: {e}; set the provider's base_url (or openai_base_url) in config.toml to an https:// URL"
+        )
+    })?;
+    let tls = crate::egress::dot::client_config(&crate::egress::DnsTls {
+        name: upstream.host.clone(),
+        extra_roots: env.ca_certs.clone(),
+    })?;
+    drop_keys(policy);
+    policy.env.set.push(("OPENAI_API_KEY".into(), crate::codex_layer::PLACEHOLDER_KEY.into()));
+    let at = 1 + crate::codex_layer::CLI_OVERRIDE.len();
+    for o in layer.overrides.iter().rev() {
+        argv.splice(at..at, ["-c".to_string(), o.clone()]);
+    }
+    Ok(Some(std::sync::Arc::new(crate::proxy::relay::RelayConfig {
+        upstream,
+        addrs: Vec::new(),
+        key: key.clone(),
+        tls: std::sync::Arc::new(tls),
+        resolver,
+    })))
+}
+
 /// `codex-box sandbox [PLATFORM] [OPTIONS] -- CMD`: returns the exit code to exit with.
 pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
     let host = host_platform();
@@ -199,8 +252,16 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
     let env = crate::host_env::HostEnv::from_process();
     let host_facts = profile::Host::current(&env).map_err(NativeError::from)?;
     let (argv, codex) = if args.codex { codex_run(args, &env, &host_facts)? } else { (args.command.clone(), None) };
-    let policy = profile::policy_from_args(args, &host_facts, env.config_home.as_deref(), codex.as_ref())
+    #[allow(unused_mut)]
+    let mut policy = profile::policy_from_args(args, &host_facts, env.config_home.as_deref(), codex.as_ref())
         .map_err(NativeError::from)?;
+    #[allow(unused_mut)]
+    let mut argv = argv;
+    #[cfg(target_os = "linux")]
+    let relay = match &codex {
+        Some(layout) => codex_relay(&env, layout, &mut policy, &mut argv)?,
+        None => None,
+    };
     // Only now, with the policy valid: nothing is made for input that is refused. (Elsewhere
     // `codex_run` has already refused --codex.)
     #[cfg(unix)]
@@ -216,6 +277,8 @@ pub fn run_cli(args: &SandboxArgs) -> anyhow::Result<i32> {
         log_denials: args.log_denials,
         verbose: args.verbose,
         proxy_log,
+        #[cfg(target_os = "linux")]
+        relay,
     };
     // The backend has already said, before the command ran, what it could not enforce.
     match apply(&policy, &argv, &opts) {

@@ -179,6 +179,7 @@ pub fn rewrite(head: &[u8], up: &Upstream, key: &str) -> Rewrite {
 
 #[cfg(target_os = "linux")]
 /// Everything the relay serves with.
+#[derive(Clone)]
 pub struct RelayConfig {
     pub upstream: Upstream,
     /// The upstream's addresses, resolved by codex-box on the host (empty: resolve here).
@@ -186,6 +187,33 @@ pub struct RelayConfig {
     pub key: String,
     pub tls: Arc<rustls::ClientConfig>,
     pub resolver: crate::egress::ResolverSettings,
+}
+
+#[cfg(target_os = "linux")]
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayConfig").field("upstream", &self.upstream).field("key", &"<hidden>").finish()
+    }
+}
+
+/// Whether a request head starting with `start` is origin-form to the relay's prefix
+/// (`GET /v1/…`, `POST /v1/…`): the relay's, not the proxy's (which serves absolute-form and
+/// CONNECT only). `None` while too little has arrived to tell.
+pub fn is_relay_request(start: &[u8]) -> Option<bool> {
+    let want: [&[u8]; 2] = [b"GET /v1/", b"POST /v1/"];
+    if want.iter().any(|w| start.starts_with(w)) {
+        return Some(true);
+    }
+    if want.iter().any(|w| w.starts_with(start)) {
+        return None;
+    }
+    Some(false)
+}
+
+#[cfg(target_os = "linux")]
+/// Serves one client connection of the relay (from a listener shared with the proxy).
+pub async fn serve_one(client: TcpStream, config: &RelayConfig, resolver: &hickory_resolver::TokioResolver, log: &Log) {
+    handle(client, config, resolver, log).await
 }
 
 #[cfg(target_os = "linux")]
@@ -405,6 +433,17 @@ mod tests {
         assert_eq!(refused("POST /v1/responses HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"), "411 Length Required");
         assert_eq!(refused("POST /v1/responses HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), "400 Bad Request");
         assert_eq!(refused("garbage\r\n\r\n"), "400 Bad Request");
+    }
+
+    #[test]
+    fn relay_requests_are_told_from_proxy_requests_by_their_first_bytes() {
+        assert_eq!(is_relay_request(b"POST /v1/responses HTTP/1.1"), Some(true));
+        assert_eq!(is_relay_request(b"GET /v1/models"), Some(true));
+        assert_eq!(is_relay_request(b"PO"), None);
+        assert_eq!(is_relay_request(b""), None);
+        assert_eq!(is_relay_request(b"CONNECT a.test:443 HTTP/1.1"), Some(false));
+        assert_eq!(is_relay_request(b"GET http://a.test/ HTTP/1.1"), Some(false));
+        assert_eq!(is_relay_request(b"GET /etc/passwd HTTP/1.1"), Some(false));
     }
 
     #[test]

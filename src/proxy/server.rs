@@ -65,6 +65,10 @@ pub struct ProxyConfig {
     /// The resolver the proxy uses (`server: None`: the host's).
     pub resolver: ResolverSettings,
     pub limits: Limits,
+    /// The API relay served on the same listener (origin-form `/v1/…` requests), when the key
+    /// stays with codex-box (the native sandbox's `--codex`).
+    #[cfg(target_os = "linux")]
+    pub relay: Option<std::sync::Arc<super::relay::RelayConfig>>,
 }
 
 /// The proxy cannot start.
@@ -136,6 +140,24 @@ impl Proxy {
     }
 }
 
+/// Whether the client's first bytes are a relay request (peeked: nothing is consumed).
+#[cfg(target_os = "linux")]
+async fn relay_request(client: &TcpStream, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 16];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, client.peek(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            _ => return false,
+        };
+        match super::relay::is_relay_request(&buf[..n]) {
+            Some(yes) => return yes,
+            None if n == 0 => return false,
+            None => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, permits: Arc<Semaphore>) {
     loop {
         let accepted = tokio::select! {
@@ -182,6 +204,12 @@ fn refuse(status: &'static str, reason: impl Into<String>) -> Refusal {
 
 async fn handle(mut client: TcpStream, shared: &Shared) {
     let limits = shared.config.limits;
+    #[cfg(target_os = "linux")]
+    if let Some(relay) = &shared.config.relay {
+        if relay_request(&client, limits.head_timeout).await {
+            return super::relay::serve_one(client, relay, &shared.resolver, &shared.log).await;
+        }
+    }
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let head = tokio::time::timeout(limits.head_timeout, read_head(&mut client, &mut buf, limits.head)).await;
     let (request, len) = match head {

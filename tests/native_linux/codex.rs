@@ -78,7 +78,9 @@ fn codex_runs_the_models_command_in_the_workspace_and_nothing_else() {
          if (echo x > {outside}/escape) 2>/dev/null; then echo OUTSIDE-WRITTEN; else echo OUTSIDE-REFUSED; fi; \
          if (echo x > .git/hooks/pre-commit) 2>/dev/null; then echo HOOK-WRITTEN; else echo HOOK-REFUSED; fi; \
          if (echo x >> \"$CODEX_HOME/config.toml\") 2>/dev/null; then echo CONFIG-WRITTEN; else echo CONFIG-REFUSED; fi; \
-         if curl -sk --noproxy '*' -o /dev/null --max-time 5 https://IP/v1/models; then echo DIRECT-REACHED; else echo DIRECT-REFUSED; fi",
+         if curl -sk --noproxy '*' -o /dev/null --max-time 5 https://IP/v1/models; then echo DIRECT-REACHED; else echo DIRECT-REFUSED; fi; \
+         if grep -rsqa 'SECRE[T]-4343' /proc/[0-9]*/environ /proc/[0-9]*/cmdline \"$CODEX_HOME\" . 2>/dev/null; then echo KEY-FOUND; else echo KEY-ABSENT; fi; \
+         if grep -rsqa 'codex-box-relay-holds-the-ke[y]' /proc/[0-9]*/environ; then echo PLACEHOLDER-FOUND; fi",
         outside = f.outside.display()
     );
     let Some(host) = ModelHost::start(41, &script.replace("IP", "198.18.41.10")) else { return };
@@ -109,7 +111,8 @@ fn codex_runs_the_models_command_in_the_workspace_and_nothing_else() {
         .env("HOME", &f.home)
         .env("XDG_STATE_HOME", &state)
         .env("SSL_CERT_FILE", &ca)
-        .env("OPENAI_API_KEY", "test-key")
+        .env("OPENAI_API_KEY", "sk-test-SECRET-4343")
+        .env("CODEX_BOX_CA_CERTS", &ca)
         .env_remove("CODEX_HOME")
         .stdin(Stdio::null())
         .output()
@@ -128,6 +131,11 @@ fn codex_runs_the_models_command_in_the_workspace_and_nothing_else() {
     ] {
         assert!(seen.contains(refused) && !seen.contains(written), "{refused}: {seen}");
     }
+    // The key stayed with codex-box: the model got it from the relay; the sandbox had a placeholder.
+    let auths = scripted_model::authorizations(host.log.path());
+    assert!(!auths.is_empty() && auths.iter().all(|a| a == "Bearer sk-test-SECRET-4343"), "{auths:?}");
+    assert!(seen.contains("KEY-ABSENT") && !seen.contains("KEY-FOUND"), "{seen}");
+    assert!(seen.contains("PLACEHOLDER-FOUND"), "control: the search reads the sandbox's environments: {seen}");
     assert!(!f.outside.join("escape").exists());
     assert!(!f.work.join(".git/hooks/pre-commit").exists());
     // The model API was reached through the proxy, by name.

@@ -115,3 +115,26 @@ fn service_sockets_and_configured_paths_are_hidden() {
         }
     }
 }
+
+#[test]
+fn a_socket_behind_a_directory_the_sandbox_cannot_search_stays_out_of_reach_and_does_not_stop_it() {
+    // Another user's runtime directory (0700) with a listening socket, like a rootless engine's
+    // /run/user/UID/podman/podman.sock: the sandbox's user namespace cannot search it, so hiding
+    // it is neither possible nor needed; the run must start and the socket stay unreachable.
+    if !sandbox_works() || !python() || !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let fx = fx();
+    let dir = fx.outside.join("run-user-65534");
+    std::fs::create_dir(&dir).unwrap();
+    let sock = dir.join("podman.sock");
+    let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let p = sock.to_str().unwrap();
+    // Control: on the host (root) the socket answers.
+    assert!(std::os::unix::net::UnixStream::connect(&sock).is_ok());
+    let r = connect(&fx, &[], "unix", p);
+    assert_eq!(r.out.trim(), "refused errno 13", "the sandbox started and cannot reach it: {}{}", r.out, r.err);
+}

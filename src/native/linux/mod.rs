@@ -10,6 +10,9 @@
 
 mod child;
 mod egress;
+
+/// Where the egress proxy (and the API relay) listens inside the sandbox's network namespace.
+pub const PROXY_LISTEN: std::net::SocketAddrV4 = egress::LISTEN;
 mod landlock;
 mod launch;
 mod mounts;
@@ -324,7 +327,10 @@ fn launch_and_wait(c: &Ctx, use_ns: bool, steps: Vec<mounts::Prepared>) -> Resul
     }
     // Before the command exists: a resolver or log that cannot work stops the run here.
     let proxy = match c.domains {
-        Some(d) => Some(crate::native::egress::prepare(d, opts.proxy_log.as_deref(), opts.log_denials)?),
+        Some(d) => Some(
+            crate::native::egress::prepare(d, opts.proxy_log.as_deref(), opts.log_denials)?
+                .with_relay(opts.relay.clone()),
+        ),
         None => None,
     };
     run_tree(&launch, &rules, opts, proxy)

@@ -316,9 +316,25 @@ pub fn apply(steps: &[Prepared]) -> Result<(), (usize, i32)> {
                 mount(Some(c"proc"), t, Some(c"proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
             }
         };
+        // A path to hide that the sandbox cannot even reach (a directory on the way it may not
+        // search, e.g. another user's /run/user/UID holding a rootless engine's socket) is hidden
+        // already: the command meets the same EACCES. Only then is the failed mount not an error.
+        let r = match (&s.op, r) {
+            (Op::HideDir(_) | Op::HideFile(_), Err(libc::EACCES)) if unreachable(t) => Ok(()),
+            (_, r) => r,
+        };
         r.map_err(|e| (i, e))?;
     }
     Ok(())
+}
+
+/// Whether looking `t` up fails for lack of search permission on a directory on the way.
+/// Async-signal-safe.
+fn unreachable(t: &std::ffi::CStr) -> bool {
+    // SAFETY: `t` is a valid C string; `st` is written by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::lstat(t.as_ptr(), &mut st) };
+    rc != 0 && errno() == libc::EACCES
 }
 
 #[cfg(test)]
