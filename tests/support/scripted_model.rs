@@ -22,21 +22,29 @@ pub fn codex_config(base_url: &str, project: &str) -> String {
     )
 }
 
-/// The requests the scripted model received (request-N.json in `dir`), in order.
-pub fn requests(dir: &Path) -> Vec<serde_json::Value> {
+/// The files `PREFIX-N.SUFFIX` the scripted model wrote in `dir`, in the order of N.
+fn numbered(dir: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
     let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    let n = name.strip_prefix("request-")?.strip_suffix(".json")?.parse().ok()?;
+                    let n = name.strip_prefix(prefix)?.strip_suffix(suffix)?.parse().ok()?;
                     Some((n, e.path()))
                 })
                 .collect()
         })
         .unwrap_or_default();
     files.sort();
-    files.iter().filter_map(|(_, p)| serde_json::from_slice(&std::fs::read(p).ok()?).ok()).collect()
+    files.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The requests the scripted model received (request-N.json in `dir`), in order.
+pub fn requests(dir: &Path) -> Vec<serde_json::Value> {
+    numbered(dir, "request-", ".json")
+        .iter()
+        .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
+        .collect()
 }
 
 /// The output of the scripted shell call as it reached the model in a later request, if it did.
@@ -53,17 +61,5 @@ pub fn command_output(dir: &Path) -> Option<String> {
 
 /// The `Authorization` headers the scripted model received (auth-N.txt in `dir`), in order.
 pub fn authorizations(dir: &Path) -> Vec<String> {
-    let mut files: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let n = name.strip_prefix("auth-")?.strip_suffix(".txt")?.parse().ok()?;
-                    Some((n, e.path()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files.iter().filter_map(|(_, p)| std::fs::read_to_string(p).ok()).collect()
+    numbered(dir, "auth-", ".txt").iter().filter_map(|p| std::fs::read_to_string(p).ok()).collect()
 }
