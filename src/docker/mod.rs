@@ -1,6 +1,7 @@
 //! Container sessions through the Docker Engine API (bollard; the docker CLI is never run).
 //!
-//! `engine` connects, `context` and `image` make the image, `spec` declares the container as a pure
+//! `discover` finds the engine (flag, environment, docker context, the usual sockets), `engine`
+//! connects to it, `kind` says what it is (Docker or Podman, rootless, in a VM), `context` and `image` make the image, `spec` declares the container as a pure
 //! value, `session` runs it and removes it, `gc` removes what a killed codex-box left, `network` finds
 //! the host as the session sees it (egress itself is assembled in `crate::session::egress`), `tty`
 //! handles the local terminal. `gc`, `session`, `spec` and `tty` need a
@@ -9,10 +10,12 @@
 #[cfg(unix)]
 pub mod companion;
 pub mod context;
+pub mod discover;
 pub mod engine;
 #[cfg(unix)]
 pub mod gc;
 pub mod image;
+pub mod kind;
 pub mod network;
 pub mod refresh;
 #[cfg(unix)]
