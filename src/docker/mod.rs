@@ -31,6 +31,8 @@ pub struct DockerEngine {
     pub docker: bollard::Docker,
     /// The static codex-box for companion containers, when given (`CODEX_BOX_COMPANION_BIN`).
     pub companion_bin: Option<std::path::PathBuf>,
+    found: discover::Found,
+    kind: kind::EngineKind,
 }
 
 /// What the Docker backend can fail with (each message as its module words it).
@@ -49,9 +51,24 @@ pub enum DockerError {
 
 #[cfg(unix)]
 impl DockerEngine {
-    /// Connects to the engine `DOCKER_HOST` names (default: the local socket).
-    pub async fn connect() -> Result<DockerEngine, engine::EngineError> {
-        Ok(DockerEngine { docker: engine::connect().await?, companion_bin: None })
+    /// Connects to the engine `--engine` (`flag`) or the environment names, else the first of the
+    /// usual sockets ([`discover`]).
+    pub async fn connect(
+        flag: Option<&str>,
+        env: &crate::host_env::HostEnv,
+    ) -> Result<DockerEngine, engine::EngineError> {
+        let c = engine::connect_with(flag, env).await?;
+        Ok(DockerEngine { docker: c.docker, companion_bin: None, found: c.found, kind: c.kind })
+    }
+
+    /// What the engine is, from the `/version` of the connection (no extra request; see [`kind`]).
+    pub fn kind(&self) -> &kind::EngineKind {
+        &self.kind
+    }
+
+    /// Where the engine was found.
+    pub fn found(&self) -> &discover::Found {
+        &self.found
     }
 }
 
