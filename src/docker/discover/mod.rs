@@ -145,5 +145,5 @@ pub fn find_here(flag: Option<&str>, env: &HostEnv) -> Result<Found, DiscoverErr
     find(flag, env, Os::current(), &RealFs)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests;
