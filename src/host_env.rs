@@ -42,6 +42,8 @@ pub struct HostEnv {
     pub docker_context: Option<String>,
     /// `DOCKER_CONFIG`: the docker CLI's configuration directory (default `~/.docker`).
     pub docker_config: Option<PathBuf>,
+    /// `DOCKER_TLS_VERIFY` is set (non-empty): `DOCKER_HOST` is a TLS engine.
+    pub docker_tls_verify: bool,
 }
 
 impl HostEnv {
@@ -80,6 +82,7 @@ impl HostEnv {
             docker_host: lossy("DOCKER_HOST"),
             docker_context: lossy("DOCKER_CONTEXT"),
             docker_config: path("DOCKER_CONFIG"),
+            docker_tls_verify: get("DOCKER_TLS_VERIFY").is_some(),
         }
     }
 }

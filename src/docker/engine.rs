@@ -30,7 +30,7 @@ pub enum EngineError {
     Discover(#[from] DiscoverError),
     #[error("no Docker engine answers at {at}: {detail}. Fix: {}", at.source.fix())]
     Unreachable { at: Box<Found>, detail: String },
-    #[error("permission denied on the Docker socket {at}. Add your user to the socket's group (for Docker: `sudo usermod -aG docker $USER`, then log in again — the docker group), run codex-box as a user who may open it, or name your own engine with --engine")]
+    #[error("permission denied on the Docker socket {at}. Add your user to the docker group (`sudo usermod -aG docker $USER`, then log in again), run codex-box as a user who may open the socket, or name an engine of your own with --engine (rootless Docker or Podman)")]
     Permission { at: Box<Found> },
     #[error("the engine at {at} accepted the connection but did not answer /version within {} s. If it is starting, try again; else restart it. Fix: {}", ANSWER_TIMEOUT.as_secs(), at.source.fix())]
     NoAnswer { at: Box<Found> },

@@ -17,6 +17,7 @@ pub enum ContextOrigin {
     /// `currentContext` in this config.json (`docker context use …`).
     Config(PathBuf),
 }
+
 pub(super) fn origin_text(o: &ContextOrigin) -> String {
     match o {
         ContextOrigin::Env => "from DOCKER_CONTEXT".into(),
@@ -32,6 +33,7 @@ pub(super) fn context_fix(o: &ContextOrigin) -> &'static str {
         }
     }
 }
+
 /// The docker CLI's directory: `DOCKER_CONFIG`, else `~/.docker`.
 fn docker_config_dir(env: &HostEnv) -> Option<PathBuf> {
     env.docker_config.clone().or_else(|| env.home.as_ref().map(|h| h.join(".docker")))
@@ -68,7 +70,9 @@ pub(super) fn context_address(
     name: String,
     origin: ContextOrigin,
 ) -> Result<Found, DiscoverError> {
-    let dir = docker_config_dir(env).unwrap_or_default().join("contexts");
+    // Never a relative `contexts/…` (the current directory may be the agent's project).
+    let Some(dir) = docker_config_dir(env) else { return Err(DiscoverError::NoDockerConfig { name }) };
+    let dir = dir.join("contexts");
     let id = hex::encode(sha2::Sha256::digest(name.as_bytes()));
     let meta = dir.join("meta").join(&id).join("meta.json");
     let text = match fs.read(&meta) {

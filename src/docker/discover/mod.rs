@@ -100,6 +100,10 @@ pub enum DiscoverError {
     ContextMissing { name: String, origin: ContextOrigin, meta: PathBuf },
     #[error("docker context `{name}` has no docker endpoint (Endpoints.docker.Host) in {}. Recreate it (`docker context create {name} --docker host=unix:///PATH`); {}", meta.display(), context_fix(origin))]
     ContextNoDocker { name: String, origin: ContextOrigin, meta: PathBuf },
+    #[error("docker context `{name}` (from DOCKER_CONTEXT) cannot be looked up: neither DOCKER_CONFIG nor HOME is set. Set DOCKER_CONFIG to the docker CLI's directory, unset DOCKER_CONTEXT, or name the engine with --engine")]
+    NoDockerConfig { name: String },
+    #[error("DOCKER_HOST `{host}` with DOCKER_TLS_VERIFY set is a TLS engine: TLS engines are not supported yet (issue #15); {FORWARD}")]
+    DockerHostTls { host: String },
     #[error("docker context `{name}` uses TLS ({}): TLS engines are not supported yet (issue #15); {FORWARD}", tls.display())]
     ContextTls { name: String, tls: PathBuf },
     #[error("cannot read {}: {detail}. Fix the file, or name the engine with --engine or DOCKER_HOST", path.display())]
@@ -118,6 +122,11 @@ pub fn find(flag: Option<&str>, env: &HostEnv, os: Os, fs: &dyn HostFs) -> Resul
         (env.docker_host.as_deref(), Source::DockerHost),
     ];
     if let Some((input, source)) = explicit.into_iter().find_map(|(v, s)| v.map(|v| (v, s))) {
+        // The docker CLI speaks TLS to DOCKER_HOST when DOCKER_TLS_VERIFY is set; plain HTTP would
+        // only meet "client sent an HTTP request to an HTTPS server".
+        if source == Source::DockerHost && env.docker_tls_verify && !input.trim_start().starts_with("unix://") {
+            return Err(DiscoverError::DockerHostTls { host: input.to_string() });
+        }
         return match parse_address(input) {
             Ok(address) => Ok(Found { address, source }),
             Err(problem) => Err(DiscoverError::Address { input: input.to_string(), from: Box::new(source), problem }),

@@ -286,3 +286,20 @@ fn each_source_has_its_own_fix() {
     let c = Source::Context { name: "x".into(), origin: ContextOrigin::Env, meta: PathBuf::new() };
     assert!(c.fix().contains("docker context use default"));
 }
+
+#[test]
+fn tls_and_a_missing_config_dir_are_refused_not_guessed() {
+    let fs = Rooted::new().sock("/var/run/docker.sock").file("/contexts/meta/x/meta.json", "{}");
+    let e = HostEnv { docker_host: Some("tcp://10.0.0.2:2376".into()), docker_tls_verify: true, ..env() };
+    let msg = find(None, &e, Os::Linux, &fs).unwrap_err().to_string();
+    assert!(
+        msg.contains("DOCKER_HOST `tcp://10.0.0.2:2376` with DOCKER_TLS_VERIFY") && msg.contains("ssh -nNT -L"),
+        "{msg}"
+    );
+    let e = HostEnv { docker_host: Some("unix:///x.sock".into()), docker_tls_verify: true, ..env() };
+    assert_eq!(find(None, &e, Os::Linux, &fs).unwrap().address, unix("/x.sock"));
+    // DOCKER_CONTEXT without HOME or DOCKER_CONFIG: an error, never a relative contexts/ directory.
+    let e = HostEnv { docker_context: Some("x".into()), home: None, ..env() };
+    let msg = find(None, &e, Os::Linux, &fs).unwrap_err().to_string();
+    assert!(msg.contains("neither DOCKER_CONFIG nor HOME is set"), "{msg}");
+}
