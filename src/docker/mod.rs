@@ -1,11 +1,12 @@
 //! Container sessions through the Docker Engine API (bollard; the docker CLI is never run).
 //!
 //! `discover` finds the engine (flag, environment, docker context, the usual sockets), `engine`
-//! connects to it, `kind` says what it is (Docker or Podman, rootless, in a VM), `context` and `image` make the image, `spec` declares the container as a pure
-//! value, `session` runs it and removes it, `gc` removes what a killed codex-box left, `network` finds
-//! the host as the session sees it (egress itself is assembled in `crate::session::egress`), `tty`
-//! handles the local terminal. `gc`, `session`, `spec` and `tty` need a
-//! Unix host (uids, termios, signals); on Windows container sessions are not supported yet.
+//! connects to it, `kind` says what it is (Docker or Podman, rootless, in a VM), `context` and
+//! `image` make the image, `spec` declares the container as a pure value, `session` runs it and
+//! removes it, `gc` removes what a killed codex-box left, `network` finds the host as the session
+//! sees it (egress itself is assembled in `crate::session::egress`), `tty` handles the local
+//! terminal. `gc`, `session`, `spec` and `tty` need a Unix host (uids, termios, signals); on Windows
+//! container sessions are not supported yet.
 
 #[cfg(unix)]
 pub mod companion;
