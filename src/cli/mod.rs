@@ -17,7 +17,11 @@ Environment (besides the variables shown with their flags):
   CODEX_CONFIG_DIR        a Codex config directory (config.toml, auth.json, prompts/)
   CODEX_HOME              your Codex home (sandbox --codex copies its trusted inputs)
   WORKSPACE_ROOT_DIR      the workdir must be inside it
-  DOCKER_HOST             the container engine's address
+  CODEX_BOX_ENGINE        the container engine's address (below --engine)
+  DOCKER_HOST             the engine's address, below CODEX_BOX_ENGINE
+  DOCKER_CONTEXT          the docker CLI context naming the engine (else the current one)
+  DOCKER_CONFIG           the docker CLI's directory, for its contexts (default ~/.docker)
+  DOCKER_TLS_VERIFY       with a TCP DOCKER_HOST: a TLS engine, refused (not supported yet)
   XDG_STATE_HOME          codex-box's state (default ~/.local/state/codex-box)
   XDG_CONFIG_HOME, XDG_RUNTIME_DIR, TMPDIR, HOME, TERM, PATH
 
