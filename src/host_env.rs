@@ -34,6 +34,16 @@ pub struct HostEnv {
     pub path: Option<std::ffi::OsString>,
     /// `CODEX_BOX_COMPANION_BIN`: the static Linux codex-box for companion containers.
     pub companion_bin: Option<PathBuf>,
+    /// `CODEX_BOX_ENGINE`: the container engine's address (a socket path or URL), below `--engine`.
+    pub engine: Option<String>,
+    /// `DOCKER_HOST`: the engine's address as the docker CLI takes it.
+    pub docker_host: Option<String>,
+    /// `DOCKER_CONTEXT`: the docker CLI context to use instead of the current one.
+    pub docker_context: Option<String>,
+    /// `DOCKER_CONFIG`: the docker CLI's configuration directory (default `~/.docker`).
+    pub docker_config: Option<PathBuf>,
+    /// `DOCKER_TLS_VERIFY` is set (non-empty): `DOCKER_HOST` is a TLS engine.
+    pub docker_tls_verify: bool,
 }
 
 impl HostEnv {
@@ -46,6 +56,7 @@ impl HostEnv {
     pub fn from_vars(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Self {
         let path = |k: &str| get(k).map(PathBuf::from);
         let text = |k: &str| get(k).and_then(|v| v.into_string().ok());
+        let lossy = |k: &str| get(k).map(|v| v.to_string_lossy().into_owned());
         HostEnv {
             home: path("HOME"),
             codex_config_dir: path("CODEX_CONFIG_DIR"),
@@ -65,6 +76,13 @@ impl HostEnv {
             term: text("TERM"),
             path: get("PATH"),
             companion_bin: path("CODEX_BOX_COMPANION_BIN"),
+            // Lossy: an address that is not UTF-8 is still named in the error it leads to, never
+            // dropped (dropping it would fall through to another engine).
+            engine: lossy("CODEX_BOX_ENGINE"),
+            docker_host: lossy("DOCKER_HOST"),
+            docker_context: lossy("DOCKER_CONTEXT"),
+            docker_config: path("DOCKER_CONFIG"),
+            docker_tls_verify: get("DOCKER_TLS_VERIFY").is_some(),
         }
     }
 }

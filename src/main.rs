@@ -8,12 +8,16 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("companion") {
         std::process::exit(companion(std::env::args().skip(2).collect()));
     }
-    let cli = codex_box::cli::Cli::parse();
+    let cli = codex_box::cli::Cli::parse_from(codex_box::cli::hoist_engine(std::env::args_os().collect()));
     if let Some(c @ (codex_box::cli::Command::Completions { .. } | codex_box::cli::Command::Man)) = &cli.command {
         std::process::exit(codex_box::cli::print_docs(Some(c)));
     }
     // The native sandbox forks and sandboxes a child: it runs before (and without) the async runtime.
     if let Some(codex_box::cli::Command::Sandbox(args)) = &cli.command {
+        if cli.engine.is_some() {
+            eprintln!("codex-box: --engine names a container engine; the native sandbox (`codex-box sandbox`) uses none: drop --engine");
+            std::process::exit(125);
+        }
         std::process::exit(codex_box::native::run_cli(args).unwrap_or_else(|e| {
             eprintln!("codex-box: {e:#}");
             125
@@ -59,7 +63,7 @@ async fn run(cli: codex_box::cli::Cli) -> anyhow::Result<i32> {
 #[cfg(not(unix))]
 async fn run(cli: codex_box::cli::Cli) -> anyhow::Result<i32> {
     if let Some(codex_box::cli::Command::Doctor(d)) = &cli.command {
-        return codex_box::doctor::run(d).await;
+        return codex_box::doctor::run(d, cli.engine.as_deref()).await;
     }
     anyhow::bail!(
         "container sessions are not supported on Windows yet; run codex-box inside WSL2, \

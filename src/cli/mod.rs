@@ -17,7 +17,11 @@ Environment (besides the variables shown with their flags):
   CODEX_CONFIG_DIR        a Codex config directory (config.toml, auth.json, prompts/)
   CODEX_HOME              your Codex home (sandbox --codex copies its trusted inputs)
   WORKSPACE_ROOT_DIR      the workdir must be inside it
-  DOCKER_HOST             the container engine's address
+  CODEX_BOX_ENGINE        the container engine's address (below --engine)
+  DOCKER_HOST             the engine's address, below CODEX_BOX_ENGINE
+  DOCKER_CONTEXT          the docker CLI context naming the engine (else the current one)
+  DOCKER_CONFIG           the docker CLI's directory, for its contexts (default ~/.docker)
+  DOCKER_TLS_VERIFY       with a TCP DOCKER_HOST: a TLS engine, refused (not supported yet)
   XDG_STATE_HOME          codex-box's state (default ~/.local/state/codex-box)
   XDG_CONFIG_HOME, XDG_RUNTIME_DIR, TMPDIR, HOME, TERM, PATH
 
@@ -33,9 +37,34 @@ pub struct Cli {
     #[command(flatten)]
     pub session: SessionArgs,
 
+    /// The container engine: a socket path, unix:///PATH or tcp://HOST:PORT (also CODEX_BOX_ENGINE;
+    /// default: DOCKER_HOST, the docker context, then the usual Docker and Podman sockets).
+    #[arg(long = "engine", global = true, value_name = "ADDR")]
+    pub engine: Option<String>,
+
     /// Arguments passed to `codex` (use `--` before arguments that look like codex-box's own).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CODEX_ARGS")]
     pub codex_args: Vec<String>,
+}
+
+/// `codex-box --engine ADDR SUBCOMMAND …` as `codex-box SUBCOMMAND --engine ADDR …`: any flag before a
+/// subcommand makes clap read the rest as Codex's arguments (`args_conflicts_with_subcommands`), so
+/// a leading `--engine` would start a Codex session with the subcommand's name as its prompt.
+pub fn hoist_engine(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let width = match args.get(1).and_then(|a| a.to_str()) {
+        Some("--engine") => 2,
+        Some(a) if a.starts_with("--engine=") => 1,
+        _ => return args,
+    };
+    let Some(next) = args.get(1 + width).and_then(|a| a.to_str()) else { return args };
+    let cmd = Cli::command();
+    if cmd.get_subcommands().any(|c| c.get_name() == next || c.get_all_aliases().any(|a| a == next)) {
+        let flag: Vec<_> = args.drain(1..1 + width).collect();
+        let at = 2;
+        args.splice(at..at, flag);
+    }
+    args
 }
 
 #[derive(Debug, Subcommand)]
@@ -438,6 +467,28 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         Cli::try_parse_from(std::iter::once("codex-box").chain(args.iter().copied())).unwrap()
+    }
+
+    fn hoisted(args: &[&str]) -> Cli {
+        let argv = std::iter::once("codex-box").chain(args.iter().copied()).map(Into::into).collect();
+        Cli::try_parse_from(hoist_engine(argv)).unwrap()
+    }
+
+    #[test]
+    fn engine_is_taken_before_or_after_any_subcommand() {
+        let c = hoisted(&["--engine", "unix:///e.sock", "gc", "--all"]);
+        assert!(matches!(c.command, Some(Command::Gc(GcArgs { all: true }))), "{c:?}");
+        assert_eq!(c.engine.as_deref(), Some("unix:///e.sock"));
+        let c = hoisted(&["--engine=/e.sock", "doctor", "--json"]);
+        assert!(matches!(c.command, Some(Command::Doctor(_))) && c.engine.as_deref() == Some("/e.sock"));
+        let c = hoisted(&["run", "--engine", "/e.sock", "--", "true"]);
+        assert!(matches!(c.command, Some(Command::Run(_))) && c.engine.as_deref() == Some("/e.sock"));
+        let c = hoisted(&["--engine", "/e.sock", "image", "build"]);
+        assert!(matches!(c.command, Some(Command::Image(_))) && c.engine.as_deref() == Some("/e.sock"));
+        // The default session: --engine then Codex's own arguments.
+        let c = hoisted(&["--engine", "/e.sock", "exec", "fix it"]);
+        assert!(c.command.is_none() && c.engine.as_deref() == Some("/e.sock"));
+        assert_eq!(c.codex_args, ["exec", "fix it"]);
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! Container sessions through the Docker Engine API (bollard; the docker CLI is never run).
 //!
-//! `engine` connects, `context` and `image` make the image, `spec` declares the container as a pure
-//! value, `session` runs it and removes it, `gc` removes what a killed codex-box left, `network` finds
-//! the host as the session sees it (egress itself is assembled in `crate::session::egress`), `tty`
-//! handles the local terminal. `gc`, `session`, `spec` and `tty` need a
-//! Unix host (uids, termios, signals); on Windows container sessions are not supported yet.
+//! `discover` finds the engine (flag, environment, docker context, the usual sockets), `engine`
+//! connects to it, `kind` says what it is (Docker or Podman, rootless, in a VM), `context` and
+//! `image` make the image, `spec` declares the container as a pure value, `session` runs it and
+//! removes it, `gc` removes what a killed codex-box left, `network` finds the host as the session
+//! sees it (egress itself is assembled in `crate::session::egress`), `tty` handles the local
+//! terminal. `gc`, `session`, `spec` and `tty` need a Unix host (uids, termios, signals); on Windows
+//! container sessions are not supported yet.
 
 #[cfg(unix)]
 pub mod companion;
 pub mod context;
+pub mod discover;
 pub mod engine;
 #[cfg(unix)]
 pub mod gc;
 pub mod image;
+pub mod kind;
 pub mod network;
 pub mod refresh;
 #[cfg(unix)]
@@ -28,6 +32,8 @@ pub struct DockerEngine {
     pub docker: bollard::Docker,
     /// The static codex-box for companion containers, when given (`CODEX_BOX_COMPANION_BIN`).
     pub companion_bin: Option<std::path::PathBuf>,
+    found: discover::Found,
+    kind: kind::EngineKind,
 }
 
 /// What the Docker backend can fail with (each message as its module words it).
@@ -46,9 +52,24 @@ pub enum DockerError {
 
 #[cfg(unix)]
 impl DockerEngine {
-    /// Connects to the engine `DOCKER_HOST` names (default: the local socket).
-    pub async fn connect() -> Result<DockerEngine, engine::EngineError> {
-        Ok(DockerEngine { docker: engine::connect().await?, companion_bin: None })
+    /// Connects to the engine `--engine` (`flag`) or the environment names, else the first of the
+    /// usual sockets ([`discover`]).
+    pub async fn connect(
+        flag: Option<&str>,
+        env: &crate::host_env::HostEnv,
+    ) -> Result<DockerEngine, engine::EngineError> {
+        let c = engine::connect_with(flag, env).await?;
+        Ok(DockerEngine { docker: c.docker, companion_bin: None, found: c.found, kind: c.kind })
+    }
+
+    /// What the engine is, from the `/version` of the connection (no extra request; see [`kind`]).
+    pub fn kind(&self) -> &kind::EngineKind {
+        &self.kind
+    }
+
+    /// Where the engine was found.
+    pub fn found(&self) -> &discover::Found {
+        &self.found
     }
 }
 

@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use bollard::Docker;
 
+use crate::docker::discover::{Address, Found};
+use crate::docker::kind::{self, EngineKind, Product};
 use crate::docker::{engine, image};
 use crate::egress::{resolve_all, ResolverSettings, BUILTIN_NAMES};
+use crate::host_env::HostEnv;
 
 /// Tools the session entrypoint needs inside the image.
 pub const IMAGE_TOOLS: &[&str] = &["iptables-restore", "ip6tables-restore", "ipset", "setpriv"];
@@ -52,10 +55,16 @@ pub type NameLookups = Vec<(String, Result<usize, String>)>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub host_os: &'static str,
-    pub docker_host: String,
+    /// The engine's address and where it came from; `None` when none could be chosen (`engine`
+    /// says why).
+    pub found: Option<Found>,
     /// Engine details, or the reason (with its advice) it cannot be used.
     pub engine: Result<EngineInfo, String>,
-    /// `None` when DOCKER_HOST is not a unix socket.
+    /// What the engine is, checked against `/info` (and Podman's `/libpod/info`).
+    pub kind: Option<EngineKind>,
+    /// For a local Podman: where catatonit (its `--init`) is, if anywhere.
+    pub podman_init: Option<Option<PathBuf>>,
+    /// `None` when the engine is not at a unix socket.
     pub socket: Option<Socket>,
     pub image_name: String,
     /// `None`: not checked (no engine).
@@ -81,10 +90,11 @@ fn host_os() -> &'static str {
 }
 
 #[cfg(unix)]
-fn socket(host: &str) -> Option<Socket> {
+fn socket(found: Option<&Found>) -> Option<Socket> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
-    let path = PathBuf::from(host.strip_prefix("unix://")?);
+    let Address::Unix(path) = &found?.address else { return None };
+    let path = path.clone();
     let meta = std::fs::metadata(&path).ok();
     let accessible = std::ffi::CString::new(path.as_os_str().as_bytes()).is_ok_and(|c| {
         // SAFETY: a NUL-terminated path; access(2) only reads it.
@@ -105,7 +115,7 @@ fn socket(host: &str) -> Option<Socket> {
 }
 
 #[cfg(not(unix))]
-fn socket(_host: &str) -> Option<Socket> {
+fn socket(_found: Option<&Found>) -> Option<Socket> {
     None
 }
 
@@ -133,15 +143,58 @@ fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-async fn engine_info(docker: &Docker) -> Result<EngineInfo, String> {
-    let v = docker.version().await.map_err(|e| engine::classify(&engine::host(), e).to_string())?;
-    let c = docker.client_version();
-    Ok(EngineInfo {
-        version: v.version.unwrap_or_else(|| "?".into()),
-        api_version: v.api_version.unwrap_or_else(|| "?".into()),
-        negotiated_api: format!("{}.{}", c.major_version, c.minor_version),
-        os: format!("{}/{}", v.os.unwrap_or_default(), v.arch.unwrap_or_default()),
-    })
+fn engine_info(c: &engine::Connection) -> EngineInfo {
+    let v = &c.version;
+    let api = c.docker.client_version();
+    EngineInfo {
+        version: v.version.clone().unwrap_or_else(|| "?".into()),
+        api_version: v.api_version.clone().unwrap_or_else(|| "?".into()),
+        negotiated_api: format!("{}.{}", api.major_version, api.minor_version),
+        os: format!("{}/{}", v.os.clone().unwrap_or_default(), v.arch.clone().unwrap_or_default()),
+    }
+}
+
+/// The kind checked against `/info` and, for Podman, `/libpod/info` (a failure keeps the inference).
+async fn confirmed_kind(c: &engine::Connection) -> EngineKind {
+    let Ok(info) = c.docker.info().await else { return c.kind.clone() };
+    let podman_rootless = match c.kind.product {
+        Product::Podman => libpod_info(&c.found.address).await.as_deref().and_then(kind::libpod_rootless),
+        Product::Docker => None,
+    };
+    c.kind.clone().refine(&info, podman_rootless)
+}
+
+/// The body of Podman's `GET /v4.0.0/libpod/info` (bollard has no libpod call): one HTTP/1.0
+/// request on the engine's own socket or loopback address, 5 s at most.
+async fn libpod_info(a: &Address) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn ask<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S) -> Option<String> {
+        s.write_all(b"GET /v4.0.0/libpod/info HTTP/1.0\r\nHost: podman\r\n\r\n").await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8(buf).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        (head.split(' ').nth(1) == Some("200")).then(|| body.to_string())
+    }
+    let fut = async {
+        match a {
+            #[cfg(unix)]
+            Address::Unix(p) => ask(tokio::net::UnixStream::connect(p).await.ok()?).await,
+            Address::Tcp(h) => ask(tokio::net::TcpStream::connect(h.as_str()).await.ok()?).await,
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut).await.ok().flatten()
+}
+
+/// Where a local Podman finds catatonit for `--init` (its default `init_path`, then PATH).
+fn podman_init() -> Option<PathBuf> {
+    ["/usr/libexec/podman/catatonit", "/usr/lib/podman/catatonit"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .or_else(|| which("catatonit"))
 }
 
 /// Runs `command -v` for each tool in a short-lived container without network.
@@ -201,29 +254,43 @@ async fn dns(server: Option<std::net::SocketAddr>) -> Result<NameLookups, String
         .collect())
 }
 
-/// Observes everything; never fails (a failure is a fact).
-pub async fn gather(image_name: &str, dns_server: Option<std::net::SocketAddr>) -> Facts {
-    let docker_host = engine::host();
+/// Observes everything; never fails (a failure is a fact). `engine_flag` is `--engine`'s value.
+pub async fn gather(
+    image_name: &str,
+    dns_server: Option<std::net::SocketAddr>,
+    engine_flag: Option<&str>,
+    env: &HostEnv,
+) -> Facts {
+    let found = crate::docker::discover::find_here(engine_flag, env);
     let container_side = async {
-        match engine::connect().await {
-            Err(e) => (Err(e.to_string()), None, None),
-            Ok(d) => {
-                let info = engine_info(&d).await;
-                let present = image::exists(&d, image_name).await.map_err(|e| e.to_string());
+        let found = match &found {
+            Ok(f) => f.clone(),
+            Err(e) => return (Err(e.to_string()), None, None, None),
+        };
+        match engine::open(found).await {
+            Err(e) => (Err(e.to_string()), None, None, None),
+            Ok(c) => {
+                let kind = confirmed_kind(&c).await;
+                let d = &c.docker;
+                let present = image::exists(d, image_name).await.map_err(|e| e.to_string());
                 let tools = match present {
-                    Ok(true) => Some(image_tools(&d, image_name).await),
+                    Ok(true) => Some(image_tools(d, image_name).await),
                     _ => None,
                 };
-                (info, Some(present), tools)
+                (Ok(engine_info(&c)), Some(kind), Some(present), tools)
             }
         }
     };
-    let ((engine, image, image_tools), dns) = tokio::join!(container_side, dns(dns_server));
+    let ((engine, kind, image, image_tools), dns) = tokio::join!(container_side, dns(dns_server));
+    let found = found.ok();
+    let podman_init = kind.as_ref().filter(|k| k.product == Product::Podman && !k.vm).map(|_| podman_init());
     Facts {
         host_os: host_os(),
-        socket: socket(&docker_host),
-        docker_host,
+        socket: socket(found.as_ref()),
+        found,
         engine,
+        kind,
+        podman_init,
         image_name: image_name.to_string(),
         image,
         image_tools,

@@ -12,6 +12,8 @@ use serde::Serialize;
 
 pub use facts::{EngineInfo, Facts, Kernel, Socket};
 
+use crate::docker::kind::{EngineKind, Product};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -52,7 +54,8 @@ fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) 
     Check { check, status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
 }
 
-/// The oldest Engine API codex-box is tested with (Debian's docker.io, Engine 20.10).
+/// The oldest Engine API codex-box is tested with (Debian's docker.io, Engine 20.10); older ones
+/// down to [`crate::docker::engine::MIN_API`] connect with a warning, older still are refused.
 pub const MIN_API: (u32, u32) = (1, 41);
 
 fn api_tuple(v: &str) -> Option<(u32, u32)> {
@@ -60,11 +63,34 @@ fn api_tuple(v: &str) -> Option<(u32, u32)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
+/// What the engine's kind means for sessions.
+fn kind_meaning(k: &EngineKind) -> String {
+    let mut m = Vec::new();
+    m.push(if k.rootless {
+        "rootless: the engine and its containers run as its user (container root is that user on this host, other container uids are its subordinate ids), so files sessions write in the workdir are owned through that mapping and a container escape gains only that user's rights"
+    } else if k.vm {
+        "rootful inside its VM: the VM, not this host, is what a container escape reaches"
+    } else {
+        "rootful: the engine runs as root on this host; whoever can open its socket is root here, and sessions run the agent as your uid"
+    });
+    if k.vm {
+        m.push("in a VM: bind mounts work only for paths the VM shares with this host (keep the workdir and --read-only paths under a shared folder such as your home), and the session's network is the VM's");
+    }
+    if k.product == Product::Podman {
+        m.push("Podman: the session's --init needs catatonit where the engine runs");
+    }
+    m.join("; ")
+}
+
 fn engine_checks(f: &Facts, out: &mut Vec<Check>) {
-    let host = &f.docker_host;
-    match &f.engine {
-        Ok(e) => {
-            out.push(ok("engine", format!("Docker Engine {} ({}) answers at {host}", e.version, e.os)));
+    let at = f.found.as_ref().map_or_else(|| "no engine address".to_string(), |x| x.to_string());
+    let fix = f.found.as_ref().map_or_else(
+        || "name the engine with --engine, CODEX_BOX_ENGINE or DOCKER_HOST, or start one at a usual socket".to_string(),
+        |x| x.source.fix(),
+    );
+    match (&f.engine, &f.kind) {
+        (Ok(e), Some(k)) => {
+            out.push(ok("engine", format!("{:?} {} ({}) answers at {at}", k.product, e.version, e.os)));
             match api_tuple(&e.api_version) {
                 Some(v) if v >= MIN_API => out.push(ok(
                     "api-version",
@@ -76,32 +102,48 @@ fn engine_checks(f: &Facts, out: &mut Vec<Check>) {
                         "engine API {} is older than {}.{}, the oldest tested",
                         e.api_version, MIN_API.0, MIN_API.1
                     ),
-                    "upgrade the Docker engine to 20.10 or later",
+                    "upgrade the engine (Docker 20.10 or later, Podman 4 or later)",
                 )),
             }
+            let how = if k.confirmed { "" } else { " (inferred from /version and the socket; /info did not answer)" };
+            out.push(ok("engine-kind", format!("{k}{how}: {}", kind_meaning(k))));
         }
-        Err(msg) => {
-            out.push(fail(
-                "engine",
-                msg.clone(),
-                format!("start dockerd (`sudo systemctl start docker`) or point DOCKER_HOST at a running engine (now {host})"),
-            ));
+        (engine, _) => {
+            let msg = engine.as_ref().err().cloned().unwrap_or_else(|| "the engine did not say what it is".into());
+            out.push(fail("engine", msg, fix.clone()));
             out.push(warn("api-version", "not checked: no engine", "fix the engine first"));
+            out.push(warn("engine-kind", "not checked: no engine", "fix the engine first"));
         }
     }
-    match &f.socket {
-        None => out.push(ok("socket", format!("{host} is not a local socket; nothing to check"))),
-        Some(s) if !s.exists => out.push(fail(
-            "socket",
-            format!("{} does not exist", s.path.display()),
-            "start dockerd, or set DOCKER_HOST to the engine's address (e.g. unix:///run/user/1000/docker.sock for rootless)",
+    match &f.podman_init {
+        None => {}
+        Some(Some(p)) => out.push(ok("engine-init", format!("catatonit (Podman's --init) at {}", p.display()))),
+        Some(None) => out.push(fail(
+            "engine-init",
+            "catatonit is missing: Podman cannot start a session's init (--init)",
+            "install catatonit (`sudo apt-get install catatonit`, `sudo dnf install catatonit`)",
         )),
+    }
+    match &f.socket {
+        None => out.push(ok("socket", format!("{at} is not a local socket; nothing to check"))),
+        Some(s) if !s.exists => out.push(fail("socket", format!("{} does not exist", s.path.display()), fix)),
         Some(s) if !s.accessible => out.push(fail(
             "socket",
-            format!("{} (mode {:o}, group {}) is not readable and writable by this user", s.path.display(), s.mode & 0o777, s.group),
-            format!("add your user to the `{}` group (`sudo usermod -aG {} $USER`, then log in again)", s.group, s.group),
+            format!(
+                "{} (mode {:o}, group {}) is not readable and writable by this user",
+                s.path.display(),
+                s.mode & 0o777,
+                s.group
+            ),
+            format!(
+                "add your user to the `{}` group (`sudo usermod -aG {} $USER`, then log in again)",
+                s.group, s.group
+            ),
         )),
-        Some(s) => out.push(ok("socket", format!("{} (mode {:o}, group {}) is accessible", s.path.display(), s.mode & 0o777, s.group))),
+        Some(s) => out.push(ok(
+            "socket",
+            format!("{} (mode {:o}, group {}) is accessible", s.path.display(), s.mode & 0o777, s.group),
+        )),
     }
 }
 
@@ -254,15 +296,15 @@ pub fn render(checks: &[Check]) -> String {
     s
 }
 
-/// `codex-box doctor [--json] [--image IMAGE] [--dns-server ADDR]`: prints the report, returns the
-/// exit code (a bad --dns-server is an error).
-pub async fn run(args: &crate::cli::DoctorArgs) -> anyhow::Result<i32> {
+/// `codex-box doctor [--json] [--image IMAGE] [--dns-server ADDR]` (`engine`: `--engine`): prints the
+/// report, returns the exit code (a bad --dns-server is an error).
+pub async fn run(args: &crate::cli::DoctorArgs, engine: Option<&str>) -> anyhow::Result<i32> {
     let image = args.image.clone().unwrap_or_else(|| "codex-sandbox".to_string());
     let server = match &args.dns_server {
         Some(s) => Some(crate::egress::parse_dns_server(s, "--dns-server")?),
         None => None,
     };
-    let facts = facts::gather(&image, server).await;
+    let facts = facts::gather(&image, server, engine, &crate::host_env::HostEnv::from_process()).await;
     let checks = checks(&facts);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&checks).unwrap_or_else(|_| "[]".into()));

@@ -1,17 +1,28 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::docker::discover::{Address, Found, Place, Source};
+
+fn at(path: &str, source: Source) -> Option<Found> {
+    Some(Found { address: Address::Unix(path.into()), source })
+}
+
+fn kind(product: Product, rootless: bool, vm: bool) -> Option<EngineKind> {
+    Some(EngineKind { product, rootless, vm, version: "20.10.24".into(), api_version: "1.41".into(), confirmed: true })
+}
 
 fn healthy() -> Facts {
     Facts {
         host_os: "linux",
-        docker_host: "unix:///var/run/docker.sock".into(),
+        found: at("/var/run/docker.sock", Source::Usual(Place::RootfulDocker)),
         engine: Ok(EngineInfo {
             version: "20.10.24".into(),
             api_version: "1.41".into(),
             negotiated_api: "1.41".into(),
             os: "linux/amd64".into(),
         }),
+        kind: kind(Product::Docker, false, false),
+        podman_init: None,
         socket: Some(Socket {
             path: "/var/run/docker.sock".into(),
             exists: true,
@@ -54,6 +65,7 @@ fn a_healthy_host_is_all_ok() {
         [
             "engine",
             "api-version",
+            "engine-kind",
             "socket",
             "image",
             "image-tools",
@@ -70,8 +82,9 @@ fn a_healthy_host_is_all_ok() {
 #[test]
 fn no_engine_fails_and_names_docker_host() {
     let f = Facts {
-        engine: Err("no Docker engine answers".into()),
-        docker_host: "unix:///nope.sock".into(),
+        engine: Err("no Docker engine answers at unix:///nope.sock (from DOCKER_HOST)".into()),
+        found: at("/nope.sock", Source::DockerHost),
+        kind: None,
         socket: Some(Socket {
             path: "/nope.sock".into(),
             exists: false,
@@ -85,7 +98,9 @@ fn no_engine_fails_and_names_docker_host() {
     };
     let c = checks(&f);
     assert_eq!(status(&c, "engine"), Status::Fail);
-    assert!(fix(&c, "engine").contains("DOCKER_HOST") && fix(&c, "engine").contains("/nope.sock"));
+    assert!(fix(&c, "engine").contains("DOCKER_HOST"), "{c:?}");
+    assert!(c[0].detail.contains("/nope.sock"), "{c:?}");
+    assert_eq!(status(&c, "engine-kind"), Status::Warn);
     assert_eq!(status(&c, "socket"), Status::Fail);
     assert_eq!(status(&c, "image"), Status::Warn);
     assert_eq!(exit_code(&c), 1);
@@ -106,7 +121,11 @@ fn socket_permission_names_the_group() {
     let c = checks(&f);
     assert_eq!(status(&c, "socket"), Status::Fail);
     assert!(fix(&c, "socket").contains("usermod -aG docker"), "{c:?}");
-    let tcp = Facts { socket: None, docker_host: "tcp://10.0.0.1:2375".into(), ..healthy() };
+    let tcp = Facts {
+        socket: None,
+        found: Some(Found { address: Address::Tcp("10.0.0.1:2375".into()), source: Source::Flag }),
+        ..healthy()
+    };
     assert_eq!(status(&checks(&tcp), "socket"), Status::Ok);
 }
 
@@ -187,8 +206,8 @@ fn report_and_json_have_one_entry_per_check() {
     let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
     let arr = json.as_array().unwrap();
     assert_eq!(arr.len(), c.len());
-    assert_eq!(arr[3]["check"], "image");
-    assert_eq!(arr[3]["status"], "fail");
+    assert_eq!(arr[4]["check"], "image");
+    assert_eq!(arr[4]["status"], "fail");
     assert_eq!(arr[0]["status"], "ok");
     assert!(arr[0].get("fix").is_none());
 }
@@ -205,4 +224,57 @@ fn tool_lines_are_parsed() {
             ("setpriv".into(), false)
         ]
     );
+}
+
+#[test]
+fn the_engine_check_names_its_source_and_the_kind_says_what_it_means() {
+    let c = checks(&healthy());
+    assert!(
+        c[0].detail.contains("Docker 20.10.24") && c[0].detail.contains("the usual rootful Docker socket"),
+        "{c:?}"
+    );
+    let k = &c.iter().find(|c| c.check == "engine-kind").unwrap().detail;
+    assert!(k.starts_with("rootful Docker 20.10.24, local: rootful"), "{k}");
+
+    let rootless = Facts {
+        found: at("/run/user/1000/podman/podman.sock", Source::DockerHost),
+        kind: kind(Product::Podman, true, false),
+        podman_init: Some(Some("/usr/libexec/podman/catatonit".into())),
+        ..healthy()
+    };
+    let c = checks(&rootless);
+    let k = &c.iter().find(|c| c.check == "engine-kind").unwrap().detail;
+    assert!(k.contains("rootless Podman") && k.contains("subordinate ids") && k.contains("catatonit"), "{k}");
+    assert_eq!(status(&c, "engine-init"), Status::Ok);
+    assert!(c[0].detail.contains("from DOCKER_HOST"), "{c:?}");
+
+    let no_init = Facts { podman_init: Some(None), ..rootless };
+    let c = checks(&no_init);
+    assert_eq!(status(&c, "engine-init"), Status::Fail);
+    assert!(fix(&c, "engine-init").contains("install catatonit"));
+
+    let vm = Facts {
+        found: at("/Users/u/.colima/default/docker.sock", Source::Usual(Place::Colima)),
+        kind: kind(Product::Docker, false, true),
+        ..healthy()
+    };
+    let k = checks(&vm).into_iter().find(|c| c.check == "engine-kind").unwrap().detail;
+    assert!(k.contains("in a VM: bind mounts work only for paths the VM shares"), "{k}");
+}
+
+#[test]
+fn a_failed_discovery_fails_the_engine_with_the_generic_fix() {
+    let f = Facts {
+        found: None,
+        engine: Err("docker context `nope` (from DOCKER_CONTEXT) does not exist".into()),
+        kind: None,
+        socket: None,
+        image: None,
+        image_tools: None,
+        ..healthy()
+    };
+    let c = checks(&f);
+    assert_eq!(status(&c, "engine"), Status::Fail);
+    assert!(c[0].detail.contains("`nope`"));
+    assert!(fix(&c, "engine").contains("--engine"));
 }
