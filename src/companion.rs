@@ -199,10 +199,8 @@ pub async fn run(beacon: u16, proxy: Option<u16>, relay: Option<u16>) -> Result<
     });
     let proxy = match proxy {
         Some(port) => {
-            let job: ProxyJob =
-                serde_json::from_str(&std::env::var(JOB_ENV).with_context(|| format!("{JOB_ENV} unset"))?)
-                    .with_context(|| format!("reading {JOB_ENV}"))?;
-            let config = job.proxy_config(Path::new(ROOTS_DIR))?;
+            let proxy: ProxyJob = job(JOB_ENV)?;
+            let config = proxy.proxy_config(Path::new(ROOTS_DIR))?;
             Some(Proxy::start(SocketAddr::from(([0, 0, 0, 0], port)), config, Log::stdout()).await?)
         }
         None => None,
