@@ -56,8 +56,15 @@ fn healthy_host_passes_and_json_has_one_object_per_check() {
     let human = doctor(&[], &[]);
     assert_eq!(human.status.code(), Some(0), "{}{}", text(&human.stdout), text(&human.stderr));
     let out = text(&human.stdout);
-    for line in ["ok    engine", "ok    image ", "ok    image-tools", "ok    landlock", "ok    seccomp", "ok    userns"]
-    {
+    for line in [
+        "ok    engine",
+        "ok    image ",
+        "ok    image-tools",
+        "ok    companion",
+        "ok    landlock",
+        "ok    seccomp",
+        "ok    userns",
+    ] {
         assert!(out.lines().any(|l| l.starts_with(line)), "missing `{line}` in\n{out}");
     }
     let json = doctor(&["--json"], &[]);
@@ -69,9 +76,18 @@ fn healthy_host_passes_and_json_has_one_object_per_check() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), r.len(), "check names are unique");
-    for name in
-        ["engine", "api-version", "socket", "image", "image-tools", "landlock", "seccomp", "userns", "bubblewrap"]
-    {
+    for name in [
+        "engine",
+        "api-version",
+        "socket",
+        "image",
+        "image-tools",
+        "companion",
+        "landlock",
+        "seccomp",
+        "userns",
+        "bubblewrap",
+    ] {
         assert_eq!(get(&r, name).1, "ok", "{name}: {r:?}");
     }
     assert_eq!(get(&r, "dns").1, "ok", "the built-in names resolve through the test DNS server");

@@ -71,6 +71,8 @@ pub struct Facts {
     pub image: Option<Result<bool, String>>,
     /// (tool, found); `None`: not checked (no image).
     pub image_tools: Option<Result<Vec<(String, bool)>, String>>,
+    /// The static codex-box for companion containers, or why there is none; `None`: not a Unix host.
+    pub companion: Option<Result<PathBuf, String>>,
     /// `None` on macOS and Windows.
     pub kernel: Option<Kernel>,
     pub sandbox_exec: bool,
@@ -294,6 +296,10 @@ pub async fn gather(
         image_name: image_name.to_string(),
         image,
         image_tools,
+        #[cfg(unix)]
+        companion: Some(crate::docker::companion::binary(env.companion_bin.as_deref()).map_err(|e| e.to_string())),
+        #[cfg(not(unix))]
+        companion: None,
         kernel: kernel(),
         sandbox_exec: std::path::Path::new("/usr/bin/sandbox-exec").is_file(),
         bwrap: which("bwrap"),

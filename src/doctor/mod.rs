@@ -177,6 +177,24 @@ fn image_checks(f: &Facts, out: &mut Vec<Check>) {
     }
 }
 
+fn companion_check(f: &Facts, out: &mut Vec<Check>) {
+    match &f.companion {
+        None => {}
+        Some(Ok(path)) => out.push(ok(
+            "companion",
+            format!(
+                "static build {} (run in a companion container: the firewall's verification target, the proxy, the API relay)",
+                path.display()
+            ),
+        )),
+        Some(Err(e)) => out.push(fail(
+            "companion",
+            "no static Linux build of codex-box for the companion container: sessions with a firewall or the proxy cannot start",
+            e.clone(),
+        )),
+    }
+}
+
 fn kernel_checks(f: &Facts, out: &mut Vec<Check>) {
     let degraded = "the native sandbox (`codex-box sandbox`) refuses to run without it unless --allow-degraded";
     let Some(k) = &f.kernel else {
@@ -273,6 +291,7 @@ pub fn checks(f: &Facts) -> Vec<Check> {
     let mut out = Vec::new();
     engine_checks(f, &mut out);
     image_checks(f, &mut out);
+    companion_check(f, &mut out);
     kernel_checks(f, &mut out);
     dns_check(f, &mut out);
     out

@@ -33,6 +33,7 @@ fn healthy() -> Facts {
         image_name: "codex-sandbox".into(),
         image: Some(Ok(true)),
         image_tools: Some(Ok(facts::IMAGE_TOOLS.iter().map(|t| (t.to_string(), true)).collect())),
+        companion: Some(Ok("/opt/codex-box-linux-x86_64".into())),
         kernel: Some(Kernel {
             landlock_abi: Some(4),
             seccomp: true,
@@ -69,6 +70,7 @@ fn a_healthy_host_is_all_ok() {
             "socket",
             "image",
             "image-tools",
+            "companion",
             "landlock",
             "seccomp",
             "userns",
@@ -277,4 +279,22 @@ fn a_failed_discovery_fails_the_engine_with_the_generic_fix() {
     assert_eq!(status(&c, "engine"), Status::Fail);
     assert!(c[0].detail.contains("`nope`"));
     assert!(fix(&c, "engine").contains("--engine"));
+}
+
+#[test]
+fn a_missing_static_build_fails_with_the_build_command() {
+    let c = checks(&healthy());
+    assert_eq!(status(&c, "companion"), Status::Ok);
+    let f = Facts {
+        companion: Some(Err(
+            "no static Linux build … cargo build --release --locked --target x86_64-unknown-linux-musl --bin codex-box"
+                .into(),
+        )),
+        ..healthy()
+    };
+    let c = checks(&f);
+    assert_eq!(status(&c, "companion"), Status::Fail);
+    let check = c.iter().find(|c| c.check == "companion").unwrap();
+    assert!(check.fix.as_deref().unwrap().contains("--target x86_64-unknown-linux-musl"));
+    assert_eq!(exit_code(&c), 1);
 }
