@@ -34,6 +34,12 @@ if [ -s "$R/ca.pem" ]; then
         GIT_SSL_CAINFO="$bundle" CURL_CA_BUNDLE="$bundle"
 fi
 
+# An engine that cannot give the tmpfs home to the agent (Podman): root owns it, so may open it.
+if [ -n "${CODEX_BOX_HOME_MODE:-}" ]; then
+    chmod "$CODEX_BOX_HOME_MODE" "$HOME"
+fi
+unset CODEX_BOX_HOME_MODE
+
 if [ -n "${CODEX_BOX_TTY_SIZE:-}" ]; then
     # The terminal's size before the first resize event can arrive.
     stty rows "${CODEX_BOX_TTY_SIZE% *}" cols "${CODEX_BOX_TTY_SIZE#* }" 2>/dev/null || true

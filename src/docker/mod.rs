@@ -18,6 +18,8 @@ pub mod gc;
 pub mod image;
 pub mod kind;
 pub mod network;
+#[cfg(unix)]
+pub mod profile;
 pub mod refresh;
 #[cfg(unix)]
 pub mod session;

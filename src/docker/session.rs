@@ -38,7 +38,7 @@ pub enum SessionError {
     Create(bollard::errors::Error),
     #[error("{0} sessions already run on this work dir; end one, or run `codex-box gc` if they were killed")]
     TooMany(u32),
-    #[error("starting the session container: {0}. If the message names a mount, check that the path exists and the engine runs on this host")]
+    #[error("starting the session container: {0}. {advice}", advice = start_advice(.0))]
     Start(bollard::errors::Error),
     #[error("attaching to the session container: {0}")]
     Attach(bollard::errors::Error),
@@ -46,6 +46,18 @@ pub enum SessionError {
     Interrupted,
     #[error("the firewall sidecar did not come up; the agent was not started:\n{0}")]
     Sidecar(String),
+}
+
+/// What to do about a container that would not start.
+fn start_advice(e: &bollard::errors::Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("error setting rlimit") {
+        "The engine could not raise the container's resource limits (it lacks CAP_SYS_RESOURCE); give Podman limits it can set: `default_ulimits = [\"nofile=N:N\", \"nproc=N:N\"]` under [containers] in /etc/containers/containers.conf, at most its own (`ulimit -Hn`, `ulimit -Hu`)"
+    } else if text.contains("catatonit") || text.contains("init binary") {
+        "The engine has no init binary for `init: true`: install catatonit (Podman) or tini"
+    } else {
+        "If the message names a mount, check that the path exists and the engine runs on this host"
+    }
 }
 
 /// Writes the per-session directory: world-readable (the entrypoint runs as a root without
@@ -99,9 +111,19 @@ pub async fn run(
     files: &SessionFiles,
     refresh: Option<Refresh>,
 ) -> Result<Outcome, SessionError> {
+    let probed = super::profile::probe(docker).await;
+    if !spec::limits_enforced(&probed.profile, probed.cgroup_version.as_deref()) {
+        eprintln!("codex-box: warning: this rootless engine runs on cgroup v1 and cannot enforce --memory, --cpus or --pids-limit; the session runs without them (cgroup v2 with delegation enforces them)");
+    }
     let session_dir = write_session_dir(files)?;
     let labels = labels(&plan.work_dir, session_dir.path());
-    let plan = Placed { plan, session_dir: session_dir.path().to_path_buf(), labels };
+    let plan = Placed {
+        plan,
+        session_dir: session_dir.path().to_path_buf(),
+        labels,
+        engine: probed.profile,
+        engine_limits: probed.limits,
+    };
     let (_, created_points) = spec::protected_mounts(&plan.work_dir, plan.allow_git_write);
     // Only mount points that do not exist now are ours to remove afterwards.
     let created_points: Vec<PathBuf> =
@@ -246,10 +268,14 @@ async fn drive(
     docker.start_container(&name, None).await.map_err(SessionError::Start)?;
     *started.lock().expect("not poisoned") = Some(name.clone());
 
-    // The pids cgroup disappears with the container: sample it while the session runs.
+    // The pids cgroup disappears with the container: sample it while the session runs. It is found
+    // through the container's first process, wherever the engine put it.
+    let pid = docker.inspect_container(&name, None).await.ok().and_then(|i| i.state).and_then(|s| s.pid);
+    let events = pids_events_file(pid, &id);
     let watcher = tokio::spawn(async move {
         loop {
-            let n = pids_limit_hits(&id);
+            let n =
+                events.as_deref().and_then(|p| std::fs::read_to_string(p).ok()).map_or(0, |t| parse_pids_events(&t));
             pids_hits.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
@@ -420,16 +446,58 @@ async fn propagate_resize(docker: Docker, name: String) {
     }
 }
 
-/// Reads `max N` from the container's pids cgroup (`pids.events`), cgroup v1 or v2, cgroupfs or systemd
-/// driver. 0 when the file cannot be read (e.g. a remote engine).
-pub fn pids_limit_hits(id: &str) -> u64 {
-    let candidates = [
-        format!("/sys/fs/cgroup/pids/docker/{id}/pids.events"),
-        format!("/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/pids.events"),
-        format!("/sys/fs/cgroup/docker/{id}/pids.events"),
-        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.events"),
-    ];
-    candidates.iter().find_map(|p| std::fs::read_to_string(p).ok()).map(|t| parse_pids_events(&t)).unwrap_or(0)
+/// The `pids.events` of the cgroup that holds the container's pids limit, on any engine: found from
+/// its first process (`pid`, a host pid) through `/proc/PID/cgroup` — Docker's `docker/<id>` or
+/// `docker-<id>.scope`, Podman's `libpod-<id>` under `libpod_parent` or `machine.slice`, a rootless
+/// engine's cgroup under the user's slice — walking up to the first cgroup with a limit. Else the
+/// places rootful Docker uses. `None` when no file can be read (a remote engine; a rootless engine on
+/// cgroup v1, which sets no limit).
+pub fn pids_events_file(pid: Option<i64>, id: &str) -> Option<PathBuf> {
+    let from_proc = pid
+        .filter(|p| *p > 0)
+        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/cgroup")).ok())
+        .and_then(|t| pids_cgroup(&t, Path::new("/sys/fs/cgroup/cgroup.controllers").exists()))
+        .and_then(|dir| {
+            let mut dir = dir.as_path();
+            loop {
+                let limited = std::fs::read_to_string(dir.join("pids.max")).is_ok_and(|m| m.trim() != "max");
+                if limited && dir.join("pids.events").exists() {
+                    return Some(dir.join("pids.events"));
+                }
+                dir = dir
+                    .parent()
+                    .filter(|d| d.starts_with("/sys/fs/cgroup/") && *d != Path::new("/sys/fs/cgroup/pids"))?;
+            }
+        });
+    from_proc.or_else(|| {
+        [
+            format!("/sys/fs/cgroup/pids/docker/{id}/pids.events"),
+            format!("/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/pids.events"),
+            format!("/sys/fs/cgroup/docker/{id}/pids.events"),
+            format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.events"),
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    })
+}
+
+/// The directory of the pids cgroup named in a `/proc/PID/cgroup` text: the v1 `pids` controller's
+/// line under `/sys/fs/cgroup/pids`, or (on a unified hierarchy, `unified`) the `0::` line under
+/// `/sys/fs/cgroup`.
+pub fn pids_cgroup(proc_cgroup: &str, unified: bool) -> Option<PathBuf> {
+    for line in proc_cgroup.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (f.next(), f.next(), f.next()) else { continue };
+        let rel = path.trim_start_matches('/');
+        if unified && controllers.is_empty() {
+            return Some(Path::new("/sys/fs/cgroup").join(rel));
+        }
+        if !unified && controllers.split(',').any(|c| c == "pids") {
+            return Some(Path::new("/sys/fs/cgroup/pids").join(rel));
+        }
+    }
+    None
 }
 
 /// Parses the `max N` line of a pids.events file.
@@ -449,6 +517,20 @@ mod tests {
             "4 packet(s) to 3 destination(s): 198.51.100.11 tcp:80 (2), 198.51.100.10 udp:53 (1), 2001:db8::11 tcp:80 (1)"
         );
         assert_eq!(blocked_summary("Name: codex_blocked4\nMembers:\n"), None);
+    }
+
+    #[test]
+    fn the_pids_cgroup_is_read_from_proc() {
+        let v1 = "12:pids:/libpod_parent/libpod-abc\n11:cpu,cpuacct:/libpod_parent/libpod-abc\n0::/\n";
+        assert_eq!(pids_cgroup(v1, false), Some(PathBuf::from("/sys/fs/cgroup/pids/libpod_parent/libpod-abc")));
+        let v2 = "0::/user.slice/user-1001.slice/user@1001.service/user.slice/libpod-abc.scope/container\n";
+        assert_eq!(
+            pids_cgroup(v2, true),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/user.slice/user-1001.slice/user@1001.service/user.slice/libpod-abc.scope/container"
+            ))
+        );
+        assert_eq!(pids_cgroup("1:name=systemd:/x\n", false), None);
     }
 
     #[test]

@@ -6,11 +6,15 @@
 //! `no-new-privileges`; Docker's default seccomp profile (never `unconfined`); Docker's init as PID 1;
 //! pids/memory/cpu limits; the workdir writable with `.codex`, `codex`, `.agents` and `.git` read-only
 //! over it (see [`protected_mounts`]); auth.json read-only; never the Docker socket.
+//!
+//! The engine's kind ([`EngineProfile`]: Docker or Podman, rootful or rootless) decides how the agent's
+//! files come to belong to the user ([`identity`]) and what the engine needs spelt out ([`ulimits`]):
+//! the agent never holds a capability on any of them.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, ResourcesUlimits};
 
 use crate::codex_layer::MANAGED_CONFIG_PATH;
 use crate::session::plan::{Applier, Plan};
@@ -24,6 +28,105 @@ pub const AGENT_HOME: &str = "/home/codex";
 /// Label that marks codex-box's containers.
 pub const LABEL: &str = "io.codex-box";
 
+/// The product serving the Engine API (`/version`: a component named "Podman Engine" is Podman).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Product {
+    #[default]
+    Docker,
+    Podman,
+}
+
+/// What the container body depends on about the engine: its product, whether it runs without root
+/// (rootless Docker says so in `/info`'s security options; Podman's compat `/info` does not, its
+/// socket's peer does), and — on a rootless engine — the host ids it runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineProfile {
+    pub product: Product,
+    pub rootless: bool,
+    /// The host uid/gid of a rootless engine (the owner of the user namespace), when known.
+    pub owner: Option<(u32, u32)>,
+}
+
+/// Who the agent is in the container, so that what it makes in the workdir belongs to the user on
+/// the host, and how its tmpfs home is made writable for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `HostConfig.UsernsMode` (Podman's `keep-id`), or the engine's default.
+    pub userns_mode: Option<String>,
+    /// The ids the entrypoint gives the agent (`setpriv --reuid/--regid`), inside the container.
+    pub uid: u32,
+    pub gid: u32,
+    /// The options of the tmpfs home.
+    pub home_tmpfs: String,
+    /// A mode the entrypoint (root, the tmpfs's owner: no capability needed) gives the home before
+    /// the agent starts, where the engine cannot make it the agent's.
+    pub home_mode: Option<&'static str>,
+}
+
+/// The agent's identity on `engine` for an agent that must write as host `uid`/`gid`:
+///
+/// * rootful Docker and rootful Podman: no user namespace, the agent runs as the host ids;
+/// * rootless Podman: `keep-id` maps the engine's owner to the same ids inside, and the agent runs as
+///   them (the entrypoint, container root, is a sub-uid on the host);
+/// * rootless Docker: there is no such mapping, container root *is* the engine's owner on the host,
+///   so the agent runs as root of the user namespace — with an empty bounding set and no_new_privs,
+///   exactly as elsewhere, so it holds no capability; any other container uid would be a sub-uid
+///   and its files would not be the user's.
+///
+/// Podman refuses tmpfs `uid=`/`gid=` options, and runc gives a tmpfs the mode of the image's
+/// directory under it whatever `mode=` says, so there the entrypoint makes the home `1777`.
+pub fn identity(engine: &EngineProfile, uid: u32, gid: u32) -> Identity {
+    let tmpfs = "rw,nosuid,nodev,size=2g";
+    match (engine.product, engine.rootless) {
+        (Product::Docker, false) => Identity {
+            userns_mode: None,
+            uid,
+            gid,
+            home_tmpfs: format!("{tmpfs},mode=0755,uid={uid},gid={gid}"),
+            home_mode: None,
+        },
+        (Product::Docker, true) => {
+            Identity { userns_mode: None, uid: 0, gid: 0, home_tmpfs: format!("{tmpfs},mode=0755"), home_mode: None }
+        }
+        (Product::Podman, rootless) => {
+            let (uid, gid) = if rootless { engine.owner.unwrap_or((uid, gid)) } else { (uid, gid) };
+            Identity {
+                userns_mode: rootless.then(|| "keep-id".to_string()),
+                uid,
+                gid,
+                home_tmpfs: tmpfs.to_string(),
+                home_mode: Some("1777"),
+            }
+        }
+    }
+}
+
+/// Resource limits the engine must be given explicitly. Rootful Podman raises RLIMIT_NOFILE and
+/// RLIMIT_NPROC to its own defaults unless told, which fails without CAP_SYS_RESOURCE ("error setting
+/// rlimit type 7"); the engine's own limits (`engine_limits`: name, soft, hard — what Docker passes on
+/// by itself) are what a container gets on Docker, so Podman is given them.
+pub fn ulimits(engine: &EngineProfile, engine_limits: &[(String, i64, i64)]) -> Option<Vec<ResourcesUlimits>> {
+    if engine.product != Product::Podman || engine_limits.is_empty() {
+        return None;
+    }
+    Some(
+        engine_limits
+            .iter()
+            .map(|(name, soft, hard)| ResourcesUlimits {
+                name: Some(name.clone()),
+                soft: Some(*soft),
+                hard: Some(*hard),
+            })
+            .collect(),
+    )
+}
+
+/// Whether the engine can enforce `--memory`, `--cpus` and `--pids-limit`: a rootless engine on
+/// cgroup v1 cannot (it has no cgroup of its own to delegate), and drops them.
+pub fn limits_enforced(engine: &EngineProfile, cgroup_version: Option<&str>) -> bool {
+    !(engine.rootless && cgroup_version == Some("1"))
+}
+
 /// A [`Plan`] placed on this engine: the session directory it mounts and the labels that mark its
 /// containers (made by `super::session` when the session starts). Reads as the plan it wraps.
 #[derive(Debug, Clone)]
@@ -32,6 +135,10 @@ pub struct Placed {
     /// The per-session directory mounted read-only at [`RUN_DIR`].
     pub session_dir: PathBuf,
     pub labels: HashMap<String, String>,
+    /// The engine it runs on.
+    pub engine: EngineProfile,
+    /// The engine's own resource limits (name, soft, hard), when it runs on this host: [`ulimits`].
+    pub engine_limits: Vec<(String, i64, i64)>,
 }
 
 impl std::ops::Deref for Placed {
@@ -91,6 +198,9 @@ pub fn sidecar_body(plan: &Placed) -> ContainerCreateBody {
             cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
             security_opt: Some(vec!["no-new-privileges:true".into()]),
             init: Some(true),
+            // The agent's container joins this network namespace: both in the same user namespace.
+            userns_mode: identity(&plan.engine, plan.uid, plan.gid).userns_mode,
+            ulimits: ulimits(&plan.engine, &plan.engine_limits),
             pids_limit: Some(32),
             memory: Some(64 << 20),
             memory_swap: Some(64 << 20),
@@ -167,16 +277,20 @@ pub fn protected_mounts(work_dir: &Path, allow_git_write: bool) -> (Vec<Mount>, 
 
 /// The environment of the container process (the entrypoint passes it on to the agent).
 pub fn env(plan: &Placed) -> Vec<String> {
+    let id = identity(&plan.engine, plan.uid, plan.gid);
     let mut env = vec![
         format!("CODEX_HOME=/codex_home"),
         format!("SANDBOX_ENV_DIR=/codex_home"),
         format!("HOME={AGENT_HOME}"),
         format!("USER=codex"),
-        format!("CODEX_BOX_UID={}", plan.uid),
-        format!("CODEX_BOX_GID={}", plan.gid),
+        format!("CODEX_BOX_UID={}", id.uid),
+        format!("CODEX_BOX_GID={}", id.gid),
         format!("CODEX_BOX_WORKDIR={}", container_path(&plan.work_dir)),
         "LANG=C.UTF-8".to_string(),
     ];
+    if let Some(mode) = id.home_mode {
+        env.push(format!("CODEX_BOX_HOME_MODE={mode}"));
+    }
     if let (true, Some((rows, cols))) = (plan.tty, plan.tty_size) {
         env.push(format!("CODEX_BOX_TTY_SIZE={rows} {cols}"));
     }
@@ -218,9 +332,10 @@ pub fn container_body(plan: &Placed, sidecar: Option<&str>) -> (ContainerCreateB
         mounts.push(bind(&plan.session_dir.join("hosts"), "/etc/hosts".into(), true));
     }
 
+    let id = identity(&plan.engine, plan.uid, plan.gid);
     let tmpfs: HashMap<String, String> = [
         ("/tmp".to_string(), "rw,nosuid,nodev,size=2g,mode=1777".to_string()),
-        (AGENT_HOME.to_string(), format!("rw,nosuid,nodev,size=2g,mode=0755,uid={},gid={}", plan.uid, plan.gid)),
+        (AGENT_HOME.to_string(), id.home_tmpfs),
     ]
     .into_iter()
     .collect();
@@ -236,6 +351,8 @@ pub fn container_body(plan: &Placed, sidecar: Option<&str>) -> (ContainerCreateB
         )),
         security_opt: Some(vec!["no-new-privileges:true".into()]),
         init: Some(true),
+        userns_mode: id.userns_mode,
+        ulimits: ulimits(&plan.engine, &plan.engine_limits),
         pids_limit: Some(plan.limits.pids),
         memory: Some(plan.limits.memory_bytes),
         memory_swap: Some(plan.limits.memory_bytes),
@@ -286,6 +403,8 @@ mod tests {
         Placed {
             session_dir: "/tmp/s".into(),
             labels: HashMap::new(),
+            engine: EngineProfile::default(),
+            engine_limits: vec![("nofile".into(), 1024, 4096)],
             plan: Plan {
                 image: "codex-sandbox".into(),
                 work_dir: wd.into(),
@@ -348,6 +467,49 @@ mod tests {
         // Entrypoint mode keeps NET_ADMIN in the container (never in the agent's set).
         let (agent, _) = container_body(&p, None);
         assert!(agent.host_config.unwrap().cap_add.unwrap().contains(&"NET_ADMIN".to_string()));
+    }
+
+    #[test]
+    fn the_agents_files_are_the_users_on_every_engine() {
+        let docker = EngineProfile::default();
+        let id = identity(&docker, 1234, 999);
+        assert_eq!((id.uid, id.gid, id.userns_mode), (1234, 999, None));
+        assert!(id.home_tmpfs.ends_with("mode=0755,uid=1234,gid=999"));
+        // Rootless Docker: container root is the user; any other uid would be a sub-uid.
+        let rootless = EngineProfile { rootless: true, owner: Some((1001, 1001)), ..docker };
+        let id = identity(&rootless, 1234, 999);
+        assert_eq!((id.uid, id.gid, id.userns_mode), (0, 0, None));
+        assert!(!id.home_tmpfs.contains("uid="));
+        // Podman refuses tmpfs uid=; rootless Podman maps its owner with keep-id.
+        let podman = EngineProfile { product: Product::Podman, ..docker };
+        let id = identity(&podman, 1234, 999);
+        assert_eq!((id.uid, id.userns_mode.as_deref()), (1234, None));
+        assert!(!id.home_tmpfs.contains("uid=") && id.home_mode == Some("1777"));
+        let id = identity(&EngineProfile { rootless: true, owner: Some((1001, 1002)), ..podman }, 1234, 999);
+        assert_eq!((id.uid, id.gid, id.userns_mode.as_deref()), (1001, 1002, Some("keep-id")));
+
+        let t = tempfile::tempdir().unwrap();
+        let mut p = plan(t.path());
+        p.engine = EngineProfile { rootless: true, ..podman };
+        let (body, _) = container_body(&p, None);
+        let h = body.host_config.unwrap();
+        assert_eq!(h.userns_mode.as_deref(), Some("keep-id"));
+        assert_eq!(h.ulimits.unwrap()[0].name.as_deref(), Some("nofile"));
+        assert!(body.env.unwrap().contains(&"CODEX_BOX_UID=1234".to_string()), "owner unknown: the invoking user");
+        assert_eq!(body.user.as_deref(), Some("0:0"));
+    }
+
+    #[test]
+    fn podman_gets_the_engines_own_rlimits_and_docker_nothing() {
+        let limits = vec![("nofile".to_string(), 1024, 20000), ("nproc".to_string(), 32768, 32768)];
+        let podman = EngineProfile { product: Product::Podman, ..Default::default() };
+        let u = ulimits(&podman, &limits).unwrap();
+        assert_eq!((u[1].name.as_deref(), u[1].soft, u[1].hard), (Some("nproc"), Some(32768), Some(32768)));
+        assert!(ulimits(&EngineProfile::default(), &limits).is_none());
+        assert!(ulimits(&podman, &[]).is_none(), "unknown limits: the engine's defaults");
+        assert!(limits_enforced(&podman, Some("1")));
+        assert!(!limits_enforced(&EngineProfile { rootless: true, ..podman }, Some("1")));
+        assert!(limits_enforced(&EngineProfile { rootless: true, ..podman }, Some("2")));
     }
 
     #[test]

@@ -1,0 +1,112 @@
+//! What the container body needs to know about the engine ([`spec::EngineProfile`]), asked once per
+//! session: the product (`/version`), whether it runs rootless (`/info`'s security options; for
+//! Podman, whose compat `/info` does not say, the uid of the process serving a local socket), the
+//! host ids a rootless engine runs as, its own resource limits, and its cgroup version.
+//!
+//! A remote engine (`DOCKER_HOST=tcp://…`) is taken for what `/version` and `/info` say; what only
+//! a local socket can tell (owner, limits) is then unknown, and the engine's defaults apply.
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use bollard::Docker;
+
+use super::spec::{EngineProfile, Product};
+
+/// What a session learns about its engine.
+#[derive(Debug, Clone, Default)]
+pub struct Probed {
+    pub profile: EngineProfile,
+    /// The serving process's RLIMIT_NOFILE and RLIMIT_NPROC (name, soft, hard), when it is local.
+    pub limits: Vec<(String, i64, i64)>,
+    /// `/info`'s CgroupVersion ("1", "2").
+    pub cgroup_version: Option<String>,
+}
+
+/// Asks the engine (and, for a local socket, the kernel about its peer).
+pub async fn probe(docker: &Docker) -> Probed {
+    let components: Vec<String> = docker
+        .version()
+        .await
+        .ok()
+        .and_then(|v| v.components)
+        .map(|c| c.into_iter().map(|c| c.name).collect())
+        .unwrap_or_default();
+    let info = docker.info().await.ok();
+    let security: Vec<String> = info.as_ref().and_then(|i| i.security_options.clone()).unwrap_or_default();
+    let cgroup_version = info.as_ref().and_then(|i| i.cgroup_version.as_ref()).map(|v| v.to_string());
+    let peer = socket_path().and_then(|p| peer(&p));
+    let product = product(&components);
+    let says_rootless = security.iter().any(|o| o.split(',').any(|f| f == "name=rootless"));
+    let rootless = says_rootless || (product == Product::Podman && peer.is_some_and(|p| p.uid != 0));
+    let owner = peer.filter(|_| rootless).map(|p| (p.uid, p.gid));
+    let limits = peer
+        .and_then(|p| std::fs::read_to_string(format!("/proc/{}/limits", p.pid)).ok())
+        .map(|t| parse_limits(&t))
+        .unwrap_or_default();
+    Probed { profile: EngineProfile { product, rootless, owner }, limits, cgroup_version }
+}
+
+/// Podman names its component "Podman Engine"; anything else is taken for Docker.
+pub fn product(components: &[String]) -> Product {
+    if components.iter().any(|c| c.starts_with("Podman")) {
+        Product::Podman
+    } else {
+        Product::Docker
+    }
+}
+
+/// The socket of a local engine: `DOCKER_HOST=unix://PATH`, or the default socket.
+fn socket_path() -> Option<PathBuf> {
+    super::engine::host().strip_prefix("unix://").map(PathBuf::from)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    pid: i32,
+    uid: u32,
+    gid: u32,
+}
+
+/// The process serving a Unix socket (SO_PEERCRED).
+fn peer(path: &std::path::Path) -> Option<Peer> {
+    let s = UnixStream::connect(path).ok()?;
+    let c = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    Some(Peer { pid: c.pid(), uid: c.uid(), gid: c.gid() })
+}
+
+/// RLIMIT_NOFILE and RLIMIT_NPROC from a `/proc/PID/limits` text, as Engine API ulimit names.
+/// "unlimited" is left out (the engine's default is then no lower).
+pub fn parse_limits(text: &str) -> Vec<(String, i64, i64)> {
+    let mut out = Vec::new();
+    for (label, name) in [("Max open files", "nofile"), ("Max processes", "nproc")] {
+        let Some(rest) = text.lines().find_map(|l| l.strip_prefix(label)) else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if let (Some(Ok(soft)), Some(Ok(hard))) = (f.first().map(|s| s.parse()), f.get(1).map(|s| s.parse())) {
+            out.push((name.to_string(), soft, hard));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn podman_is_told_by_its_component() {
+        assert_eq!(product(&["Podman Engine".into(), "Conmon".into()]), Product::Podman);
+        assert_eq!(product(&["Engine".into(), "containerd".into()]), Product::Docker);
+        assert_eq!(product(&[]), Product::Docker);
+    }
+
+    #[test]
+    fn limits_are_read_from_proc() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max processes             32768                32768                processes \n\
+                    Max open files            1024                 20000                files     \n\
+                    Max locked memory         unlimited            unlimited            bytes     \n";
+        assert_eq!(parse_limits(text), vec![("nofile".to_string(), 1024, 20000), ("nproc".to_string(), 32768, 32768)]);
+        assert!(parse_limits("Max open files            unlimited            unlimited            files\n").is_empty());
+    }
+}
