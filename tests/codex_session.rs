@@ -115,7 +115,8 @@ fn git_project() -> (Project, tempfile::TempDir) {
     git(&["init", "-q"]);
     git(&["add", "hello.txt"]);
     git(&["commit", "-q", "-m", "first"]);
-    Command::new("chown").args(["-R", &format!("{AGENT_UID}:{AGENT_UID}")]).arg(&p.wd).status().unwrap();
+    let owner = owner_uid();
+    Command::new("chown").args(["-R", &format!("{owner}:{owner}")]).arg(&p.wd).status().unwrap();
     let cfg = tempfile::tempdir().unwrap();
     let base_url = format!("https://{MODEL_NAME}/v1");
     std::fs::write(cfg.path().join("config.toml"), scripted_model::codex_config(&base_url, &p.app())).unwrap();
@@ -161,7 +162,7 @@ fn codex_exec_in_a_session_runs_the_models_command_in_the_users_checkout() {
     // The command ran in the user's checkout, as the user.
     let hello = p.wd.join("hello.txt");
     assert_eq!(std::fs::read_to_string(&hello).unwrap(), "changed by the model\n");
-    assert_eq!(std::fs::metadata(&hello).unwrap().uid(), AGENT_UID, "the edited file stays the user's");
+    assert_eq!(std::fs::metadata(&hello).unwrap().uid(), owner_uid(), "the edited file stays the user's");
     // Its output reached the model in the next request.
     let seen = scripted_model::command_output(&net.log()).unwrap_or_else(|| panic!("no command output: {stderr}"));
     assert!(seen.contains("+changed by the model") && seen.contains("-hello"), "git diff reached the model: {seen}");

@@ -9,6 +9,8 @@
 //! container sessions are not supported yet.
 
 #[cfg(unix)]
+pub mod cgroup;
+#[cfg(unix)]
 pub mod companion;
 pub mod context;
 pub mod discover;

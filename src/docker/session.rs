@@ -135,17 +135,18 @@ pub async fn run(
 
     let name_slot: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let sidecar_slot: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = Arc::new(super::cgroup::Counters::default());
     let result = tokio::select! {
-        r = drive(docker, &plan, name_slot.clone(), sidecar_slot.clone(), started.clone(), hits.clone(), refresh) => r,
+        r = drive(docker, &plan, name_slot.clone(), sidecar_slot.clone(), started.clone(), seen.clone(), refresh) => r,
         _ = cancel_rx.wait_for(|c| *c) => Err(SessionError::Interrupted),
     };
     signals.abort();
 
     // Cleanup on every path.
     let name = name_slot.lock().expect("not poisoned").clone();
-    let mut oom = false;
-    let pids_hits = hits.load(std::sync::atomic::Ordering::Relaxed);
+    let pids_hits = seen.pids_max_hits.load(std::sync::atomic::Ordering::Relaxed);
+    // Podman on cgroup v1 does not record an OOM kill in the container's state; the cgroup does.
+    let mut oom = seen.oom_kills.load(std::sync::atomic::Ordering::Relaxed) > 0;
     let side = sidecar_slot.lock().expect("not poisoned").clone();
     let agent_cleanup = async {
         let mut oom = false;
@@ -191,13 +192,11 @@ async fn drive(
     name_slot: Arc<Mutex<Option<String>>>,
     sidecar_slot: Arc<Mutex<Option<String>>>,
     started: Arc<Mutex<Option<String>>>,
-    pids_hits: Arc<std::sync::atomic::AtomicU64>,
+    seen: Arc<super::cgroup::Counters>,
     refresh: Option<Refresh>,
 ) -> Result<i32, SessionError> {
     let with_sidecar = plan.pinned_hosts && plan.applier == crate::session::Applier::Sidecar;
-    let conflict = |e: &bollard::errors::Error| {
-        matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 409, .. })
-    };
+    let conflict = name_taken;
     let mut n = 1;
     let (name, id) = loop {
         if n > 9 {
@@ -268,18 +267,19 @@ async fn drive(
     docker.start_container(&name, None).await.map_err(SessionError::Start)?;
     *started.lock().expect("not poisoned") = Some(name.clone());
 
-    // The pids cgroup disappears with the container: sample it while the session runs. It is found
-    // through the container's first process, wherever the engine put it.
+    // The container's cgroups disappear with it: sample them while the session runs (and once more
+    // when its output ends). They are found through its first process, wherever the engine put them.
     let pid = docker.inspect_container(&name, None).await.ok().and_then(|i| i.state).and_then(|s| s.pid);
-    let events = pids_events_file(pid, &id);
-    let watcher = tokio::spawn(async move {
-        loop {
-            let n =
-                events.as_deref().and_then(|p| std::fs::read_to_string(p).ok()).map_or(0, |t| parse_pids_events(&t));
-            pids_hits.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
-    });
+    let cgroups = Arc::new(super::cgroup::Watch::find(pid, &id));
+    let watcher = {
+        let (cgroups, seen) = (cgroups.clone(), seen.clone());
+        tokio::spawn(async move {
+            loop {
+                seen.record(cgroups.sample());
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        })
+    };
     let refresher = refresh.map(|r| {
         let settings = crate::egress::RefreshSettings { min_delay: r.min_delay, ..Default::default() };
         let hosts = plan.session_dir.join("hosts");
@@ -332,6 +332,7 @@ async fn drive(
     }
     stdin_task.abort();
     watcher.abort();
+    seen.record(cgroups.sample());
     if let Some(r) = refresher {
         r.abort();
     }
@@ -347,6 +348,18 @@ async fn drive(
         }
     };
     Ok(code as i32)
+}
+
+/// Whether creating a container failed because its name is taken: Docker answers 409, Podman 500
+/// with "is already in use".
+pub fn name_taken(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code: 409, .. } => true,
+        bollard::errors::Error::DockerResponseServerError { status_code: 500, message } => {
+            message.contains("already in use")
+        }
+        _ => false,
+    }
 }
 
 /// Starts the firewall sidecar and waits until it reports the rules applied and verified; its output
@@ -446,65 +459,6 @@ async fn propagate_resize(docker: Docker, name: String) {
     }
 }
 
-/// The `pids.events` of the cgroup that holds the container's pids limit, on any engine: found from
-/// its first process (`pid`, a host pid) through `/proc/PID/cgroup` — Docker's `docker/<id>` or
-/// `docker-<id>.scope`, Podman's `libpod-<id>` under `libpod_parent` or `machine.slice`, a rootless
-/// engine's cgroup under the user's slice — walking up to the first cgroup with a limit. Else the
-/// places rootful Docker uses. `None` when no file can be read (a remote engine; a rootless engine on
-/// cgroup v1, which sets no limit).
-pub fn pids_events_file(pid: Option<i64>, id: &str) -> Option<PathBuf> {
-    let from_proc = pid
-        .filter(|p| *p > 0)
-        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/cgroup")).ok())
-        .and_then(|t| pids_cgroup(&t, Path::new("/sys/fs/cgroup/cgroup.controllers").exists()))
-        .and_then(|dir| {
-            let mut dir = dir.as_path();
-            loop {
-                let limited = std::fs::read_to_string(dir.join("pids.max")).is_ok_and(|m| m.trim() != "max");
-                if limited && dir.join("pids.events").exists() {
-                    return Some(dir.join("pids.events"));
-                }
-                dir = dir
-                    .parent()
-                    .filter(|d| d.starts_with("/sys/fs/cgroup/") && *d != Path::new("/sys/fs/cgroup/pids"))?;
-            }
-        });
-    from_proc.or_else(|| {
-        [
-            format!("/sys/fs/cgroup/pids/docker/{id}/pids.events"),
-            format!("/sys/fs/cgroup/pids/system.slice/docker-{id}.scope/pids.events"),
-            format!("/sys/fs/cgroup/docker/{id}/pids.events"),
-            format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/pids.events"),
-        ]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-    })
-}
-
-/// The directory of the pids cgroup named in a `/proc/PID/cgroup` text: the v1 `pids` controller's
-/// line under `/sys/fs/cgroup/pids`, or (on a unified hierarchy, `unified`) the `0::` line under
-/// `/sys/fs/cgroup`.
-pub fn pids_cgroup(proc_cgroup: &str, unified: bool) -> Option<PathBuf> {
-    for line in proc_cgroup.lines() {
-        let mut f = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (f.next(), f.next(), f.next()) else { continue };
-        let rel = path.trim_start_matches('/');
-        if unified && controllers.is_empty() {
-            return Some(Path::new("/sys/fs/cgroup").join(rel));
-        }
-        if !unified && controllers.split(',').any(|c| c == "pids") {
-            return Some(Path::new("/sys/fs/cgroup/pids").join(rel));
-        }
-    }
-    None
-}
-
-/// Parses the `max N` line of a pids.events file.
-pub fn parse_pids_events(text: &str) -> u64 {
-    text.lines().find_map(|l| l.strip_prefix("max ").and_then(|n| n.trim().parse().ok())).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,27 +471,6 @@ mod tests {
             "4 packet(s) to 3 destination(s): 198.51.100.11 tcp:80 (2), 198.51.100.10 udp:53 (1), 2001:db8::11 tcp:80 (1)"
         );
         assert_eq!(blocked_summary("Name: codex_blocked4\nMembers:\n"), None);
-    }
-
-    #[test]
-    fn the_pids_cgroup_is_read_from_proc() {
-        let v1 = "12:pids:/libpod_parent/libpod-abc\n11:cpu,cpuacct:/libpod_parent/libpod-abc\n0::/\n";
-        assert_eq!(pids_cgroup(v1, false), Some(PathBuf::from("/sys/fs/cgroup/pids/libpod_parent/libpod-abc")));
-        let v2 = "0::/user.slice/user-1001.slice/user@1001.service/user.slice/libpod-abc.scope/container\n";
-        assert_eq!(
-            pids_cgroup(v2, true),
-            Some(PathBuf::from(
-                "/sys/fs/cgroup/user.slice/user-1001.slice/user@1001.service/user.slice/libpod-abc.scope/container"
-            ))
-        );
-        assert_eq!(pids_cgroup("1:name=systemd:/x\n", false), None);
-    }
-
-    #[test]
-    fn pids_events() {
-        assert_eq!(parse_pids_events("max 17\n"), 17);
-        assert_eq!(parse_pids_events("max 0\n"), 0);
-        assert_eq!(parse_pids_events(""), 0);
     }
 
     #[test]

@@ -422,6 +422,7 @@ mod tests {
                     config_toml: None,
                     from_user: vec![],
                     made_sessions_dir: false,
+                    made_here: None,
                     prompts: Some(wd.join(".codex/.environment/prompts")),
                 },
                 read_only: vec!["/home/u/.m2".into()],

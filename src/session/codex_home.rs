@@ -70,6 +70,10 @@ pub struct CodexHome {
     /// The trusted prompts directory (`.environment/prompts`), if any: mounted read-only over the
     /// state's copy, like the trusted config.toml, so no running session steers another's.
     pub prompts: Option<PathBuf>,
+    /// The topmost directory below the work dir that this run created (`.codex`, or `.environment`
+    /// in an existing `.codex`), as (work dir, path below it): removed again when the session fails
+    /// to start ([`undo`]).
+    pub made_here: Option<(PathBuf, PathBuf)>,
 }
 
 /// Directories searched for config, auth.json and prompts, in order (see REQUIREMENTS.md §2.3).
@@ -138,7 +142,9 @@ pub fn prepare(cfg: &SessionPolicy) -> Result<CodexHome, HomeError> {
 /// else in those trees is not the agent's is handed over (never the user's own files elsewhere).
 pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHome, HomeError> {
     let env_dir = cfg.codex_home.clone().unwrap_or_else(|| cfg.work_dir.join(".codex/.environment"));
-    let (env, _) = open_dir(&cfg.work_dir, &env_dir, None)?;
+    let made_here = first_missing(&cfg.work_dir, &env_dir);
+    let project = project_owner(&cfg.work_dir, &env_dir, agent);
+    let (env, _) = open_dir(&cfg.work_dir, &env_dir, project)?;
 
     // config.toml: --config overrides; otherwise copied once if missing.
     let trusted_config = env_dir.join("config.toml");
@@ -156,7 +162,7 @@ pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHom
     };
     if let Some(src) = explicit {
         if src != trusted_config {
-            copy_into(&src, &env, "config.toml", 0o644, None)?;
+            copy_into(&src, &env, "config.toml", 0o644, project)?;
         }
         from_user.push(trusted_config.clone());
     } else if !trusted_config.exists() {
@@ -166,7 +172,7 @@ pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHom
             fallbacks.push(h.join(".config/codex"));
         }
         if let Some(src) = fallbacks.iter().map(|d| d.join("config.toml")).find(|p| p.is_file()) {
-            copy_into(&src, &env, "config.toml", 0o644, None)?;
+            copy_into(&src, &env, "config.toml", 0o644, project)?;
             from_user.push(trusted_config.clone());
         }
     }
@@ -175,8 +181,8 @@ pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHom
     let prompts_dirs = search_dirs(cfg).into_iter().map(|d| d.join("prompts"));
     if let Some(src) = prompts_dirs.into_iter().find(|p| p.is_dir() && no_link_below(&cfg.work_dir, p)) {
         if src != env_dir.join("prompts") {
-            let (prompts, _) = env.create_dir("prompts", 0o755, None)?;
-            copy_tree(&src, &prompts, None)?;
+            let (prompts, _) = env.create_dir("prompts", 0o755, project)?;
+            copy_tree(&src, &prompts, project)?;
         }
     }
 
@@ -184,7 +190,7 @@ pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHom
     let init = env_dir.join("init.sh");
     if let Some(src) = &cfg.init_script {
         if *src != init {
-            copy_into(src, &env, "init.sh", 0o755, None)?;
+            copy_into(src, &env, "init.sh", 0o755, project)?;
         }
         from_user.push(init.clone());
     }
@@ -216,7 +222,49 @@ pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHom
         init_hook,
         from_user,
         made_sessions_dir,
+        made_here,
     })
+}
+
+/// Who owns what codex-box makes in the project (`.codex`, `.environment`, the trusted copies): when
+/// codex-box runs as root (`agent` given) on a project that is not root's, the project's owner, so
+/// nothing it leaves there is root's; else whoever runs codex-box. A codex home outside the work dir
+/// is the caller's.
+fn project_owner(work_dir: &Path, env_dir: &Path, agent: Option<Owner>) -> Option<Owner> {
+    use std::os::unix::fs::MetadataExt;
+    agent?;
+    below(work_dir, env_dir)?;
+    let m = fs::metadata(work_dir).ok()?;
+    (m.uid() != 0).then_some(Owner { uid: m.uid(), gid: m.gid() })
+}
+
+/// The first component of `target` below `work_dir` that does not exist yet (what creating `target`
+/// would make): (work dir, its path below the work dir).
+fn first_missing(work_dir: &Path, target: &Path) -> Option<(PathBuf, PathBuf)> {
+    let rel = below(work_dir, target)?;
+    let mut cur = PathBuf::new();
+    for c in rel.components() {
+        cur.push(c);
+        if fs::symlink_metadata(work_dir.join(&cur)).is_err() {
+            return Some((work_dir.to_path_buf(), cur));
+        }
+    }
+    None
+}
+
+/// After a session that never started (the engine refused the container, an interrupt before it
+/// ran): removes the directory this run created in the project ([`CodexHome::made_here`]) with all
+/// codex-box put in it, never following a link, so a failed start leaves nothing behind.
+pub fn undo(home: &CodexHome) -> Result<(), HomeError> {
+    let Some((wd, rel)) = &home.made_here else { return Ok(()) };
+    let Some(name) = rel.file_name() else { return Ok(()) };
+    let root = Dir::open_trusted(wd)?;
+    let dir = match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => root.open_beneath(parent)?,
+        None => root,
+    };
+    dir.remove(name)?;
+    Ok(())
 }
 
 /// Opens the directory `target` of the codex home, creating what is missing (`owner` gets the last

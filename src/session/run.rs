@@ -80,6 +80,25 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
     let root = nix::unistd::getuid().is_root();
     // As root, what the agent is to write is made the agent's as it is made (see codex_home).
     let home = codex_home::prepare_for(policy, root.then_some(crate::fs_handle::Owner { uid, gid }))?;
+    let result = run_prepared(engine, s, &home, (uid, gid), root).await;
+    // Every error from here on comes before the agent ran: a failed start leaves nothing behind.
+    if result.is_err() {
+        if let Err(e) = codex_home::undo(&home) {
+            eprintln!("codex-box: warning: could not remove what this run created in the project: {e}");
+        }
+    }
+    result
+}
+
+/// [`run`] once the codex home is prepared.
+async fn run_prepared<E: Engine>(
+    engine: &E,
+    s: Checked<'_>,
+    home: &codex_home::CodexHome,
+    (uid, gid): (u32, u32),
+    root: bool,
+) -> Result<i32> {
+    let policy = s.policy;
     if let Some(note) = home
         .config_toml
         .as_ref()

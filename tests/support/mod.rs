@@ -24,9 +24,39 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The uid the agent runs as in tests: the workdir's owner (tests run as root, and codex-box then
-/// runs the agent as the workdir's owner).
+/// The owner of the tests' projects when they run as root (codex-box then runs the agent as the
+/// workdir's owner).
 pub const AGENT_UID: u32 = 4242;
+
+/// The host uid that owns the tests' projects and everything the agent makes in them: [`AGENT_UID`]
+/// when the tests run as root (rootful engines), else the user running them (a rootless engine's
+/// owner, .ci/run's `codexbox`).
+pub fn owner_uid() -> u32 {
+    if nix::unistd::getuid().is_root() {
+        AGENT_UID
+    } else {
+        nix::unistd::getuid().as_raw()
+    }
+}
+
+fn owner_gid() -> u32 {
+    if nix::unistd::getuid().is_root() {
+        AGENT_UID
+    } else {
+        nix::unistd::getgid().as_raw()
+    }
+}
+
+/// The agent's uid inside the container (`id -u`) on the engine under test: the owner's, except on
+/// rootless Docker, where the owner is container root ([`codex_box::docker::spec::identity`]).
+pub fn agent_uid_inside() -> u32 {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let probed = rt.block_on(async {
+        let d = codex_box::docker::engine::connect().await.unwrap();
+        codex_box::docker::profile::probe(&d).await
+    });
+    codex_box::docker::spec::identity(&probed.profile, owner_uid(), owner_gid()).uid
+}
 
 pub fn image() -> String {
     std::env::var("CODEX_BOX_TEST_IMAGE").unwrap_or_else(|_| "codex-sandbox".into())
@@ -52,7 +82,7 @@ pub fn docker_ready(test: &str) -> bool {
     }
 }
 
-/// A project directory owned by [`AGENT_UID`], a fake HOME and a state dir.
+/// A project directory owned by [`owner_uid`], a fake HOME and a state dir.
 pub struct Project {
     pub root: tempfile::TempDir,
     pub wd: PathBuf,
@@ -126,7 +156,7 @@ impl Project {
 }
 
 pub fn chown(p: &Path) {
-    std::os::unix::fs::chown(p, Some(AGENT_UID), Some(AGENT_UID)).unwrap();
+    std::os::unix::fs::chown(p, Some(owner_uid()), Some(owner_gid())).unwrap();
 }
 
 pub fn text(b: &[u8]) -> String {
