@@ -170,12 +170,19 @@ pub async fn run(
                 }
             }
             let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
-            let _ = docker.remove_container(side, Some(opts)).await;
+            return docker.remove_container(side, Some(opts)).await.is_ok();
         }
+        true
     };
     // The sidecar holds the namespace, so its record outlives the agent: both are cleaned at once.
-    let (agent_oom, ()) = tokio::join!(agent_cleanup, sidecar_cleanup);
+    let (agent_oom, side_removed) = tokio::join!(agent_cleanup, sidecar_cleanup);
     oom |= agent_oom;
+    // Podman refuses to remove a container another one still depends on (the agent joined its
+    // network namespace): once the agent is gone, again.
+    if let (false, Some(side)) = (side_removed, &side) {
+        let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        let _ = docker.remove_container(side, Some(opts)).await;
+    }
     for p in created_points.iter().rev() {
         let _ = std::fs::remove_dir(p);
     }

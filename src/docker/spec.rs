@@ -351,7 +351,12 @@ pub fn container_body(plan: &Placed, sidecar: Option<&str>) -> (ContainerCreateB
         )),
         security_opt: Some(vec!["no-new-privileges:true".into()]),
         init: Some(true),
-        userns_mode: id.userns_mode,
+        // Joining the sidecar's network namespace needs its user namespace too (rootless Podman
+        // makes one per keep-id container).
+        userns_mode: match (sidecar, id.userns_mode) {
+            (Some(s), Some(_)) => Some(format!("container:{s}")),
+            (_, mode) => mode,
+        },
         ulimits: ulimits(&plan.engine, &plan.engine_limits),
         pids_limit: Some(plan.limits.pids),
         memory: Some(plan.limits.memory_bytes),

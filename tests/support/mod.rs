@@ -82,6 +82,31 @@ pub fn docker_ready(test: &str) -> bool {
     }
 }
 
+/// Whether the engine under test can enforce `--memory`, `--cpus` and `--pids-limit`
+/// ([`codex_box::docker::spec::limits_enforced`]: not a rootless engine on cgroup v1). Where it
+/// cannot, a limit test checks instead that codex-box says so, and never runs its fork bomb or memory
+/// hog unbounded on the host.
+pub fn limits_enforced() -> bool {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let probed = rt.block_on(async {
+        let d = codex_box::docker::engine::connect().await.unwrap();
+        codex_box::docker::profile::probe(&d).await
+    });
+    codex_box::docker::spec::limits_enforced(&probed.profile, probed.cgroup_version.as_deref())
+}
+
+/// On an engine that cannot enforce limits: a session with `flag` says so (and the test stops there).
+pub fn limits_not_enforced_are_stated(p: &Project, flag: &[&str]) -> bool {
+    if limits_enforced() {
+        return false;
+    }
+    let out = p.run_sh(flag, "true");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("cannot enforce --memory, --cpus or --pids-limit"), "{}", text(&out.stderr));
+    eprintln!("this engine cannot enforce limits: checked that codex-box says so, ran no fork bomb or memory hog");
+    true
+}
+
 /// A project directory owned by [`owner_uid`], a fake HOME and a state dir.
 pub struct Project {
     pub root: tempfile::TempDir,
