@@ -174,8 +174,8 @@ fn what_codex_box_makes_in_the_project_is_the_owners_and_a_failed_start_leaves_n
     need_docker!();
     let p = Project::new();
     let owner = std::fs::metadata(&p.wd).unwrap().uid();
-    // The engine refuses the container (no such runtime): nothing of this run stays in the project.
-    let out = p.run_sh(&["--runtime", "codex-box-no-such-runtime"], "true");
+    // The engine refuses the container (no such network): nothing of this run stays in the project.
+    let out = p.run_sh(&["--network", "codex-box-no-such-network"], "true");
     assert_ne!(out.status.code(), Some(0));
     assert!(!p.wd.join(".codex").exists(), "a failed start leaves no .codex: {}", text(&out.stderr));
     assert!(containers_for(&p.wd).is_empty());

@@ -40,9 +40,19 @@ async fn wait_gone(docker: &Docker, id: &str) {
 /// Removes orphaned (or, with `all`, every) codex-box container. Returns the names removed.
 pub async fn collect(docker: &Docker, all: bool) -> Result<Vec<String>, bollard::errors::Error> {
     let filters: HashMap<String, Vec<String>> = [("label".to_string(), vec![format!("{LABEL}=1")])].into();
-    let list = docker
-        .list_containers(Some(ListContainersOptions { all: true, filters: Some(filters), ..Default::default() }))
-        .await?;
+    let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+    // Podman names a container that is being cleaned up after its exit "stopped", a state the API
+    // does not know: the listing fails to parse until the clean-up is done (well under a second).
+    let mut tries = 0;
+    let list = loop {
+        match docker.list_containers(Some(opts.clone())).await {
+            Err(bollard::errors::Error::JsonDataError { .. }) if tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => break other?,
+        }
+    };
     let host = hostname();
     let mut removed = Vec::new();
     for c in list {

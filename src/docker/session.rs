@@ -46,6 +46,8 @@ pub enum SessionError {
     Interrupted,
     #[error("the firewall sidecar did not come up; the agent was not started:\n{0}")]
     Sidecar(String),
+    #[error("--runtime {0}: Podman's Docker-compatible API ignores the runtime a container asks for, so the session would not run under it; make it Podman's default runtime (`runtime = \"{0}\"` under [engine] in containers.conf) and run without --runtime, or use Docker")]
+    RuntimeIgnored(String),
 }
 
 /// What to do about a container that would not start.
@@ -112,6 +114,9 @@ pub async fn run(
     refresh: Option<Refresh>,
 ) -> Result<Outcome, SessionError> {
     let probed = super::profile::probe(docker).await;
+    if let (Some(rt), false) = (&plan.runtime, spec::runtime_honoured(&probed.profile)) {
+        return Err(SessionError::RuntimeIgnored(rt.clone()));
+    }
     if !spec::limits_enforced(&probed.profile, probed.cgroup_version.as_deref()) {
         eprintln!("codex-box: warning: this rootless engine runs on cgroup v1 and cannot enforce --memory, --cpus or --pids-limit; the session runs without them (cgroup v2 with delegation enforces them)");
     }

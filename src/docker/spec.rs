@@ -121,6 +121,12 @@ pub fn ulimits(engine: &EngineProfile, engine_limits: &[(String, i64, i64)]) -> 
     )
 }
 
+/// Whether the engine honours `HostConfig.Runtime` (`--runtime`): Podman's Docker-compatible API
+/// (4.3) accepts the field and ignores it, so a session asking for gVisor would run under runc.
+pub fn runtime_honoured(engine: &EngineProfile) -> bool {
+    engine.product == Product::Docker
+}
+
 /// Whether the engine can enforce `--memory`, `--cpus` and `--pids-limit`: a rootless engine on
 /// cgroup v1 cannot (it has no cgroup of its own to delegate), and drops them.
 pub fn limits_enforced(engine: &EngineProfile, cgroup_version: Option<&str>) -> bool {
@@ -514,6 +520,7 @@ mod tests {
         assert!(ulimits(&EngineProfile::default(), &limits).is_none());
         assert!(ulimits(&podman, &[]).is_none(), "unknown limits: the engine's defaults");
         assert!(limits_enforced(&podman, Some("1")));
+        assert!(!runtime_honoured(&podman) && runtime_honoured(&EngineProfile::default()));
         assert!(!limits_enforced(&EngineProfile { rootless: true, ..podman }, Some("1")));
         assert!(limits_enforced(&EngineProfile { rootless: true, ..podman }, Some("2")));
     }

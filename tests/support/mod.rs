@@ -202,8 +202,25 @@ pub fn containers_for(wd: &Path) -> Vec<String> {
             filters: Some(filters),
             ..Default::default()
         };
-        d.list_containers(Some(opts)).await.unwrap().into_iter().flat_map(|c| c.names.unwrap_or_default()).collect()
+        list(&d, opts).await.into_iter().flat_map(|c| c.names.unwrap_or_default()).collect()
     })
+}
+
+/// Lists containers; Podman's transient "stopped" state (a container being cleaned up) fails to
+/// parse, so that is tried again, as `codex-box gc` does.
+async fn list(
+    d: &bollard::Docker,
+    opts: bollard::query_parameters::ListContainersOptions,
+) -> Vec<bollard::models::ContainerSummary> {
+    for _ in 0..20 {
+        match d.list_containers(Some(opts.clone())).await {
+            Err(bollard::errors::Error::JsonDataError { .. }) => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("the engine kept listing containers in a state the API does not know");
 }
 
 /// Waits until a container for `wd` is running (or the timeout passes).
@@ -219,7 +236,7 @@ pub fn wait_running(wd: &Path, secs: u64) -> bool {
             ]);
             let opts =
                 bollard::query_parameters::ListContainersOptions { filters: Some(filters), ..Default::default() };
-            !d.list_containers(Some(opts)).await.unwrap().is_empty()
+            !list(&d, opts).await.is_empty()
         });
         if running {
             return true;
