@@ -24,6 +24,8 @@ pub mod network;
 pub mod profile;
 pub mod refresh;
 #[cfg(unix)]
+pub mod seccomp;
+#[cfg(unix)]
 pub mod session;
 #[cfg(unix)]
 pub mod spec;

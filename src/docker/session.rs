@@ -48,6 +48,8 @@ pub enum SessionError {
     Sidecar(String),
     #[error("--runtime {0}: Podman's Docker-compatible API ignores the runtime a container asks for, so the session would not run under it; make it Podman's default runtime (`runtime = \"{0}\"` under [engine] in containers.conf) and run without --runtime, or use Docker")]
     RuntimeIgnored(String),
+    #[error(transparent)]
+    Seccomp(super::seccomp::SeccompError),
 }
 
 /// What to do about a container that would not start.
@@ -121,6 +123,19 @@ pub async fn run(
         eprintln!("codex-box: warning: this rootless engine runs on cgroup v1 and cannot enforce --memory, --cpus or --pids-limit; the session runs without them (cgroup v2 with delegation enforces them)");
     }
     let session_dir = write_session_dir(files)?;
+    let seccomp = match (probed.profile.product, super::seccomp::podman_profile()) {
+        (spec::Product::Podman, Some(profile)) => {
+            let path = session_dir.path().join("seccomp.json");
+            let text = profile.map_err(SessionError::Seccomp)?;
+            std::fs::write(&path, text).map_err(|source| SessionError::SessionDir { path: path.clone(), source })?;
+            Some(path)
+        }
+        (spec::Product::Podman, None) => {
+            eprintln!("codex-box: warning: Podman's seccomp profile is not on this host, so the agent can create user namespaces (Podman's default allows them; Docker's does not)");
+            None
+        }
+        _ => None,
+    };
     let labels = labels(&plan.work_dir, session_dir.path());
     let plan = Placed {
         plan,
@@ -128,6 +143,7 @@ pub async fn run(
         labels,
         engine: probed.profile,
         engine_limits: probed.limits,
+        seccomp,
     };
     let (_, created_points) = spec::protected_mounts(&plan.work_dir, plan.allow_git_write);
     // Only mount points that do not exist now are ours to remove afterwards.

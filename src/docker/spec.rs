@@ -145,6 +145,9 @@ pub struct Placed {
     pub engine: EngineProfile,
     /// The engine's own resource limits (name, soft, hard), when it runs on this host: [`ulimits`].
     pub engine_limits: Vec<(String, i64, i64)>,
+    /// A seccomp profile file for the agent's container (Podman: [`super::seccomp`]); `None`: the
+    /// engine's default.
+    pub seccomp: Option<PathBuf>,
 }
 
 impl std::ops::Deref for Placed {
@@ -355,7 +358,11 @@ pub fn container_body(plan: &Placed, sidecar: Option<&str>) -> (ContainerCreateB
             if sidecar.is_some() { Applier::Sidecar } else { Applier::Entrypoint },
             plan.pinned_hosts,
         )),
-        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        security_opt: Some(
+            std::iter::once("no-new-privileges:true".to_string())
+                .chain(plan.seccomp.iter().map(|p| format!("seccomp={}", p.display())))
+                .collect(),
+        ),
         init: Some(true),
         // Joining the sidecar's network namespace needs its user namespace too (rootless Podman
         // makes one per keep-id container).
@@ -416,6 +423,7 @@ mod tests {
             labels: HashMap::new(),
             engine: EngineProfile::default(),
             engine_limits: vec![("nofile".into(), 1024, 4096)],
+            seccomp: None,
             plan: Plan {
                 image: "codex-sandbox".into(),
                 work_dir: wd.into(),

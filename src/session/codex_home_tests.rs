@@ -244,3 +244,32 @@ fn links_planted_in_the_workdir_are_never_sources() {
     let h = prepare(&c).unwrap();
     assert_eq!(fs::read_to_string(h.env_dir.join("prompts/p.md")).unwrap(), "real");
 }
+
+#[test]
+fn as_root_on_someone_elses_project_what_codex_box_makes_is_theirs_and_undo_removes_it() {
+    if !crate::fs_handle::tests::as_root("codex_home project owner") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let (home, wd) = (t.path().join("home"), t.path().join("wd"));
+    fs::create_dir_all(home.join(".codex")).unwrap();
+    fs::write(home.join(".codex/config.toml"), "model = \"a\"\n").unwrap();
+    fs::create_dir_all(&wd).unwrap();
+    std::os::unix::fs::chown(&wd, Some(4245), Some(4246)).unwrap();
+    let h = prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), Some(Owner { uid: 4245, gid: 4246 })).unwrap();
+    for p in [wd.join(".codex"), h.env_dir.clone(), h.env_dir.join("config.toml")] {
+        let m = fs::symlink_metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (4245, 4246), "{} is the project owner's", p.display());
+    }
+    assert_eq!(h.made_here, Some((wd.clone(), PathBuf::from(".codex"))));
+    undo(&h).unwrap();
+    assert!(!wd.join(".codex").exists(), "a failed start leaves nothing");
+    // An existing .codex is the user's: only what this run made in it goes.
+    fs::create_dir(wd.join(".codex")).unwrap();
+    fs::write(wd.join(".codex/codex-box.toml"), "").unwrap();
+    let h = prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), None).unwrap();
+    assert_eq!(h.made_here, Some((wd.clone(), PathBuf::from(".codex/.environment"))));
+    undo(&h).unwrap();
+    assert!(wd.join(".codex/codex-box.toml").exists() && !wd.join(".codex/.environment").exists());
+}
