@@ -239,6 +239,8 @@ pub fn body(
     let session = job.is_some();
     ContainerCreateBody {
         image: Some(image.to_string()),
+        // Also in the image, but Podman's compatible import drops the image's ENTRYPOINT.
+        entrypoint: Some(vec!["/codex-box".into(), "companion".into()]),
         cmd: Some(cmd),
         env: Some(env),
         user: Some("65534:65534".into()),

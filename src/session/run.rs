@@ -124,7 +124,7 @@ async fn run_prepared<E: Engine>(
     }
     engine.ensure_image(&policy.image, &policy.ca_certs).await?;
     // An API key in auth.json is the relay's too; that auth.json then stays out of the session.
-    let mut home = home;
+    let mut home = home.clone();
     let auth_key = home.auth.as_deref().and_then(auth_api_key);
     if auth_key.is_some() {
         home.auth = None;
