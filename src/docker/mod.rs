@@ -126,6 +126,6 @@ impl crate::session::Engine for DockerEngine {
         files: crate::session::SessionFiles,
         refresh: Option<crate::session::Refresh>,
     ) -> Result<crate::session::Outcome, DockerError> {
-        Ok(session::run(&self.docker, plan, &files, refresh).await?)
+        Ok(session::run(&self.docker, profile::local_socket(&self.found), plan, &files, refresh).await?)
     }
 }

@@ -7,7 +7,7 @@
 //! a local socket can tell (owner, limits) is then unknown, and the engine's defaults apply.
 
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::Path;
 
 use bollard::Docker;
 
@@ -23,8 +23,8 @@ pub struct Probed {
     pub cgroup_version: Option<String>,
 }
 
-/// Asks the engine (and, for a local socket, the kernel about its peer).
-pub async fn probe(docker: &Docker) -> Probed {
+/// Asks the engine (and, for a local socket `socket`, the kernel about its peer).
+pub async fn probe(docker: &Docker, socket: Option<&Path>) -> Probed {
     let components: Vec<String> = docker
         .version()
         .await
@@ -35,7 +35,7 @@ pub async fn probe(docker: &Docker) -> Probed {
     let info = docker.info().await.ok();
     let security: Vec<String> = info.as_ref().and_then(|i| i.security_options.clone()).unwrap_or_default();
     let cgroup_version = info.as_ref().and_then(|i| i.cgroup_version.as_ref()).map(|v| v.to_string());
-    let peer = socket_path().and_then(|p| peer(&p));
+    let peer = socket.and_then(peer);
     let product = product(&components);
     let says_rootless = security.iter().any(|o| o.split(',').any(|f| f == "name=rootless"));
     let rootless = says_rootless || (product == Product::Podman && peer.is_some_and(|p| p.uid != 0));
@@ -56,9 +56,12 @@ pub fn product(components: &[String]) -> Product {
     }
 }
 
-/// The socket of a local engine: `DOCKER_HOST=unix://PATH`, or the default socket.
-fn socket_path() -> Option<PathBuf> {
-    super::engine::host().strip_prefix("unix://").map(PathBuf::from)
+/// The socket of a local engine, where discovery found one.
+pub fn local_socket(found: &super::discover::Found) -> Option<&Path> {
+    match &found.address {
+        super::discover::Address::Unix(p) => Some(p),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +72,7 @@ struct Peer {
 }
 
 /// The process serving a Unix socket (SO_PEERCRED).
-fn peer(path: &std::path::Path) -> Option<Peer> {
+fn peer(path: &Path) -> Option<Peer> {
     let s = UnixStream::connect(path).ok()?;
     let c = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok()?;
     Some(Peer { pid: c.pid(), uid: c.uid(), gid: c.gid() })

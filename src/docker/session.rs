@@ -111,11 +111,12 @@ pub fn labels(work_dir: &Path, session_dir: &Path) -> HashMap<String, String> {
 /// Runs a session to its end and removes everything it made. Returns the command's exit code.
 pub async fn run(
     docker: &Docker,
+    socket: Option<&Path>,
     plan: Plan,
     files: &SessionFiles,
     refresh: Option<Refresh>,
 ) -> Result<Outcome, SessionError> {
-    let probed = super::profile::probe(docker).await;
+    let probed = super::profile::probe(docker, socket).await;
     if let (Some(rt), false) = (&plan.runtime, spec::runtime_honoured(&probed.profile)) {
         return Err(SessionError::RuntimeIgnored(rt.clone()));
     }

@@ -52,8 +52,10 @@ fn owner_gid() -> u32 {
 pub fn agent_uid_inside() -> u32 {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let probed = rt.block_on(async {
+        let found =
+            codex_box::docker::discover::find_here(None, &codex_box::host_env::HostEnv::from_process()).unwrap();
         let d = codex_box::docker::engine::connect().await.unwrap();
-        codex_box::docker::profile::probe(&d).await
+        codex_box::docker::profile::probe(&d, codex_box::docker::profile::local_socket(&found)).await
     });
     codex_box::docker::spec::identity(&probed.profile, owner_uid(), owner_gid()).uid
 }
@@ -89,8 +91,10 @@ pub fn docker_ready(test: &str) -> bool {
 pub fn limits_enforced() -> bool {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let probed = rt.block_on(async {
+        let found =
+            codex_box::docker::discover::find_here(None, &codex_box::host_env::HostEnv::from_process()).unwrap();
         let d = codex_box::docker::engine::connect().await.unwrap();
-        codex_box::docker::profile::probe(&d).await
+        codex_box::docker::profile::probe(&d, codex_box::docker::profile::local_socket(&found)).await
     });
     codex_box::docker::spec::limits_enforced(&probed.profile, probed.cgroup_version.as_deref())
 }
