@@ -6,7 +6,6 @@
 //! A remote engine (`DOCKER_HOST=tcp://…`) is taken for what `/version` and `/info` say; what only
 //! a local socket can tell (owner, limits) is then unknown, and the engine's defaults apply.
 
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use bollard::Docker;
@@ -71,11 +70,18 @@ struct Peer {
     gid: u32,
 }
 
-/// The process serving a Unix socket (SO_PEERCRED).
+/// The process serving a Unix socket (SO_PEERCRED, Linux).
+#[cfg(target_os = "linux")]
 fn peer(path: &Path) -> Option<Peer> {
-    let s = UnixStream::connect(path).ok()?;
+    let s = std::os::unix::net::UnixStream::connect(path).ok()?;
     let c = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok()?;
     Some(Peer { pid: c.pid(), uid: c.uid(), gid: c.gid() })
+}
+
+/// Elsewhere (macOS: the engine runs in a VM) the serving process is not a local one.
+#[cfg(not(target_os = "linux"))]
+fn peer(_: &Path) -> Option<Peer> {
+    None
 }
 
 /// RLIMIT_NOFILE and RLIMIT_NPROC from a `/proc/PID/limits` text, as Engine API ulimit names.
