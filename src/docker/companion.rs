@@ -266,7 +266,15 @@ pub fn body(
 /// The container's address on `network` (or its only network).
 async fn address(docker: &Docker, id: &str, network: Option<&str>) -> Result<IpAddr, CompanionError> {
     let info = docker.inspect_container(id, None).await.map_err(engine("inspecting it"))?;
-    let nets = info.network_settings.and_then(|n| n.networks).unwrap_or_default();
+    address_in(&info, network)
+}
+
+/// The address in an inspection's network settings.
+fn address_in(
+    info: &bollard::models::ContainerInspectResponse,
+    network: Option<&str>,
+) -> Result<IpAddr, CompanionError> {
+    let nets = info.network_settings.as_ref().and_then(|n| n.networks.clone()).unwrap_or_default();
     let pick = network.and_then(|n| nets.get(n)).or_else(|| (nets.len() == 1).then(|| nets.values().next()).flatten());
     pick.and_then(|e| e.ip_address.as_deref()?.parse().ok())
         .or_else(|| pick.and_then(|e| e.global_ipv6_address.as_deref()?.parse().ok()))
@@ -324,7 +332,8 @@ pub async fn beacon(docker: &Docker, network: Option<&str>, bin: Option<&Path>) 
     for _ in 0..3 {
         match docker.inspect_container(&name, None).await {
             Ok(info) if info.state.as_ref().and_then(|s| s.running) == Some(true) => {
-                return Ok(SocketAddr::new(address(docker, &name, network).await?, BEACON_PORT));
+                // Running: its inspection already holds the address (one request per session start).
+                return Ok(SocketAddr::new(address_in(&info, network)?, BEACON_PORT));
             }
             Ok(_) => {
                 if docker.start_container(&name, None).await.is_err() {

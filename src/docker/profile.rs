@@ -22,8 +22,24 @@ pub struct Probed {
     pub cgroup_version: Option<String>,
 }
 
-/// Asks the engine (and, for a local socket `socket`, the kernel about its peer).
-pub async fn probe(docker: &Docker, socket: Option<&Path>) -> Probed {
+/// What a session learns about its engine. For a local socket whose serving process the kernel
+/// names (SO_PEERCRED) nothing more is asked of the engine: the product comes from the `/version`
+/// the connection already made (`known`), rootless from the process's uid, limits from its
+/// `/proc/PID/limits`, the cgroup version from this host. Otherwise (a remote engine, or no `known`)
+/// the engine's `/version` and `/info` say what they can.
+pub async fn probe(docker: &Docker, socket: Option<&Path>, known: Option<Product>) -> Probed {
+    let peer = socket.and_then(peer);
+    if let (Some(p), Some(product)) = (peer, known) {
+        let rootless = p.uid != 0;
+        let limits =
+            std::fs::read_to_string(format!("/proc/{}/limits", p.pid)).map(|t| parse_limits(&t)).unwrap_or_default();
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        return Probed {
+            profile: EngineProfile { product, rootless, owner: rootless.then_some((p.uid, p.gid)) },
+            limits,
+            cgroup_version: Some(if v2 { "2" } else { "1" }.to_string()),
+        };
+    }
     let components: Vec<String> = docker
         .version()
         .await
@@ -34,8 +50,7 @@ pub async fn probe(docker: &Docker, socket: Option<&Path>) -> Probed {
     let info = docker.info().await.ok();
     let security: Vec<String> = info.as_ref().and_then(|i| i.security_options.clone()).unwrap_or_default();
     let cgroup_version = info.as_ref().and_then(|i| i.cgroup_version.as_ref()).map(|v| v.to_string());
-    let peer = socket.and_then(peer);
-    let product = product(&components);
+    let product = known.unwrap_or_else(|| product(&components));
     let says_rootless = security.iter().any(|o| o.split(',').any(|f| f == "name=rootless"));
     let rootless = says_rootless || (product == Product::Podman && peer.is_some_and(|p| p.uid != 0));
     let owner = peer.filter(|_| rootless).map(|p| (p.uid, p.gid));

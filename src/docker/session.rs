@@ -112,11 +112,12 @@ pub fn labels(work_dir: &Path, session_dir: &Path) -> HashMap<String, String> {
 pub async fn run(
     docker: &Docker,
     socket: Option<&Path>,
+    product: Option<spec::Product>,
     plan: Plan,
     files: &SessionFiles,
     refresh: Option<Refresh>,
 ) -> Result<Outcome, SessionError> {
-    let probed = super::profile::probe(docker, socket).await;
+    let probed = super::profile::probe(docker, socket, product).await;
     if let (Some(rt), false) = (&plan.runtime, spec::runtime_honoured(&probed.profile)) {
         return Err(SessionError::RuntimeIgnored(rt.clone()));
     }

@@ -55,7 +55,7 @@ pub fn agent_uid_inside() -> u32 {
         let found =
             codex_box::docker::discover::find_here(None, &codex_box::host_env::HostEnv::from_process()).unwrap();
         let d = codex_box::docker::engine::connect().await.unwrap();
-        codex_box::docker::profile::probe(&d, codex_box::docker::profile::local_socket(&found)).await
+        codex_box::docker::profile::probe(&d, codex_box::docker::profile::local_socket(&found), None).await
     });
     codex_box::docker::spec::identity(&probed.profile, owner_uid(), owner_gid()).uid
 }
@@ -94,7 +94,7 @@ pub fn limits_enforced() -> bool {
         let found =
             codex_box::docker::discover::find_here(None, &codex_box::host_env::HostEnv::from_process()).unwrap();
         let d = codex_box::docker::engine::connect().await.unwrap();
-        codex_box::docker::profile::probe(&d, codex_box::docker::profile::local_socket(&found)).await
+        codex_box::docker::profile::probe(&d, codex_box::docker::profile::local_socket(&found), None).await
     });
     codex_box::docker::spec::limits_enforced(&probed.profile, probed.cgroup_version.as_deref())
 }
