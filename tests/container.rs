@@ -196,7 +196,7 @@ fn gc_removes_what_a_killed_codex_box_left() {
     let wd = p.wd.to_str().unwrap();
     // A session that another test starts meanwhile collects orphans too and may take this one
     // first (more likely on a slower engine): then the scenario is played again.
-    for attempt in 1..=3 {
+    for attempt in 1..=6 {
         let mut child = p.cmd(&["run", "--work_dir", wd, "--", "sleep", "60"]).spawn().unwrap();
         assert!(wait_running(&p.wd, 30), "session did not start");
         child.kill().unwrap();
@@ -219,7 +219,7 @@ fn gc_removes_what_a_killed_codex_box_left() {
         if said.contains("removed codex_") {
             return;
         }
-        assert!(attempt < 3, "no gc reported the orphan in three attempts: {said}");
+        assert!(attempt < 6, "no gc reported the orphan in six attempts: {said}");
     }
 }
 
