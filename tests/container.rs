@@ -179,6 +179,11 @@ fn what_codex_box_makes_in_the_project_is_the_owners_and_a_failed_start_leaves_n
     assert_ne!(out.status.code(), Some(0));
     assert!(!p.wd.join(".codex").exists(), "a failed start leaves no .codex: {}", text(&out.stderr));
     assert!(containers_for(&p.wd).is_empty());
+    let beacon = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let d = codex_box::docker::engine::connect().await.unwrap();
+        d.inspect_container("codex-box-beacon-codex-box-no-such-network", None).await.is_ok()
+    });
+    assert!(!beacon, "no beacon stays for a network that does not exist");
     // Control: a session that starts keeps its codex home, and (codex-box as root on someone
     // else's project) nothing in it is root's.
     let out = p.run_sh(&["--init_script", "/bin/true"], "true");

@@ -346,7 +346,13 @@ pub async fn beacon(docker: &Docker, network: Option<&str>, bin: Option<&Path>) 
                 let image = ensure_image(docker, &binary(bin)?).await?;
                 let opts = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
                 match docker.create_container(Some(opts), body(&image, network, None)).await {
-                    Ok(_) => docker.start_container(&name, None).await.map_err(engine("starting the beacon"))?,
+                    Ok(_) => {
+                        if let Err(e) = docker.start_container(&name, None).await {
+                            // E.g. its network does not exist: nothing of this start stays.
+                            let _ = docker.remove_container(&name, force()).await;
+                            return Err(engine("starting the beacon")(e));
+                        }
+                    }
                     Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
                     Err(e) => return Err(engine("creating the beacon")(e)),
                 }
