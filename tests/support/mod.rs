@@ -47,16 +47,22 @@ fn owner_gid() -> u32 {
     }
 }
 
-/// The agent's uid inside the container (`id -u`) on the engine under test: the owner's, except on
-/// rootless Docker, where the owner is container root ([`codex_box::docker::spec::identity`]).
-pub fn agent_uid_inside() -> u32 {
+/// What the engine under test says of itself (`/version`, `/info`: independent of the session's own
+/// probe, which the tests' expectations are thereby checked against).
+fn probed() -> codex_box::docker::profile::Probed {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let probed = rt.block_on(async {
+    rt.block_on(async {
         let found =
             codex_box::docker::discover::find_here(None, &codex_box::host_env::HostEnv::from_process()).unwrap();
         let d = codex_box::docker::engine::connect().await.unwrap();
         codex_box::docker::profile::probe(&d, codex_box::docker::profile::local_socket(&found), None).await
-    });
+    })
+}
+
+/// The agent's uid inside the container (`id -u`) on the engine under test: the owner's, except on
+/// rootless Docker, where the owner is container root ([`codex_box::docker::spec::identity`]).
+pub fn agent_uid_inside() -> u32 {
+    let probed = probed();
     codex_box::docker::spec::identity(&probed.profile, owner_uid(), owner_gid()).uid
 }
 
@@ -89,13 +95,7 @@ pub fn docker_ready(test: &str) -> bool {
 /// cannot, a limit test checks instead that codex-box says so, and never runs its fork bomb or memory
 /// hog unbounded on the host.
 pub fn limits_enforced() -> bool {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let probed = rt.block_on(async {
-        let found =
-            codex_box::docker::discover::find_here(None, &codex_box::host_env::HostEnv::from_process()).unwrap();
-        let d = codex_box::docker::engine::connect().await.unwrap();
-        codex_box::docker::profile::probe(&d, codex_box::docker::profile::local_socket(&found), None).await
-    });
+    let probed = probed();
     codex_box::docker::spec::limits_enforced(&probed.profile, probed.cgroup_version.as_deref())
 }
 
