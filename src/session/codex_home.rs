@@ -119,7 +119,7 @@ fn no_link_below(work_dir: &Path, p: &Path) -> bool {
 }
 
 /// Reads a regular file without following a link at its name (nor blocking on a FIFO swapped in).
-fn read_no_follow(p: &Path) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_no_follow(p: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(p)?;

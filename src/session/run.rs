@@ -313,12 +313,10 @@ async fn egress_setup<E: Engine>(
 
 /// The API key of an `auth.json` in API-key mode (a non-empty `OPENAI_API_KEY` and no ChatGPT
 /// tokens); `None` for a ChatGPT sign-in or anything unreadable.
+/// Read without following a link (the same reader as the codex home's trusted copies).
 fn auth_api_key(path: &Path) -> Option<String> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > 1 << 20 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let data = codex_home::read_no_follow(path).ok().filter(|d| d.len() <= 1 << 20)?;
+    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
     let tokens = v.get("tokens").is_some_and(|t| !t.is_null());
     let key = v.get("OPENAI_API_KEY")?.as_str()?.trim();
     (!tokens && !key.is_empty()).then(|| key.to_string())
