@@ -324,14 +324,15 @@ fn auth_api_key(path: &Path) -> Option<String> {
 
 /// The PEM text of the CA files trusted for DNS-over-TLS (already read by [`check`]).
 fn dot_roots(settings: &crate::session::egress::EgressSettings, certs: &[(PathBuf, Vec<u8>)]) -> Vec<String> {
-    let Some(tls) = &settings.resolver.tls else { return Vec::new() };
-    tls.extra_roots
-        .iter()
-        .filter_map(|p| {
-            let data = certs.iter().find(|(c, _)| c == p).map(|(_, d)| d.clone()).or_else(|| std::fs::read(p).ok())?;
-            Some(String::from_utf8_lossy(&data).into_owned())
-        })
-        .collect()
+    // `extra_roots` are the session's CA files, which [`check`] has read into `certs`.
+    match &settings.resolver.tls {
+        Some(tls) => certs
+            .iter()
+            .filter(|(p, _)| tls.extra_roots.contains(p))
+            .map(|(_, d)| String::from_utf8_lossy(d).into_owned())
+            .collect(),
+        None => Vec::new(),
+    }
 }
 
 fn report_limits(outcome: &Outcome, policy: &SessionPolicy) {
