@@ -137,7 +137,10 @@ fn edit_and_escape(other_host: &str) -> String {
          if curl -sS -o /dev/null --max-time 5 http://{other_host}/ 2>/dev/null; then echo OTHER-REACHED; else echo OTHER-REFUSED; fi; \
          w='/proc/[0-9]*/environ /proc/[0-9]*/cmdline /codex_home /home /run /etc /tmp /app'; \
          if grep -rsqa 'SECRE[T]-4242' $w 2>/dev/null; then echo KEY-FOUND; else echo KEY-ABSENT; fi; \
-         if grep -rsqa 'codex-box-relay-holds-the-ke[y]' /proc/[0-9]*/environ; then echo PLACEHOLDER-FOUND; fi"
+         if grep -rsqa 'codex-box-relay-holds-the-ke[y]' /proc/[0-9]*/environ; then echo PLACEHOLDER-FOUND; fi; \
+         echo RELAY-FILES-$(curl -s --path-as-is -o /dev/null -w '%{{http_code}}' --max-time 5 \"$OPENAI_BASE_URL/files\"); \
+         echo RELAY-DOTS-$(curl -s --path-as-is -o /dev/null -w '%{{http_code}}' --max-time 5 \"$OPENAI_BASE_URL/responses/../files\"); \
+         echo RELAY-MODELS-$(curl -s -o /dev/null -w '%{{http_code}}' --max-time 5 \"$OPENAI_BASE_URL/models\")"
     )
 }
 
@@ -177,6 +180,10 @@ fn codex_exec_in_a_session_runs_the_models_command_in_the_users_checkout() {
     assert!(!auths.is_empty() && auths.iter().all(|a| a == &format!("Bearer {KEY}")), "{auths:?}");
     assert!(seen.contains("KEY-ABSENT") && !seen.contains("KEY-FOUND"), "{seen}");
     assert!(seen.contains("PLACEHOLDER-FOUND"), "control: the search reads the session's environments: {seen}");
+    // The agent cannot spend the key elsewhere through the relay: another API path, even dressed up
+    // as a Responses path, is refused there; the control, the model list, goes through.
+    assert!(seen.contains("RELAY-FILES-403") && seen.contains("RELAY-DOTS-403"), "{seen}");
+    assert!(seen.contains("RELAY-MODELS-200"), "control: an allowed path reaches the model: {seen}");
     // The relay's log says it added the key, never what it is.
     let log_dir = p.state.join("codex-box/proxy");
     let logs: Vec<String> = std::fs::read_dir(&log_dir)
