@@ -83,6 +83,10 @@ for e in "${engines[@]}"; do
         if ! answers "$SOCK"; then
             log "starting rootless podman service for $USER_NAME on $SOCK"
             as_user mkdir -p "$RUN/podman"; rm -f "$SOCK"
+            # A killed service leaves the pause process's pid file behind, and every podman command
+            # then fails with "invalid internal status … podman system migrate"; migrate resets it
+            # (and stops containers of the dead service, which nothing could reach anyway).
+            as_user podman system migrate >>"$LOG" 2>&1 || true
             as_user setsid podman system service --time=0 "unix://$SOCK" >"$LOG" 2>&1 </dev/null &
             wait_for "$SOCK" "$LOG" "rootless podman service"
         fi
