@@ -226,9 +226,9 @@ fn doctor_names_the_source_and_the_kind() {
                 .cloned()
                 .unwrap_or_else(|| panic!("no {name}: {v}"))
         };
-        (get("engine"), get("engine-kind"))
+        (get("engine"), get("engine-kind"), v)
     };
-    let (engine, kind) = doctor(&["--engine", &real], &[]);
+    let (engine, kind, all) = doctor(&["--engine", &real], &[]);
     assert_eq!(engine["status"], "ok", "{engine}");
     assert!(engine["detail"].as_str().unwrap().contains(&format!("{real} (from --engine)")), "{engine}");
     let k = kind["detail"].as_str().unwrap();
@@ -236,14 +236,28 @@ fn doctor_names_the_source_and_the_kind() {
     assert!(k.contains("Docker") || k.contains("Podman"), "{k}");
     assert!(k.contains("rootful") || k.contains("rootless"), "{k}");
     assert!(k.contains("local") || k.contains("in a VM"), "{k}");
-    let (engine, _) = doctor(&[], &[("DOCKER_HOST", &real)]);
+    // Where sessions differ by engine: the limits line always, the seccomp line for a local Podman
+    // (whose own default profile would let the agent make user namespaces).
+    let line = |name: &str| all.as_array().unwrap().iter().find(|c| c["check"] == name).cloned();
+    let limits = line("engine-limits").unwrap_or_else(|| panic!("no engine-limits: {all}"));
+    let expected = if support::limits_enforced() { "ok" } else { "warn" };
+    assert_eq!(limits["status"], expected, "a rootless engine on cgroup v1 warns, others are ok: {limits}");
+    match line("engine-seccomp") {
+        Some(s) => {
+            assert!(k.contains("Podman") && k.contains("local"), "{s} on {k}");
+            assert_eq!(s["status"], "ok", "{s}");
+            assert!(s["detail"].as_str().unwrap().contains("user namespaces refused"), "{s}");
+        }
+        None => assert!(k.contains("Docker"), "a local Podman has an engine-seccomp line: {all}"),
+    }
+    let (engine, ..) = doctor(&[], &[("DOCKER_HOST", &real)]);
     assert!(engine["detail"].as_str().unwrap().contains("(from DOCKER_HOST)"), "{engine}");
     let meta = format!(r#"{{"Endpoints":{{"docker":{{"Host":"{real}"}}}}}}"#);
     let cfg = docker_config(p.root.path(), "ctx-doctor", &meta);
-    let (engine, _) = doctor(&[], &[("DOCKER_CONFIG", cfg.to_str().unwrap())]);
+    let (engine, ..) = doctor(&[], &[("DOCKER_CONFIG", cfg.to_str().unwrap())]);
     assert!(engine["detail"].as_str().unwrap().contains("docker context `ctx-doctor`, current in"), "{engine}");
     if real == "unix:///var/run/docker.sock" {
-        let (engine, kind) = doctor(&[], &[]);
+        let (engine, kind, _) = doctor(&[], &[]);
         assert!(engine["detail"].as_str().unwrap().contains("the usual rootful Docker socket"), "{engine}");
         assert!(kind["detail"].as_str().unwrap().starts_with("rootful Docker"), "{kind}");
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the engine-dependent test suites (container, egress, proxy, hardening, codex session) against
+# Runs the engine-dependent test suites (engine, container, egress, proxy, hardening, codex session) against
 # one engine, from test binaries built once (`cargo test --release --no-run`):
 #
 #   suites.sh LABEL DOCKER_HOST [--user NAME] [--netns-of PIDFILE] [-- EXTRA TEST ARGS (--skip NAME)...]
@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
 done
 [ "${1:-}" = -- ] && shift
 extra=("$@")
-SUITES=${SUITES:-"container egress_container proxy_container hardening codex_session"}
+SUITES=${SUITES:-"engine container egress_container proxy_container hardening codex_session"}
 : "${BINS:?BINS must name the file listing the test executables}"
 bin() { sed -n "s/.*(\(.*\/$1-[0-9a-f]*\))\$/\1/p; /\/$1-[0-9a-f]*\$/p" "$BINS" | head -1; }
 failed=()

@@ -16,11 +16,7 @@ use bollard::models::{SystemInfo, SystemVersion};
 
 use super::discover::{Address, Found, Os, Source};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum Product {
-    Docker,
-    Podman,
-}
+pub use super::spec::Product;
 
 /// The engine as codex-box sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

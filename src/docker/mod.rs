@@ -126,10 +126,7 @@ impl crate::session::Engine for DockerEngine {
         files: crate::session::SessionFiles,
         refresh: Option<crate::session::Refresh>,
     ) -> Result<crate::session::Outcome, DockerError> {
-        let product = match self.kind.product {
-            kind::Product::Docker => spec::Product::Docker,
-            kind::Product::Podman => spec::Product::Podman,
-        };
-        Ok(session::run(&self.docker, profile::local_socket(&self.found), Some(product), plan, &files, refresh).await?)
+        let product = Some(self.kind.product);
+        Ok(session::run(&self.docker, profile::local_socket(&self.found), product, plan, &files, refresh).await?)
     }
 }

@@ -29,7 +29,7 @@ pub const AGENT_HOME: &str = "/home/codex";
 pub const LABEL: &str = "io.codex-box";
 
 /// The product serving the Engine API (`/version`: a component named "Podman Engine" is Podman).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum Product {
     #[default]
     Docker,

@@ -64,6 +64,11 @@ pub struct Facts {
     pub kind: Option<EngineKind>,
     /// For a local Podman: where catatonit (its `--init`) is, if anywhere.
     pub podman_init: Option<Option<PathBuf>>,
+    /// `/info`'s CgroupVersion ("1", "2"), when the engine said.
+    pub cgroup_version: Option<String>,
+    /// For a local Podman: the seccomp profile sessions get (Podman's own, user namespaces refused),
+    /// or why there is none (`crate::docker::seccomp::podman_profile`).
+    pub podman_seccomp: Option<Result<(), String>>,
     /// `None` when the engine is not at a unix socket.
     pub socket: Option<Socket>,
     pub image_name: String,
@@ -156,14 +161,25 @@ fn engine_info(c: &engine::Connection) -> EngineInfo {
     }
 }
 
-/// The kind checked against `/info` and, for Podman, `/libpod/info` (a failure keeps the inference).
-async fn confirmed_kind(c: &engine::Connection) -> EngineKind {
-    let Ok(info) = c.docker.info().await else { return c.kind.clone() };
+/// The kind checked against `/info` and, for Podman, `/libpod/info` (a failure keeps the inference),
+/// and the cgroup version `/info` names.
+async fn confirmed_kind(c: &engine::Connection) -> (EngineKind, Option<String>) {
+    let Ok(info) = c.docker.info().await else { return (c.kind.clone(), None) };
     let podman_rootless = match c.kind.product {
         Product::Podman => libpod_info(&c.found.address).await.as_deref().and_then(kind::libpod_rootless),
         Product::Docker => None,
     };
-    c.kind.clone().refine(&info, podman_rootless)
+    let cgroup = info.cgroup_version.as_ref().map(|v| v.to_string());
+    (c.kind.clone().refine(&info, podman_rootless), cgroup)
+}
+
+/// The seccomp profile a local Podman's sessions get, or why there is none.
+fn podman_seccomp() -> Result<(), String> {
+    match crate::docker::seccomp::podman_profile() {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("Podman's seccomp profile (containers-common's seccomp.json) is not on this host".into()),
+    }
 }
 
 /// The body of Podman's `GET /v4.0.0/libpod/info` (bollard has no libpod call): one HTTP/1.0
@@ -267,25 +283,27 @@ pub async fn gather(
     let container_side = async {
         let found = match &found {
             Ok(f) => f.clone(),
-            Err(e) => return (Err(e.to_string()), None, None, None),
+            Err(e) => return (Err(e.to_string()), None, None, None, None),
         };
         match engine::open(found).await {
-            Err(e) => (Err(e.to_string()), None, None, None),
+            Err(e) => (Err(e.to_string()), None, None, None, None),
             Ok(c) => {
-                let kind = confirmed_kind(&c).await;
+                let (kind, cgroup_version) = confirmed_kind(&c).await;
                 let d = &c.docker;
                 let present = image::exists(d, image_name).await.map_err(|e| e.to_string());
                 let tools = match present {
                     Ok(true) => Some(image_tools(d, image_name).await),
                     _ => None,
                 };
-                (Ok(engine_info(&c)), Some(kind), Some(present), tools)
+                (Ok(engine_info(&c)), Some(kind), cgroup_version, Some(present), tools)
             }
         }
     };
-    let ((engine, kind, image, image_tools), dns) = tokio::join!(container_side, dns(dns_server));
+    let ((engine, kind, cgroup_version, image, image_tools), dns) = tokio::join!(container_side, dns(dns_server));
     let found = found.ok();
-    let podman_init = kind.as_ref().filter(|k| k.product == Product::Podman && !k.vm).map(|_| podman_init());
+    let local_podman = kind.as_ref().filter(|k| k.product == Product::Podman && !k.vm);
+    let podman_init = local_podman.map(|_| podman_init());
+    let podman_seccomp = local_podman.map(|_| podman_seccomp());
     Facts {
         host_os: host_os(),
         socket: socket(found.as_ref()),
@@ -293,6 +311,8 @@ pub async fn gather(
         engine,
         kind,
         podman_init,
+        cgroup_version,
+        podman_seccomp,
         image_name: image_name.to_string(),
         image,
         image_tools,

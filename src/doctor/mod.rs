@@ -124,6 +124,7 @@ fn engine_checks(f: &Facts, out: &mut Vec<Check>) {
             "install catatonit (`sudo apt-get install catatonit`, `sudo dnf install catatonit`)",
         )),
     }
+    session_differences(f, out);
     match &f.socket {
         None => out.push(ok("socket", format!("{at} is not a local socket; nothing to check"))),
         Some(s) if !s.exists => out.push(fail("socket", format!("{} does not exist", s.path.display()), fix)),
@@ -143,6 +144,36 @@ fn engine_checks(f: &Facts, out: &mut Vec<Check>) {
         Some(s) => out.push(ok(
             "socket",
             format!("{} (mode {:o}, group {}) is accessible", s.path.display(), s.mode & 0o777, s.group),
+        )),
+    }
+}
+
+/// Where sessions on this engine differ from rootful Docker: limits a rootless engine on cgroup v1
+/// cannot set, and the seccomp profile a local Podman's sessions get.
+fn session_differences(f: &Facts, out: &mut Vec<Check>) {
+    let Some(k) = &f.kind else { return };
+    let profile = crate::docker::spec::EngineProfile { product: k.product, rootless: k.rootless, owner: None };
+    let cgroup = f.cgroup_version.as_deref();
+    if crate::docker::spec::limits_enforced(&profile, cgroup) {
+        let on = cgroup.map_or_else(String::new, |v| format!(" (cgroup v{v})"));
+        out.push(ok("engine-limits", format!("sessions' --memory, --cpus and --pids-limit are enforced{on}")));
+    } else {
+        out.push(warn(
+            "engine-limits",
+            "this rootless engine runs on cgroup v1: sessions' --memory, --cpus and --pids-limit are not enforced (each session warns and runs without them)",
+            "boot with cgroup v2 (`systemd.unified_cgroup_hierarchy=1`) and delegate its controllers to your user, or use a rootful engine",
+        ));
+    }
+    match &f.podman_seccomp {
+        None => {}
+        Some(Ok(())) => out.push(ok(
+            "engine-seccomp",
+            "sessions get Podman's seccomp profile with user namespaces refused, as Docker's default does",
+        )),
+        Some(Err(e)) => out.push(warn(
+            "engine-seccomp",
+            format!("{e}: sessions run with Podman's built-in default, which lets the agent create user namespaces"),
+            "install containers-common (`sudo apt-get install golang-github-containers-common`, `sudo dnf install containers-common`)",
         )),
     }
 }

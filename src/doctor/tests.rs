@@ -23,6 +23,8 @@ fn healthy() -> Facts {
         }),
         kind: kind(Product::Docker, false, false),
         podman_init: None,
+        cgroup_version: Some("2".into()),
+        podman_seccomp: None,
         socket: Some(Socket {
             path: "/var/run/docker.sock".into(),
             exists: true,
@@ -67,6 +69,7 @@ fn a_healthy_host_is_all_ok() {
             "engine",
             "api-version",
             "engine-kind",
+            "engine-limits",
             "socket",
             "image",
             "image-tools",
@@ -208,8 +211,8 @@ fn report_and_json_have_one_entry_per_check() {
     let json: serde_json::Value = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
     let arr = json.as_array().unwrap();
     assert_eq!(arr.len(), c.len());
-    assert_eq!(arr[4]["check"], "image");
-    assert_eq!(arr[4]["status"], "fail");
+    assert_eq!(arr[5]["check"], "image");
+    assert_eq!(arr[5]["status"], "fail");
     assert_eq!(arr[0]["status"], "ok");
     assert!(arr[0].get("fix").is_none());
 }
@@ -297,4 +300,34 @@ fn a_missing_static_build_fails_with_the_build_command() {
     let check = c.iter().find(|c| c.check == "companion").unwrap();
     assert!(check.fix.as_deref().unwrap().contains("--target x86_64-unknown-linux-musl"));
     assert_eq!(exit_code(&c), 1);
+}
+
+#[test]
+fn where_sessions_differ_by_engine_doctor_says_so_with_the_fix() {
+    let c = checks(&healthy());
+    assert_eq!(status(&c, "engine-limits"), Status::Ok);
+    assert!(c.iter().all(|c| c.check != "engine-seccomp"), "Docker's default profile needs no line: {c:?}");
+
+    // A rootless engine on cgroup v1 sets no limits at all.
+    let v1 = Facts { kind: kind(Product::Docker, true, false), cgroup_version: Some("1".into()), ..healthy() };
+    let c = checks(&v1);
+    assert_eq!(status(&c, "engine-limits"), Status::Warn);
+    assert!(fix(&c, "engine-limits").contains("cgroup v2"), "{c:?}");
+    // The same cgroup v1 under a rootful engine: enforced.
+    let rootful_v1 = Facts { cgroup_version: Some("1".into()), ..healthy() };
+    assert_eq!(status(&checks(&rootful_v1), "engine-limits"), Status::Ok);
+
+    let podman = Facts {
+        kind: kind(Product::Podman, false, false),
+        podman_init: Some(Some("/usr/libexec/podman/catatonit".into())),
+        podman_seccomp: Some(Ok(())),
+        ..healthy()
+    };
+    assert_eq!(status(&checks(&podman), "engine-seccomp"), Status::Ok);
+    let bare = Facts { podman_seccomp: Some(Err("Podman's seccomp profile … is not on this host".into())), ..podman };
+    let c = checks(&bare);
+    assert_eq!(status(&c, "engine-seccomp"), Status::Warn);
+    let line = &c.iter().find(|c| c.check == "engine-seccomp").unwrap().detail;
+    assert!(line.contains("user namespaces"), "{line}");
+    assert!(fix(&c, "engine-seccomp").contains("containers-common"));
 }
