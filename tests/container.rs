@@ -414,3 +414,39 @@ fn a_session_ca_certificate_is_trusted_by_the_agents_tools() {
     let out = p.run_sh(&[], "grep -q MIIBcodexboxsessioncamarker \"$SSL_CERT_FILE\" && echo FOUND || echo absent");
     assert_eq!(text(&out.stdout), "absent\n", "{}", text(&out.stderr));
 }
+
+/// `codex-box image build` through this engine's own build API (Docker's `Step N/M :`, Podman's
+/// Buildah `STEP N/M:` lines): a base without a shell makes the first RUN fail; the error names that
+/// step and tells how to retry, and no image is left under the tag. Control: the base image itself was
+/// imported through the same API and exists.
+#[test]
+fn a_failing_image_build_names_its_step_and_tags_nothing() {
+    if !docker_ready("image build through the engine's API") {
+        return;
+    }
+    let p = Project::new();
+    let rootfs = p.root.path().join("rootfs");
+    // A root filesystem (bin/, etc/) with no shell in it.
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hostname"), "no-shell\n").unwrap();
+    let (base, tag) = (format!("codex-box-test-noshell:{}", std::process::id()), "codex-box-test-buildfail:1");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let docker = rt.block_on(codex_box::docker::engine::connect()).unwrap();
+    rt.block_on(codex_box::docker::image::import_rootfs(&docker, &rootfs, &base)).unwrap();
+    assert!(rt.block_on(codex_box::docker::image::exists(&docker, &base)).unwrap(), "control: the base is there");
+
+    let out = p.cmd(&["image", "build", "--base", &base, "--tag", tag]).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains(&format!("building {tag} failed at")), "{err}");
+    let step = err.lines().find(|l| l.contains("failed at")).unwrap();
+    assert!(step.contains("RUN") && step.contains("apt-get update"), "the failing step is named: {err}");
+    assert!(err.contains("run `codex-box image build` again"), "{err}");
+    assert!(!rt.block_on(codex_box::docker::image::exists(&docker, tag)).unwrap(), "nothing tagged {tag}");
+    let _ = rt.block_on(docker.remove_image(
+        &base,
+        Some(bollard::query_parameters::RemoveImageOptions { force: true, ..Default::default() }),
+        None,
+    ));
+}

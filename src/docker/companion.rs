@@ -13,7 +13,6 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, LogsOptions, RemoveContainerOptions, StopContainerOptions,
-    TagImageOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -157,19 +156,9 @@ pub async fn ensure_image(docker: &Docker, bin: &Path) -> Result<String, Compani
         changes: vec![r#"ENTRYPOINT ["/codex-box", "companion"]"#.into(), "USER 65534:65534".into()],
         ..Default::default()
     };
-    let body = bollard::body_full(tar.into());
-    let mut stream = docker.create_image(Some(opts), Some(body), None);
-    let mut id = None;
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(engine("importing its image"))?;
-        id = info.status.filter(|s| s.starts_with("sha256:")).or(id);
-    }
-    // Podman's compatible API imports without the tag it was given: tag the image by its id.
-    if let Some(id) = id {
-        let opts = TagImageOptions { repo: Some(repo.into()), tag: Some(t.into()) };
-        docker.tag_image(&id, Some(opts)).await.map_err(engine("tagging its image"))?;
-    }
-    docker.inspect_image(&tag).await.map_err(engine("finding its image after the import"))?;
+    // The entrypoint and user are also set at each create: Podman's compatible API drops `changes`.
+    let tar = futures_util::stream::once(async move { Ok(bytes::Bytes::from(tar)) });
+    super::image::import(docker, opts, tar).await.map_err(engine("importing its image"))?;
     Ok(tag)
 }
 

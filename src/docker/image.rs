@@ -118,7 +118,7 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
         match item {
             Ok(info) => {
                 if let Some(s) = info.stream {
-                    if s.starts_with("Step ") {
+                    if is_step(&s) {
                         step = s.trim().to_string();
                         output.clear();
                         pb.set_message(format!("{}: {}", spec.tag, truncate(&step, 100)));
@@ -201,16 +201,35 @@ pub async fn import_rootfs(docker: &Docker, dir: &Path, tag: &str) -> Result<(),
     };
     let file = tokio::fs::File::from_std(file);
     let body = tokio_util::io::ReaderStream::new(file);
-    let mut stream = docker.create_image(Some(opts), Some(bollard::body_try_stream(body)), None);
-    while let Some(item) = stream.next().await {
-        if let Err(source) = item {
-            pb.finish_and_clear();
-            return Err(ImageError::Import { path: dir.into(), tag: tag.into(), source });
-        }
-    }
+    let imported = import(docker, opts, body).await;
     pb.finish_and_clear();
+    imported.map_err(|source| ImageError::Import { path: dir.into(), tag: tag.into(), source })?;
     eprintln!("codex-box: imported {} as {tag}", dir.display());
     Ok(())
+}
+
+/// Imports a root filesystem (`POST /images/create?fromSrc=-`) under `opts`' repository and tag, and
+/// returns once that name finds the image. Podman's compatible API imports without the name (and the
+/// `changes`) it was given: the image is then tagged by the id the import reported.
+pub async fn import(
+    docker: &Docker,
+    opts: CreateImageOptions,
+    tar: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+) -> Result<(), bollard::errors::Error> {
+    let (repo, tag) = (opts.repo.clone().unwrap_or_default(), opts.tag.clone().unwrap_or_else(|| "latest".into()));
+    let mut stream = docker.create_image(Some(opts), Some(bollard::body_try_stream(tar)), None);
+    let mut id = None;
+    while let Some(item) = stream.next().await {
+        id = item?.status.filter(|s| s.starts_with("sha256:")).or(id);
+    }
+    let name = format!("{repo}:{tag}");
+    if docker.inspect_image(&name).await.is_err() {
+        if let Some(id) = id {
+            let opts = bollard::query_parameters::TagImageOptions { repo: Some(repo), tag: Some(tag) };
+            docker.tag_image(&id, Some(opts)).await?;
+        }
+    }
+    docker.inspect_image(&name).await.map(|_| ())
 }
 
 fn pack_rootfs(dir: &Path) -> std::io::Result<std::fs::File> {
@@ -266,6 +285,13 @@ pub async fn bootstrap(docker: &Docker, suite: &str, mirror: Option<&str>, tag: 
     import_rootfs(docker, &root, tag).await
 }
 
+/// A build step's header: Docker's `Step 2/9 : RUN …`, Podman's (Buildah's) `STEP 2/9: RUN …`.
+fn is_step(line: &str) -> bool {
+    line.strip_prefix("Step ")
+        .or_else(|| line.strip_prefix("STEP "))
+        .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -282,6 +308,14 @@ fn tail(s: &str, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_of_docker_and_podman_builds() {
+        assert!(is_step("Step 2/9 : RUN apt-get update\n"));
+        assert!(is_step("STEP 2/9: RUN apt-get update\n"));
+        assert!(!is_step("Stepping through\n"));
+        assert!(!is_step("hello\n"));
+    }
 
     #[test]
     fn tag_split() {
