@@ -134,7 +134,7 @@ async fn run_prepared<E: Engine>(
 
     if root && !writable_by(&policy.work_dir, uid, gid) {
         eprintln!(
-            "codex-box: warning: the agent runs as uid {uid} and cannot write {} (owned by root); run codex-box as the user who owns the project, or give uid {uid} write access",
+            "codex-box: warning: the agent runs as uid {uid} and cannot write {} (owned by root): a rootful engine's Docker API (Docker, Podman) cannot map ids onto the workdir, so the agent never runs as root instead; run codex-box as the user who owns the project (with a rootless Podman, keep-id, or rootless Docker, the agent's files are then that user's), or give uid {uid} write access",
             policy.work_dir.display()
         );
     }
