@@ -224,12 +224,17 @@ fn event(host: &str, port: u16, allowed: bool, method: &str, reason: String) -> 
     }
 }
 
-/// Serves one allowed CONNECT tunnel to a bound host: `hello` is the ClientHello already read
-/// from `client`, `upstream` the TCP connection the proxy made to an allowed address of `host`.
+/// An allowed CONNECT tunnel: `hello` is the ClientHello already read from `client`, `upstream`
+/// the TCP connection the proxy made to an allowed address of the host.
+pub struct Tunnel {
+    pub client: TcpStream,
+    pub hello: Vec<u8>,
+    pub upstream: TcpStream,
+}
+
+/// Serves one allowed CONNECT tunnel to the bound `host` (allowed by `rule`).
 pub async fn serve(
-    client: TcpStream,
-    hello: Vec<u8>,
-    upstream: TcpStream,
+    Tunnel { client, hello, upstream }: Tunnel,
     (host, port): (&str, u16),
     intercept: &Intercept,
     rule: &str,

@@ -285,17 +285,8 @@ async fn handle(mut client: TcpStream, shared: &Shared) {
                 if ic.hosts.contains_key(name) {
                     let timeouts = (limits.head_timeout, limits.idle_timeout);
                     let rule = rule.to_string();
-                    return super::intercept::serve(
-                        client,
-                        hello,
-                        upstream,
-                        (name, port),
-                        ic,
-                        &rule,
-                        &shared.log,
-                        timeouts,
-                    )
-                    .await;
+                    let t = super::intercept::Tunnel { client, hello, upstream };
+                    return super::intercept::serve(t, (name, port), ic, &rule, &shared.log, timeouts).await;
                 }
             }
             record(shared, Some(&request), true, format!("allow {rule}"));
