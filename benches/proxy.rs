@@ -165,6 +165,8 @@ fn main() {
         limits: Limits::default(),
         #[cfg(target_os = "linux")]
         relay: None,
+        #[cfg(target_os = "linux")]
+        intercept: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let proxy = rt.block_on(Proxy::start("127.0.0.1:0".parse().unwrap(), config, Log::memory(false))).unwrap();

@@ -58,6 +58,94 @@ pub struct ProxyJob {
     /// PEM text of the CA files trusted for DNS-over-TLS besides the image's bundle.
     pub dns_roots_pem: Vec<String>,
     pub timeout_ms: u64,
+    /// The hosts secrets are bound to (absent without secrets, so an older companion still serves
+    /// a job without them — and refuses one with them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intercept: Option<InterceptJob>,
+}
+
+/// What the proxy needs to add secrets ([`crate::proxy::intercept`]): each bound host's certificate
+/// (signed by the session's CA, whose key is already gone) and key, the headers to add there, and
+/// the CA files the upstream side trusts besides the image's bundle.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InterceptJob {
+    pub hosts: Vec<BoundHostJob>,
+    /// PEM text of the session's extra CA files.
+    pub roots_pem: Vec<String>,
+}
+
+/// One bound host of an [`InterceptJob`].
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoundHostJob {
+    pub host: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// (secret name, header, whole header value).
+    pub headers: Vec<(String, String, String)>,
+}
+
+impl std::fmt::Debug for InterceptJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts: Vec<(&str, Vec<&str>)> = self
+            .hosts
+            .iter()
+            .map(|h| (h.host.as_str(), h.headers.iter().map(|(s, _, _)| s.as_str()).collect()))
+            .collect();
+        f.debug_struct("InterceptJob").field("hosts", &hosts).finish()
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl InterceptJob {
+    /// The job for a session's secrets and its freshly made CA; `roots_pem`: the session's CA files.
+    pub fn new(secrets: &[crate::secrets::Secret], ca: &crate::secrets::ca::SessionCa, roots_pem: Vec<String>) -> Self {
+        let hosts = ca
+            .leaves
+            .iter()
+            .map(|l| BoundHostJob {
+                host: l.host.clone(),
+                cert_pem: l.cert_pem.clone(),
+                key_pem: l.key_pem.clone(),
+                headers: secrets
+                    .iter()
+                    .filter(|s| s.hosts.contains(&l.host))
+                    .map(|s| (s.name.clone(), s.header.clone(), s.value.expose().to_string()))
+                    .collect(),
+            })
+            .collect();
+        InterceptJob { hosts, roots_pem }
+    }
+
+    /// The proxy's side of it, the extra roots written as files in `roots_dir`.
+    pub fn intercept(&self, roots_dir: &Path) -> Result<crate::proxy::intercept::Intercept> {
+        use crate::proxy::intercept::{server_config, BoundHost, Injection};
+        let mut extra_roots = Vec::new();
+        for (i, pem) in self.roots_pem.iter().enumerate() {
+            let path = roots_dir.join(format!("codex-box-secret-root-{i}.pem"));
+            std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
+            extra_roots.push(path);
+        }
+        let mut upstream =
+            crate::egress::dot::client_config(&DnsTls { name: "the hosts secrets are bound to".into(), extra_roots })?;
+        upstream.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut hosts = std::collections::HashMap::new();
+        for h in &self.hosts {
+            let server = std::sync::Arc::new(server_config(&h.host, &h.cert_pem, &h.key_pem)?);
+            let injections = h
+                .headers
+                .iter()
+                .map(|(secret, header, value)| Injection {
+                    secret: secret.clone(),
+                    header: header.clone(),
+                    value: value.clone(),
+                })
+                .collect();
+            hosts.insert(h.host.clone(), BoundHost { server, injections });
+        }
+        Ok(crate::proxy::intercept::Intercept { hosts, upstream: std::sync::Arc::new(upstream) })
+    }
 }
 
 impl ProxyJob {
@@ -75,6 +163,7 @@ impl ProxyJob {
             dns_tls_name: s.resolver.tls.as_ref().map(|t| t.name.clone()),
             dns_roots_pem: roots_pem,
             timeout_ms: s.resolver.timeout.as_millis() as u64,
+            intercept: None,
         }
     }
 
@@ -104,7 +193,16 @@ impl ProxyJob {
             timeout: std::time::Duration::from_millis(self.timeout_ms),
         };
         let domains = DomainPolicy { rules: self.rules()?, ports: self.ports.clone(), resolver };
-        Ok(domains.proxy_config())
+        #[allow(unused_mut)]
+        let mut config = domains.proxy_config();
+        match &self.intercept {
+            None => {}
+            #[cfg(target_os = "linux")]
+            Some(i) => config.intercept = Some(std::sync::Arc::new(i.intercept(roots_dir)?)),
+            #[cfg(not(target_os = "linux"))]
+            Some(_) => anyhow::bail!("secrets are added by a Linux companion only"),
+        }
+        Ok(config)
     }
 }
 
@@ -256,6 +354,33 @@ mod tests {
         let c = back.proxy_config(dir.path()).unwrap();
         assert_eq!((c.ports, c.resolver.server), (vec![443], s.resolver.server));
         assert!(c.resolver.tls.is_none());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn secrets_reach_the_proxy_with_their_hosts_certificates_and_are_never_shown() {
+        use crate::secrets::{parse_flag, resolve, Egress};
+        let rules = Rules::from_entries([("api.bound.test", crate::egress::entry_types::Source::Flag)], []).unwrap();
+        let get = |_: &str| Some(std::ffi::OsString::from("v-SECRET"));
+        let secrets =
+            resolve(&[parse_flag("TOKEN=api.bound.test").unwrap()], Egress::Proxy(&rules), &get, None, Path::new("/x"))
+                .unwrap();
+        let ca = crate::secrets::ca::generate(&secrets[0].hosts).unwrap();
+        let mut job = ProxyJob::new(&EgressSettings::default(), Vec::new());
+        job.intercept = Some(InterceptJob::new(&secrets, &ca, Vec::new()));
+        let i = job.intercept.as_ref().unwrap();
+        assert_eq!(i.hosts[0].headers, [("TOKEN".into(), "Authorization".into(), "Bearer v-SECRET".into())]);
+        assert!(!format!("{job:?}").contains("SECRET") && !format!("{job:?}").contains("PRIVATE"), "{job:?}");
+        let back: ProxyJob = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+        assert!(back == job);
+        let dir = tempfile::tempdir().unwrap();
+        let c = back.proxy_config(dir.path()).unwrap();
+        let ic = c.intercept.unwrap();
+        assert_eq!(ic.hosts.keys().collect::<Vec<_>>(), ["api.bound.test"]);
+        assert_eq!(ic.upstream.alpn_protocols, [b"http/1.1".to_vec()]);
+        // Without secrets the job carries no intercept field at all (an older companion takes it).
+        let plain = serde_json::to_value(ProxyJob::new(&EgressSettings::default(), Vec::new())).unwrap();
+        assert!(plain.get("intercept").is_none());
     }
 
     #[test]

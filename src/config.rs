@@ -20,6 +20,8 @@ pub const PROJECT_CONFIG: &str = ".codex/codex-box.toml";
 pub struct ProjectConfig {
     pub egress: EgressConfig,
     pub limits: LimitsConfig,
+    /// `[secrets.NAME]`: values from the host added as a header for the hosts named.
+    pub secrets: std::collections::BTreeMap<String, crate::secrets::SecretConfig>,
 }
 
 /// `[limits]` of the project config; flags win.
@@ -75,12 +77,14 @@ pub enum ConfigError {
     BadCpus(f64),
     #[error("--pids-limit {0} must be at least 16")]
     BadPids(i64),
-    #[error("{path}: {message}Fix the file (keys: [egress] allow, deny, ports, dns_server, dns_tls_name, allow_dns, strict; [limits] memory, cpus, pids)")]
+    #[error("{path}: {message}Fix the file (keys: [egress] allow, deny, ports, dns_server, dns_tls_name, allow_dns, strict; [limits] memory, cpus, pids; [secrets.NAME] hosts, env, file, header, prefix)")]
     Toml { path: PathBuf, message: String },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Egress(#[from] crate::egress::NameError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     #[error(
         "--allow-dns needs the resolver to open: give it with --dns-server IP (or dns_server in {PROJECT_CONFIG})"
     )]

@@ -44,12 +44,38 @@ pub struct HostEnv {
     pub docker_config: Option<PathBuf>,
     /// `DOCKER_TLS_VERIFY` is set (non-empty): `DOCKER_HOST` is a TLS engine.
     pub docker_tls_verify: bool,
+    /// The whole environment, for the variables a secret names (`--secret NAME=…`).
+    pub vars: EnvVars,
+}
+
+/// The process environment, looked up by name only (a secret's variable); `Debug` shows no value.
+#[derive(Clone, Default)]
+pub struct EnvVars(std::collections::HashMap<String, std::ffi::OsString>);
+
+impl EnvVars {
+    /// A table of variables (tests, and [`HostEnv::from_process`]).
+    pub fn from_pairs<K: Into<String>, V: Into<std::ffi::OsString>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        EnvVars(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// A variable's value; empty counts as unset.
+    pub fn get(&self, name: &str) -> Option<std::ffi::OsString> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+impl std::fmt::Debug for EnvVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EnvVars({} variables)", self.0.len())
+    }
 }
 
 impl HostEnv {
     /// Reads the process environment (empty values count as unset).
     pub fn from_process() -> Self {
-        Self::from_vars(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
+        let mut env = Self::from_vars(|k| std::env::var_os(k).filter(|v| !v.is_empty()));
+        env.vars = EnvVars::from_pairs(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))));
+        env
     }
 
     /// Builds the capture from a lookup function (tests pass a table).
@@ -83,6 +109,7 @@ impl HostEnv {
             docker_context: lossy("DOCKER_CONTEXT"),
             docker_config: path("DOCKER_CONFIG"),
             docker_tls_verify: get("DOCKER_TLS_VERIFY").is_some(),
+            vars: EnvVars::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod native;
 pub mod paths;
 pub mod policy;
 pub mod proxy;
+pub mod secrets;
 #[cfg(unix)]
 pub mod session;
 pub mod trust;

@@ -96,6 +96,8 @@ impl DomainPolicy {
             limits: crate::proxy::Limits::default(),
             #[cfg(target_os = "linux")]
             relay: None,
+            #[cfg(target_os = "linux")]
+            intercept: None,
         }
     }
 }

@@ -111,6 +111,8 @@ impl Fixture {
             limits,
             #[cfg(target_os = "linux")]
             relay: None,
+            #[cfg(target_os = "linux")]
+            intercept: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let log_path = dir.path().join("proxy/test.log");
@@ -379,6 +381,8 @@ fn a_listener_bound_elsewhere_is_served() {
         limits: Limits::default(),
         #[cfg(target_os = "linux")]
         relay: None,
+        #[cfg(target_os = "linux")]
+        intercept: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let proxy = rt.block_on(async {

@@ -336,6 +336,12 @@ pub struct SessionArgs {
     /// With --egress proxy: print each request the proxy denies on stderr as it happens.
     #[arg(long = "log-denials")]
     pub log_denials: bool,
+
+    /// With --egress proxy (Linux): add the value of the host environment variable NAME as
+    /// `Authorization: Bearer …` (or as HEADER) to HTTPS requests for exactly these hosts; the
+    /// session never holds it (repeatable; also [secrets.NAME] in .codex/codex-box.toml).
+    #[arg(long = "secret", value_name = "NAME=HOST[,HOST…][:HEADER]")]
+    pub secret: Vec<String>,
     /// Where the firewall is applied: `entrypoint` (the session container's root entrypoint, before the
     /// agent exists; fastest; the default with runc) or `sidecar` (a separate container owning the
     /// network namespace, so the session container never holds NET_ADMIN — not even for

@@ -19,16 +19,16 @@ pub(crate) struct Activity {
 }
 
 impl Activity {
-    fn new() -> Activity {
+    pub(crate) fn new() -> Activity {
         Activity { start: Instant::now(), last: AtomicU64::new(0) }
     }
 
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.last.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Resolves once nothing moved for `idle`.
-    async fn idle(&self, idle: Duration) {
+    pub(crate) async fn idle(&self, idle: Duration) {
         let tick = (idle / 4).max(Duration::from_millis(20));
         loop {
             tokio::time::sleep(tick).await;

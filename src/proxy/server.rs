@@ -69,6 +69,10 @@ pub struct ProxyConfig {
     /// stays with codex-box (the native sandbox's `--codex`).
     #[cfg(target_os = "linux")]
     pub relay: Option<std::sync::Arc<super::relay::RelayConfig>>,
+    /// The hosts secrets are bound to, whose tunnels the proxy terminates to add them
+    /// ([`super::intercept`]); every other tunnel stays uninspected.
+    #[cfg(target_os = "linux")]
+    pub intercept: Option<std::sync::Arc<super::intercept::Intercept>>,
 }
 
 /// The proxy cannot start.
@@ -275,6 +279,15 @@ async fn handle(mut client: TcpStream, shared: &Shared) {
                 // The tunnel is already open: a refusal is a closed connection.
                 record(shared, Some(&request), false, reason);
                 return;
+            }
+            #[cfg(target_os = "linux")]
+            if let (Some(ic), Host::Name(name)) = (&shared.config.intercept, &host) {
+                if ic.hosts.contains_key(name) {
+                    let timeouts = (limits.head_timeout, limits.idle_timeout);
+                    let rule = rule.to_string();
+                    let t = super::intercept::Tunnel { client, hello, upstream };
+                    return super::intercept::serve(t, (name, port), ic, &rule, &shared.log, timeouts).await;
+                }
             }
             record(shared, Some(&request), true, format!("allow {rule}"));
             tunnel(client, upstream, &hello, limits.idle_timeout).await;

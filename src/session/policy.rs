@@ -14,6 +14,7 @@ use crate::config::{
 use crate::egress::Allowlist;
 use crate::host_env::HostEnv;
 use crate::proxy::Rules;
+use crate::secrets;
 
 pub use super::plan::{Applier, Limits};
 
@@ -68,6 +69,8 @@ pub struct SessionPolicy {
     pub runtime: Option<String>,
     pub git_write: GitWrite,
     pub trust: Trust,
+    /// Secrets the proxy adds for the hosts they are bound to, read and validated.
+    pub secrets: Vec<crate::secrets::Secret>,
     pub env: HostEnv,
 }
 
@@ -175,6 +178,19 @@ impl SessionPolicy {
                 return Err(ConfigError::StateInsideWritable { state: state.clone(), mount: mount.clone() });
             }
         }
+        let egress = match mode {
+            EgressMode::Open => Egress::Open,
+            EgressMode::Allowlist => Egress::Allowlist(crate::session::egress::allowlist(&egress_settings)?),
+            EgressMode::Proxy => Egress::Proxy(crate::session::egress::proxy_rules(&egress_settings)?),
+        };
+        let mut specs = args.secret.iter().map(|s| secrets::parse_flag(s)).collect::<Result<Vec<_>, _>>()?;
+        specs.extend(secrets::from_config(&project.secrets)?);
+        let for_secrets = match &egress {
+            Egress::Proxy(rules) => secrets::Egress::Proxy(rules),
+            Egress::Open => secrets::Egress::NoProxy("--egress open (no proxy)"),
+            Egress::Allowlist(_) => secrets::Egress::NoProxy("--egress allowlist (the IP firewall, no proxy)"),
+        };
+        let secrets = secrets::resolve(&specs, for_secrets, &|k| env.vars.get(k), env.home.as_deref(), &work_dir)?;
         Ok(SessionPolicy {
             work_dir,
             image: args.image.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
@@ -186,11 +202,7 @@ impl SessionPolicy {
             codex_home: abs(&args.codex_home),
             ca_certs,
             limits,
-            egress: match mode {
-                EgressMode::Open => Egress::Open,
-                EgressMode::Allowlist => Egress::Allowlist(crate::session::egress::allowlist(&egress_settings)?),
-                EgressMode::Proxy => Egress::Proxy(crate::session::egress::proxy_rules(&egress_settings)?),
-            },
+            egress,
             egress_settings,
             applier: match (args.firewall_applier.as_deref(), args.runtime.as_deref()) {
                 (Some("sidecar"), _) => Applier::Sidecar,
@@ -201,6 +213,7 @@ impl SessionPolicy {
             runtime: args.runtime.clone(),
             git_write: if args.allow_git_write { GitWrite::Writable } else { GitWrite::ReadOnly },
             trust: if args.trust { Trust::Accept } else { Trust::AskOnChange },
+            secrets,
             env,
         })
     }
@@ -261,6 +274,32 @@ mod tests {
         assert!(build(sessions.join("codex-box"), &a).is_err());
         assert!(build(t.path().join("state/codex-box"), &a).is_ok());
         assert!(build(t.path().join("proj-state"), &args).is_ok(), "a name prefix is not containment");
+    }
+
+    #[test]
+    fn secrets_need_the_proxy_and_are_read_once_from_the_hosts_environment() {
+        let t = tempfile::tempdir().unwrap();
+        let wd = t.path().canonicalize().unwrap();
+        let env = HostEnv { vars: crate::host_env::EnvVars::from_pairs([("GH_TOKEN", "ghp_x")]), ..HostEnv::default() };
+        let args = |egress: &str| SessionArgs {
+            egress: egress.into(),
+            allow_domain: vec!["api.github.com".into()],
+            secret: vec!["GH_TOKEN=api.github.com".into()],
+            ..SessionArgs::default()
+        };
+        let p = SessionPolicy::build(&args("proxy"), env.clone(), &wd).unwrap();
+        assert_eq!((p.secrets.len(), p.secrets[0].value.expose()), (1, "Bearer ghp_x"));
+        assert!(!format!("{p:?}").contains("ghp_x"), "the policy's Debug hides it");
+        for mode in ["allowlist", "open"] {
+            let e = SessionPolicy::build(&args(mode), env.clone(), &wd).unwrap_err().to_string();
+            assert!(e.contains("add --egress proxy") && e.contains(mode), "{e}");
+        }
+        // From the project config too.
+        std::fs::create_dir_all(wd.join(".codex")).unwrap();
+        std::fs::write(wd.join(PROJECT_CONFIG), "[secrets.GH_TOKEN]\nhosts = [\"*\"]\n").unwrap();
+        let a = SessionArgs { secret: Vec::new(), ..args("proxy") };
+        let e = SessionPolicy::build(&a, env, &wd).unwrap_err().to_string();
+        assert!(e.contains("a wildcard"), "{e}");
     }
 
     #[test]

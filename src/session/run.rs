@@ -71,6 +71,8 @@ struct EgressSetup<C> {
     /// The API relay's base URL for the session, when the key stays with codex-box.
     relay_url: Option<String>,
     relay_layer: Option<codex_layer::RelayLayer>,
+    /// The session's own CA (PEM), when the proxy adds secrets: trusted in the session only.
+    session_ca: Option<String>,
 }
 
 /// Runs a checked session on `engine` to its end; returns the command's exit code.
@@ -178,7 +180,13 @@ async fn run_prepared<E: Engine>(
     });
     let files = SessionFiles {
         init_hook: home.init_hook.clone(),
-        ca_pem: s.certs.iter().flat_map(|(_, d)| d.iter().copied().chain(std::iter::once(b'\n'))).collect(),
+        ca_pem: s
+            .certs
+            .iter()
+            .map(|(_, d)| d.as_slice())
+            .chain(setup.session_ca.as_deref().map(str::as_bytes))
+            .flat_map(|d| d.iter().copied().chain(std::iter::once(b'\n')))
+            .collect(),
         managed_config: codex_layer::managed_config(setup.relay_layer.as_ref()),
         extra: setup
             .firewall
@@ -246,8 +254,12 @@ async fn egress_setup<E: Engine>(
             }
         }
     }
-    let proxy = match &policy.egress {
+    let mut proxy = match &policy.egress {
         Egress::Proxy(_) => Some(crate::companion::ProxyJob::new(settings, dot_roots(settings, certs))),
+        _ => None,
+    };
+    let session_ca = match proxy.as_mut() {
+        Some(job) if !policy.secrets.is_empty() => Some(secrets_job(job, &policy.secrets, certs)?),
         _ => None,
     };
     let resolved = match &policy.egress {
@@ -308,7 +320,45 @@ async fn egress_setup<E: Engine>(
         }
         (Egress::Allowlist(_), None) => unreachable!("an allowlist is resolved"),
     };
-    Ok(EgressSetup { firewall, companion: companion.map(|(_, c, l)| (c, l)), relay_url, relay_layer })
+    Ok(EgressSetup { firewall, companion: companion.map(|(_, c, l)| (c, l)), relay_url, relay_layer, session_ca })
+}
+
+/// Makes the session's CA for the hosts secrets are bound to and gives the proxy their
+/// certificates and headers; returns the CA certificate the session is to trust.
+#[cfg(target_os = "linux")]
+fn secrets_job(
+    job: &mut crate::companion::ProxyJob,
+    secrets: &[crate::secrets::Secret],
+    certs: &[(PathBuf, Vec<u8>)],
+) -> Result<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for h in secrets.iter().flat_map(|s| &s.hosts) {
+        if !hosts.contains(h) {
+            hosts.push(h.clone());
+        }
+    }
+    let ca = crate::secrets::ca::generate(&hosts)?;
+    let roots = certs.iter().map(|(_, d)| String::from_utf8_lossy(d).into_owned()).collect();
+    job.intercept = Some(crate::companion::InterceptJob::new(secrets, &ca, roots));
+    for s in secrets {
+        eprintln!(
+            "codex-box: secret {} is added by the proxy as {} on HTTPS requests to {} (TLS terminated there with a CA made for this session)",
+            s.name,
+            s.header,
+            s.hosts.join(", ")
+        );
+    }
+    Ok(ca.ca_pem)
+}
+
+/// Secrets are refused by the policy on other platforms.
+#[cfg(not(target_os = "linux"))]
+fn secrets_job(
+    _: &mut crate::companion::ProxyJob,
+    secrets: &[crate::secrets::Secret],
+    _: &[(PathBuf, Vec<u8>)],
+) -> Result<String> {
+    Err(crate::secrets::SecretError::Unsupported { name: secrets[0].name.clone() }.into())
 }
 
 /// The API key of an `auth.json` in API-key mode (a non-empty `OPENAI_API_KEY` and no ChatGPT

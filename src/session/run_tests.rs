@@ -412,3 +412,44 @@ fn an_api_key_in_auth_json_goes_to_the_relay_and_the_file_stays_out() {
     assert!(fake.job.borrow().is_none(), "no companion");
     assert!(fake.seen.borrow().plan.as_ref().unwrap().home.auth.is_some());
 }
+
+#[test]
+fn a_secret_goes_to_the_proxys_job_and_only_its_sessions_ca_to_the_session() {
+    let f = fixture();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
+    let mut args = SessionArgs {
+        work_dir: Some(f.wd.clone()),
+        egress: "proxy".into(),
+        trust: true,
+        dns_server: Some("198.18.0.53:53".into()),
+        allow_domain: vec!["api.bound.test".into()],
+        secret: vec!["TOKEN=api.bound.test".into()],
+        ..SessionArgs::default()
+    };
+    let env = HostEnv {
+        state_dir: Some(f.state.join("codex-box")),
+        vars: crate::host_env::EnvVars::from_pairs([("TOKEN", "tok-SECRET")]),
+        ..HostEnv::default()
+    };
+    let p = SessionPolicy::build(&args, env.clone(), &f.wd).unwrap();
+    run(&fake, &p, &["true"]).unwrap();
+    let job = fake.job.borrow().clone().unwrap().proxy.unwrap().intercept.unwrap();
+    assert_eq!(job.hosts.len(), 1);
+    assert_eq!(job.hosts[0].host, "api.bound.test");
+    assert_eq!(job.hosts[0].headers[0].2, "Bearer tok-SECRET");
+    let seen = fake.seen.borrow();
+    let (plan, files) = (seen.plan.as_ref().unwrap(), seen.files.as_ref().unwrap());
+    // The session trusts the session's CA, and holds neither the value nor any key.
+    let ca = String::from_utf8_lossy(&files.ca_pem).into_owned();
+    assert_eq!(ca.matches("BEGIN CERTIFICATE").count(), 1, "{ca}");
+    let everything = format!("{:?}{:?}{}{ca}", plan.extra_env, plan.command, files.managed_config);
+    assert!(!everything.contains("SECRET") && !everything.contains("PRIVATE KEY"), "{everything}");
+    assert!(files.extra.iter().all(|(_, d)| !String::from_utf8_lossy(d).contains("SECRET")));
+    drop(seen);
+    // Without secrets: no intercept, no CA.
+    args.secret.clear();
+    let fake = Fake { gateway: Some("127.0.0.1".parse().unwrap()), ..Fake::default() };
+    run(&fake, &SessionPolicy::build(&args, env, &f.wd).unwrap(), &["true"]).unwrap();
+    assert!(fake.job.borrow().clone().unwrap().proxy.unwrap().intercept.is_none());
+    assert!(fake.seen.borrow().files.as_ref().unwrap().ca_pem.is_empty());
+}
