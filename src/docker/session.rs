@@ -188,7 +188,7 @@ pub async fn run(
                 let list = "ipset list codex_blocked4 2>/dev/null; ipset list codex_blocked6 2>/dev/null";
                 if let Ok((_, text)) = super::refresh::exec_root(docker, side, &["sh", "-c", list], b"").await {
                     if let Some(line) = blocked_summary(&text) {
-                        eprintln!("codex-box: egress blocked {line}");
+                        crate::notice!("codex-box: egress blocked {line}");
                     }
                 }
             }

@@ -110,7 +110,7 @@ async fn run_prepared<E: Engine>(
         .and_then(|c| std::fs::read_to_string(c).ok())
         .and_then(|t| codex_layer::config_note(&t, Boundary::Container))
     {
-        eprintln!("codex-box: {note}");
+        crate::notice!("codex-box: {note}");
     }
     if let Some(state) = &policy.env.state_dir {
         let owned = [
@@ -124,7 +124,7 @@ async fn run_prepared<E: Engine>(
     }
     if let Ok(removed) = engine.collect_orphans().await {
         for r in removed {
-            eprintln!("codex-box: removed {r}, left by a codex-box that was killed");
+            crate::notice!("codex-box: removed {r}, left by a codex-box that was killed");
         }
     }
     engine.ensure_image(&policy.image, &policy.ca_certs).await?;
@@ -200,9 +200,9 @@ async fn run_prepared<E: Engine>(
         engine.stop_companion(c).await;
         if matches!(policy.egress, Egress::Proxy(_)) {
             let summary = log.summary();
-            eprintln!("codex-box: {summary}");
+            crate::notice!("codex-box: {summary}");
             for hint in egress::allowance_hints(&summary) {
-                eprintln!("codex-box: {hint}");
+                crate::notice!("codex-box: {hint}");
             }
         }
     }
