@@ -59,7 +59,9 @@ fn auth_json_is_readable_not_writable_and_keeps_its_mode() {
     let meta = std::fs::metadata(&auth).unwrap();
     assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, owner_uid()), "mode and owner untouched");
     assert!(!p.wd.join(".codex/.environment/auth.json").exists(), "never copied");
-    assert!(!p.wd.join(".codex/.environment/state/auth.json").exists(), "no placeholder left");
+    assert!(!p.wd.join(".codex/.environment/state/auth.json").exists(), "not kept");
+    let homes = p.wd.join(".codex/.environment/homes");
+    assert_eq!(std::fs::read_dir(&homes).unwrap().count(), 0, "no placeholder left: the home went with its session");
 }
 
 #[test]
