@@ -104,7 +104,7 @@ async fn collect(all: bool, at: Option<&str>) -> Result<i32> {
         println!("removed {r}");
     }
     if removed.is_empty() {
-        eprintln!("codex-box: nothing to remove");
+        crate::notice!("codex-box: nothing to remove");
     }
     Ok(0)
 }

@@ -16,6 +16,7 @@ pub mod egress;
 pub mod fs_handle;
 pub mod host_env;
 pub mod native;
+pub mod notice;
 pub mod paths;
 pub mod policy;
 pub mod proxy;

@@ -8,7 +8,8 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some("companion") {
         std::process::exit(companion(std::env::args().skip(2).collect()));
     }
-    let cli = codex_box::cli::Cli::parse_from(codex_box::cli::hoist_engine(std::env::args_os().collect()));
+    let cli = codex_box::cli::Cli::parse_from(codex_box::cli::hoist_globals(std::env::args_os().collect()));
+    codex_box::notice::set_quiet(cli.quiet);
     if let Some(c @ (codex_box::cli::Command::Completions { .. } | codex_box::cli::Command::Man)) = &cli.command {
         std::process::exit(codex_box::cli::print_docs(Some(c)));
     }

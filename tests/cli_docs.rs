@@ -3,11 +3,12 @@
 //! status and the environment.
 #![cfg(unix)]
 
+#[macro_use]
 mod support;
 
 use std::process::Command;
 
-use support::text;
+use support::{text, Project};
 
 fn codex_box(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_codex-box")).args(args).output().unwrap()
@@ -80,4 +81,72 @@ fn the_manual_page_renders_with_the_exit_status_and_the_environment() {
     // --help shows the same.
     let help = text(&codex_box(&["--help"]).stdout);
     assert!(help.contains("125 when codex-box itself") && help.contains("CODEX_BOX_CA_CERTS"), "{help}");
+}
+
+/// `--quiet` keeps only errors (and warnings): each notice beside the control that prints it, the
+/// command's own stdout and stderr untouched, an error still on stderr with exit 125.
+#[test]
+fn quiet_keeps_errors_and_the_commands_own_output_and_drops_summaries_and_notices() {
+    let t = tempfile::tempdir().unwrap();
+    let (work, state) = (t.path().join("work"), t.path().join("state"));
+    std::fs::create_dir_all(&work).unwrap();
+    let sandbox = |quiet: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_codex-box"));
+        if quiet {
+            c.arg("--quiet");
+        }
+        // Network by name with a resolver nobody answers: the proxy's summary, no packet leaves.
+        c.args(["sandbox", "-s", "workspace-write", "--allow-domain", "allowed.test", "--dns-server", "127.0.0.1:9"])
+            .args(["--", "sh", "-c", "echo out; echo err >&2; exit 3"])
+            .env("XDG_STATE_HOME", &state)
+            .current_dir(&work)
+            .output()
+            .unwrap()
+    };
+    let loud = sandbox(false);
+    assert_eq!((loud.status.code(), text(&loud.stdout).as_str()), (Some(3), "out\n"));
+    assert!(text(&loud.stderr).contains("codex-box: proxy: 0 allowed, 0 denied"), "control: {}", text(&loud.stderr));
+    let quiet = sandbox(true);
+    assert_eq!((quiet.status.code(), text(&quiet.stdout).as_str()), (Some(3), "out\n"), "stdout untouched");
+    assert_eq!(text(&quiet.stderr), "err\n", "only the command's own stderr");
+
+    // An error is still said, with its exit status.
+    let out = codex_box(&["--quiet", "run", "--work_dir", "/nonexistent-codex-box-quiet", "--", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("/nonexistent-codex-box-quiet"), "{}", text(&out.stderr));
+
+    // A session: the command's own output untouched, the warning about an open egress kept; `gc`'s
+    // notice dropped.
+    need_docker!();
+    let p = Project::new();
+    let session = |quiet: bool| {
+        let wd = p.wd.to_str().unwrap().to_string();
+        // --quiet after the subcommand here (Project::cmd puts its resolver flag first).
+        let mut args: Vec<&str> = vec!["run"];
+        if quiet {
+            args.push("--quiet");
+        }
+        args.extend(["--work_dir", &wd, "--egress", "open", "--network", "none", "--trust"]);
+        args.extend(["--", "sh", "-c", "echo out; echo err >&2"]);
+        p.cmd(&args).output().unwrap()
+    };
+    let loud = session(false);
+    let quiet = session(true);
+    for out in [&loud, &quiet] {
+        assert_eq!((out.status.code(), text(&out.stdout).as_str()), (Some(0), "out\n"), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("err\n"), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("warning: --egress open"), "warnings stay: {}", text(&out.stderr));
+    }
+    let gc = |quiet: bool| {
+        let mut args: Vec<&str> = vec!["gc"];
+        if quiet {
+            args.push("-q");
+        }
+        p.cmd(&args).output().unwrap()
+    };
+    let (loud, quiet) = (gc(false), gc(true));
+    assert!(loud.status.success() && quiet.status.success());
+    let said = text(&loud.stderr);
+    assert!(said.contains("nothing to remove") || said.contains("removed"), "control: {said}");
+    assert_eq!(text(&quiet.stderr), "", "--quiet gc says nothing");
 }

@@ -59,7 +59,9 @@ fn auth_json_is_readable_not_writable_and_keeps_its_mode() {
     let meta = std::fs::metadata(&auth).unwrap();
     assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, owner_uid()), "mode and owner untouched");
     assert!(!p.wd.join(".codex/.environment/auth.json").exists(), "never copied");
-    assert!(!p.wd.join(".codex/.environment/state/auth.json").exists(), "no placeholder left");
+    assert!(!p.wd.join(".codex/.environment/state/auth.json").exists(), "not kept");
+    let homes = p.wd.join(".codex/.environment/homes");
+    assert_eq!(std::fs::read_dir(&homes).unwrap().count(), 0, "no placeholder left: the home went with its session");
 }
 
 #[test]
@@ -226,6 +228,59 @@ fn gc_removes_what_a_killed_codex_box_left() {
         }
         assert!(attempt < 6, "no gc reported the orphan in six attempts: {said}");
     }
+}
+
+/// SIGKILL at each stage of start-up (issue #21): whatever the moment, `gc` and the next start leave
+/// nothing — no container, no session directory, no session home.
+#[test]
+fn a_codex_box_killed_at_any_moment_of_its_start_leaves_nothing_gc_and_the_next_start_do_not_collect() {
+    need_docker!();
+    let p = Project::new();
+    let wd = p.wd.to_str().unwrap();
+    // Its own temporary directory, so the session directories are this test's to count.
+    let tmp = p.root.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let flags = ["--egress", "open", "--network", "none", "--trust"];
+    let session_dirs = || {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("codex-box-session-"))
+            .count()
+    };
+    let homes = p.wd.join(".codex/.environment/homes");
+    let count = |d: &std::path::Path| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
+    let (mut with_container, mut with_home) = (0, 0);
+    for delay_ms in [0u64, 30, 80, 150, 250, 400, 600, 900, 1400] {
+        let mut args = vec!["run", "--work_dir", wd];
+        args.extend(flags);
+        args.extend(["--", "sleep", "30"]);
+        let mut child = p
+            .cmd(&args)
+            .env("TMPDIR", &tmp)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // A create the engine was still doing when its client died ends meanwhile.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        with_container += usize::from(!containers_for(&p.wd).is_empty());
+        with_home += usize::from(count(&homes) > 0);
+        let out = p.cmd(&["gc"]).env("TMPDIR", &tmp).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(containers_for(&p.wd).is_empty(), "killed after {delay_ms} ms: gc left a container");
+        assert_eq!(session_dirs(), 0, "killed after {delay_ms} ms: gc left a session directory");
+    }
+    eprintln!("kills that left a container: {with_container}, a session home: {with_home}");
+    assert!(with_container > 0 && with_home > 0, "control: the kills hit the start ({with_container}, {with_home})");
+    // The next start collects the homes the killed ones left, and ends leaving none.
+    std::fs::create_dir_all(&homes).unwrap();
+    let out = p.run_sh(&flags, "ls /codex_home >/dev/null && echo ok");
+    assert_eq!(text(&out.stdout), "ok\n", "{}", text(&out.stderr));
+    assert_eq!(count(&homes), 0, "every home collected: {:?}", std::fs::read_dir(&homes).unwrap().collect::<Vec<_>>());
+    assert!(containers_for(&p.wd).is_empty());
 }
 
 #[test]

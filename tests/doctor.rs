@@ -15,6 +15,12 @@ use support::{image, text};
 /// `codex-box doctor ARGS`, resolving the built-in names through a loopback test DNS server that
 /// answers them with documentation addresses (never the host's resolver).
 fn doctor(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let (mut c, _dns) = doctor_cmd(args, env);
+    c.output().expect("run codex-box doctor")
+}
+
+/// [`doctor`]'s command, not yet run, and the test DNS server it asks (kept while it runs).
+fn doctor_cmd(args: &[&str], env: &[(&str, &str)]) -> (Command, support::dns_server::TestDns) {
     let zone = codex_box::egress::BUILTIN_NAMES
         .iter()
         .fold(support::dns_server::Zone::new(60), |z, n| z.addr(n, "192.0.2.10"));
@@ -28,7 +34,7 @@ fn doctor(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().expect("run codex-box doctor")
+    (c, dns)
 }
 
 /// The `--json` report: check name → (status, fix).
@@ -133,4 +139,37 @@ fn kernel_features_absent_warn_without_failing() {
     assert!(get(&r, "landlock").2.contains("5.13"));
     assert_eq!(get(&r, "userns").1, "warn");
     assert_eq!(get(&r, "seccomp").1, "ok", "only what was pretended missing is missing");
+}
+
+/// The state directory (approvals of trust on change): not writable, or inside a project, fails —
+/// each beside the control that passes on this same host.
+#[test]
+fn a_state_dir_that_cannot_be_written_or_lies_in_a_project_fails() {
+    need_docker!();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().canonicalize().unwrap();
+    let proj = root.join("proj");
+    std::fs::create_dir_all(proj.join(".git")).unwrap();
+    let file = root.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let run = |state: &std::path::Path, cwd: &std::path::Path| {
+        let s = state.to_str().unwrap().to_string();
+        let (mut c, _dns) = doctor_cmd(&["--json"], &[("XDG_STATE_HOME", &s)]);
+        let out = c.current_dir(cwd).output().unwrap();
+        let r = report(&out);
+        (out.status.code(), get(&r, "state-dir").clone())
+    };
+    // Control: beside the project, run from it.
+    let (code, line) = run(&root.join("state"), &proj);
+    assert_eq!((code, line.1.as_str()), (Some(0), "ok"), "{line:?}");
+    // Inside the project, found by its .git from elsewhere, and as the current directory.
+    for (state, cwd) in [(proj.join(".state"), root.clone()), (proj.join("sub/state"), proj.clone())] {
+        let (code, line) = run(&state, &cwd);
+        assert_eq!((code, line.1.as_str()), (Some(1), "fail"), "{line:?}");
+        assert!(line.2.contains("XDG_STATE_HOME"), "{line:?}");
+    }
+    assert!(!proj.join(".state").exists() && !proj.join("sub").exists(), "doctor makes nothing");
+    // Not writable: a file in the way (so it holds as root too).
+    let (code, line) = run(&file, &root);
+    assert_eq!((code, line.1.as_str()), (Some(1), "fail"), "{line:?}");
 }

@@ -1,6 +1,6 @@
 //! A racing agent against codex-box running as root (issue #18): one session's command swaps
-//! directories and links in the directories it can write — `state/` (top level and `log/`, which
-//! survives rebuilds) and `sessions/` — as fast as it can, the links aimed at root-owned victims
+//! directories and links in the directories it can write — its home (top level and `log/`, which
+//! is merged into the kept store at its end) and `sessions/` — as fast as it can, the links aimed at root-owned victims
 //! outside the project, while further sessions start, end and clean up on the same project. Every
 //! victim keeps its owner, mode and content; no session fails to start; and the controls show the
 //! race ran and codex-box still hands over what it made and what an older run left.
@@ -177,6 +177,7 @@ fn a_racing_agent_never_makes_codex_box_as_root_touch_anything_outside_its_trees
     for i in 0..STARTS {
         if i == STARTS / 2 {
             // Root-owned leftovers again, now in the middle of the race.
+            std::fs::create_dir_all(env.join("state/log")).unwrap();
             std::fs::write(env.join("state/log/late.txt"), "late").unwrap();
             std::fs::create_dir_all(env.join("sessions/late")).unwrap();
             std::fs::write(env.join("sessions/late/rollout.jsonl"), "{}").unwrap();
@@ -220,8 +221,7 @@ fn a_racing_agent_never_makes_codex_box_as_root_touch_anything_outside_its_trees
     assert!(swaps > 1000, "the racer swapped too little to mean anything: {said}");
     // Controls: what codex-box made as root, and what was left root-owned, is the agent's.
     let agent = (AGENT_UID, AGENT_UID);
-    for made in ["state", "state/config.toml", "state/prompts", "state/prompts/p.md", "state/log/late.txt", "sessions"]
-    {
+    for made in ["state", "state/log/late.txt", "homes", "sessions"] {
         assert_eq!(owner(&env.join(made)), agent, "{made} handed over");
     }
     for left in ["sessions/old", "sessions/old/rollout.jsonl", "sessions/late", "sessions/late/rollout.jsonl"] {
@@ -266,4 +266,89 @@ fn a_running_session_keeps_its_sessions_directory_while_others_start_and_end() {
     assert!(text(&out.stdout).contains("WROTE"), "{} {}", text(&out.stdout), text(&out.stderr));
     let written = p.wd.join(".codex/.environment/sessions/after.txt");
     assert_eq!(std::fs::read_to_string(&written).unwrap(), "kept\n", "control: it reached the sessions directory");
+}
+
+/// Two sessions at once on one project (issue #21): each writes in its Codex home while the other
+/// starts and ends. Nothing either wrote is lost while it runs, what both keep (history, logs) is
+/// merged when they end, neither can write the other's home, and what either wrote in its home
+/// (config.toml, AGENTS.md) steers no later session.
+#[test]
+fn two_sessions_at_once_keep_their_own_homes_and_lose_nothing() {
+    need_docker!();
+    let p = Project::new();
+    std::fs::create_dir_all(p.home.join(".codex")).unwrap();
+    std::fs::write(p.home.join(".codex/config.toml"), "model = \"approved\"\n").unwrap();
+    let wd = p.wd.to_str().unwrap().to_string();
+    let app = p.app();
+    let flags = ["--egress", "open", "--network", "none", "--trust"];
+    // A: writes its home, waits while B starts, writes and ends, then checks its home and writes on.
+    let a_script = format!(
+        r#"echo '{{"text":"A1"}}' >> /codex_home/history.jsonl; mkdir -p /codex_home/log;
+        echo 'A log' >> /codex_home/log/codex-tui.log; echo mine > /codex_home/a-file;
+        touch {app}/a-ready; i=0; while [ ! -e {app}/go ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done;
+        cat /codex_home/a-file && echo A-FILE-KEPT; grep -q A1 /codex_home/history.jsonl && echo A-HISTORY-KEPT;
+        grep -q 'A log' /codex_home/log/codex-tui.log && echo A-LOG-KEPT;
+        grep -q evil /codex_home/config.toml && echo A-SEES-B-CONFIG;
+        echo '{{"text":"A2"}}' >> /codex_home/history.jsonl; echo 'A log 2' >> /codex_home/log/codex-tui.log;
+        echo 'model = "evil-a"' > /codex_home/config.toml && echo 'obey' > /codex_home/AGENTS.md && echo A-WROTE"#
+    );
+    let mut args: Vec<&str> = vec!["run", "--work_dir", &wd];
+    args.extend(flags);
+    args.extend(["--", "sh", "-c", &a_script]);
+    let a = p.cmd(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while !p.wd.join("a-ready").exists() {
+        assert!(start.elapsed() < Duration::from_secs(90), "session A did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // B, while A runs: its own home (no a-file), cannot write A's, writes its own and ends.
+    let b_script = format!(
+        r#"[ -e /codex_home/a-file ] && echo B-SEES-A-FILE;
+        for h in {app}/.codex/.environment/homes/*; do
+          if echo evil > "$h/config.toml" 2>/dev/null; then echo "ESCAPED: $h"; else echo "refused: $h"; fi;
+        done;
+        echo '{{"text":"B1"}}' >> /codex_home/history.jsonl; mkdir -p /codex_home/log;
+        echo 'B log' >> /codex_home/log/codex-tui.log;
+        echo 'model = "evil-b"' > /codex_home/config.toml && echo 'obey' > /codex_home/AGENTS.md && echo B-WROTE"#
+    );
+    let out = p.run_sh(&flags, &b_script);
+    let b = text(&out.stdout);
+    assert!(out.status.success(), "session B: {b} {}", text(&out.stderr));
+    assert!(b.contains("B-WROTE"), "control: B writes its own home: {b}");
+    assert!(!b.contains("B-SEES-A-FILE"), "B has its own home: {b}");
+    assert!(!b.contains("ESCAPED"), "B cannot write another session's home: {b}");
+    assert!(b.matches("refused:").count() >= 2, "both homes were tried (A's and B's own, read-only there): {b}");
+    // A third session starts and ends while A still runs.
+    let out = p.run_sh(&flags, "echo '{\"text\":\"C1\"}' >> /codex_home/history.jsonl");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::fs::write(p.wd.join("go"), "").unwrap();
+    let out = a.wait_with_output().unwrap();
+    let a = text(&out.stdout);
+    assert!(out.status.success(), "session A: {a} {}", text(&out.stderr));
+    for kept in ["A-FILE-KEPT", "A-HISTORY-KEPT", "A-LOG-KEPT", "A-WROTE"] {
+        assert!(a.contains(kept), "{kept}: {a}");
+    }
+    assert!(!a.contains("A-SEES-B-CONFIG"), "what B wrote does not reach A: {a}");
+
+    // After both: the history of all three, both logs, the approved config, no AGENTS.md.
+    let out = p.run_sh(
+        &flags,
+        "cat /codex_home/history.jsonl; echo ---; cat /codex_home/config.toml; echo ---; ls /codex_home",
+    );
+    let after = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut parts = after.split("---\n");
+    let history = parts.next().unwrap();
+    for line in ["A1", "A2", "B1", "C1"] {
+        assert_eq!(history.matches(&format!("\"text\":\"{line}\"")).count(), 1, "{line} once in: {history}");
+    }
+    assert_eq!(parts.next().unwrap(), "model = \"approved\"\n", "no session's config.toml steers the next");
+    assert!(!parts.next().unwrap().contains("AGENTS.md"), "{after}");
+    let log = std::fs::read_to_string(p.wd.join(".codex/.environment/state/log/codex-tui.log")).unwrap();
+    for line in ["A log\n", "A log 2\n", "B log\n"] {
+        assert!(log.contains(line), "{line:?} kept in the log: {log}");
+    }
+    let homes = p.wd.join(".codex/.environment/homes");
+    assert_eq!(std::fs::read_dir(&homes).unwrap().count(), 0, "every ended session's home is removed");
+    assert!(containers_for(&p.wd).is_empty());
 }

@@ -42,27 +42,39 @@ pub struct Cli {
     #[arg(long = "engine", global = true, value_name = "ADDR")]
     pub engine: Option<String>,
 
+    /// Print only errors and warnings on stderr: no progress, summaries or notices (the command's
+    /// own output is untouched).
+    #[arg(short = 'q', long = "quiet", global = true)]
+    pub quiet: bool,
+
     /// Arguments passed to `codex` (use `--` before arguments that look like codex-box's own).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "CODEX_ARGS")]
     pub codex_args: Vec<String>,
 }
 
-/// `codex-box --engine ADDR SUBCOMMAND …` as `codex-box SUBCOMMAND --engine ADDR …`: any flag before a
-/// subcommand makes clap read the rest as Codex's arguments (`args_conflicts_with_subcommands`), so
-/// a leading `--engine` would start a Codex session with the subcommand's name as its prompt.
-pub fn hoist_engine(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+/// `codex-box --engine ADDR --quiet SUBCOMMAND …` as `codex-box SUBCOMMAND --engine ADDR --quiet …`:
+/// any flag before a subcommand makes clap read the rest as Codex's arguments
+/// (`args_conflicts_with_subcommands`), so a leading global flag would start a Codex session with
+/// the subcommand's name as its prompt.
+pub fn hoist_globals(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     use clap::CommandFactory;
-    let width = match args.get(1).and_then(|a| a.to_str()) {
-        Some("--engine") => 2,
-        Some(a) if a.starts_with("--engine=") => 1,
-        _ => return args,
-    };
+    let mut width = 0;
+    loop {
+        match args.get(1 + width).and_then(|a| a.to_str()) {
+            Some("--engine") => width += 2,
+            Some(a) if a.starts_with("--engine=") || a == "--quiet" || a == "-q" => width += 1,
+            _ => break,
+        }
+    }
+    if width == 0 {
+        return args;
+    }
     let Some(next) = args.get(1 + width).and_then(|a| a.to_str()) else { return args };
     let cmd = Cli::command();
     if cmd.get_subcommands().any(|c| c.get_name() == next || c.get_all_aliases().any(|a| a == next)) {
-        let flag: Vec<_> = args.drain(1..1 + width).collect();
+        let flags: Vec<_> = args.drain(1..1 + width).collect();
         let at = 2;
-        args.splice(at..at, flag);
+        args.splice(at..at, flags);
     }
     args
 }
@@ -477,7 +489,7 @@ mod tests {
 
     fn hoisted(args: &[&str]) -> Cli {
         let argv = std::iter::once("codex-box").chain(args.iter().copied()).map(Into::into).collect();
-        Cli::try_parse_from(hoist_engine(argv)).unwrap()
+        Cli::try_parse_from(hoist_globals(argv)).unwrap()
     }
 
     #[test]
@@ -495,6 +507,22 @@ mod tests {
         let c = hoisted(&["--engine", "/e.sock", "exec", "fix it"]);
         assert!(c.command.is_none() && c.engine.as_deref() == Some("/e.sock"));
         assert_eq!(c.codex_args, ["exec", "fix it"]);
+    }
+
+    #[test]
+    fn quiet_is_taken_before_or_after_any_subcommand_and_with_engine() {
+        for args in [
+            &["--quiet", "gc"][..],
+            &["-q", "--engine", "/e.sock", "gc"],
+            &["--engine=/e.sock", "--quiet", "gc"],
+            &["gc", "-q"],
+        ] {
+            let c = hoisted(args);
+            assert!(matches!(c.command, Some(Command::Gc(_))) && c.quiet, "{args:?}: {c:?}");
+        }
+        let c = hoisted(&["--quiet", "exec", "fix it"]);
+        assert!(c.command.is_none() && c.quiet && c.codex_args == ["exec", "fix it"], "{c:?}");
+        assert!(!hoisted(&["gc"]).quiet, "control");
     }
 
     #[test]

@@ -37,7 +37,40 @@ async fn wait_gone(docker: &Docker, id: &str) {
     }
 }
 
-/// Removes orphaned (or, with `all`, every) codex-box container. Returns the names removed.
+/// How a session directory's name begins (`<prefix><owner pid>-<random>`, in the temporary directory).
+pub const SESSION_DIR_PREFIX: &str = "codex-box-session-";
+
+/// The owner pid in a session directory's name, if it is one.
+pub fn session_dir_owner(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix(SESSION_DIR_PREFIX)?;
+    let (pid, random) = rest.split_once('-')?;
+    (!random.is_empty()).then_some(())?;
+    pid.parse().ok()
+}
+
+/// Removes the session directories in `tmp` whose owning codex-box is gone: what a codex-box
+/// killed during start, before its container existed, left (a container's own directory goes with
+/// it). Returns how many it removed. Directories of other users it may not remove are left.
+pub fn collect_session_dirs(tmp: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return 0 };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(session_dir_owner) else { continue };
+        // Only real directories (never a link someone put there), of dead owners.
+        if pid_alive(pid) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if std::fs::remove_dir_all(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Removes orphaned (or, with `all`, every) codex-box container, and the session directories of
+/// codex-box processes killed before their container existed. Returns the names of the containers
+/// removed.
 pub async fn collect(docker: &Docker, all: bool) -> Result<Vec<String>, bollard::errors::Error> {
     let filters: HashMap<String, Vec<String>> = [("label".to_string(), vec![format!("{LABEL}=1")])].into();
     let opts = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
@@ -54,6 +87,7 @@ pub async fn collect(docker: &Docker, all: bool) -> Result<Vec<String>, bollard:
         }
     };
     let host = hostname();
+    collect_session_dirs(&std::env::temp_dir());
     let mut removed = Vec::new();
     for c in list {
         let labels = c.labels.clone().unwrap_or_default();
@@ -96,5 +130,26 @@ mod tests {
         assert!(is_orphan(&l(&host, "2147483646"), &host));
         assert!(!is_orphan(&l("another-host", "2147483646"), &host), "never another host's");
         assert!(!is_orphan(&HashMap::new(), &host));
+    }
+
+    #[test]
+    fn session_dirs_of_dead_owners_are_collected_and_no_other() {
+        assert_eq!(session_dir_owner("codex-box-session-42-abc"), Some(42));
+        assert_eq!(session_dir_owner("codex-box-session-abc"), None, "an older name: no owner known");
+        assert_eq!(session_dir_owner("codex-box-session-42-"), None);
+        let t = tempfile::tempdir().unwrap();
+        let dead = t.path().join("codex-box-session-2147483646-x");
+        let alive = t.path().join(format!("codex-box-session-{}-x", std::process::id()));
+        let other = t.path().join("codex-box-sessionx-2147483646-x");
+        let target = t.path().join("target");
+        for d in [&dead, &alive, &other, &target] {
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        let link = t.path().join("codex-box-session-2147483645-l");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(collect_session_dirs(t.path()), 1);
+        assert!(!dead.exists(), "a dead owner's directory goes");
+        assert!(alive.join("sub").is_dir() && other.is_dir(), "control: a live owner's, and other names, stay");
+        assert!(target.join("sub").is_dir() && link.is_symlink(), "a link is not followed");
     }
 }

@@ -51,6 +51,9 @@ pub enum ImageError {
 
 fn spinner(msg: String) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
+    if crate::notice::quiet() {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
     pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("static template"));
     pb.enable_steady_tick(Duration::from_millis(120));
     pb.set_message(msg);
@@ -72,7 +75,7 @@ pub async fn ensure(docker: &Docker, image: &str, ca_certs: &[PathBuf]) -> Resul
         return Ok(());
     }
     if context::is_buildable(image) {
-        eprintln!("codex-box: image {image} is missing; building it (once)");
+        crate::notice!("codex-box: image {image} is missing; building it (once)");
         let spec = BuildSpec {
             tag: image.into(),
             base: "debian:bookworm-slim".into(),
@@ -146,7 +149,7 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
         }
     }
     pb.finish_and_clear();
-    eprintln!("codex-box: built {}", spec.tag);
+    crate::notice!("codex-box: built {}", spec.tag);
     Ok(())
 }
 
@@ -204,7 +207,7 @@ pub async fn import_rootfs(docker: &Docker, dir: &Path, tag: &str) -> Result<(),
     let imported = import(docker, opts, body).await;
     pb.finish_and_clear();
     imported.map_err(|source| ImageError::Import { path: dir.into(), tag: tag.into(), source })?;
-    eprintln!("codex-box: imported {} as {tag}", dir.display());
+    crate::notice!("codex-box: imported {} as {tag}", dir.display());
     Ok(())
 }
 

@@ -67,8 +67,10 @@ fn start_advice(e: &bollard::errors::Error) -> &'static str {
 /// Writes the per-session directory: world-readable (the entrypoint runs as a root without
 /// DAC_OVERRIDE, the wrapper as the agent) and read-only inside the container.
 pub fn write_session_dir(files: &SessionFiles) -> Result<tempfile::TempDir, SessionError> {
+    // The owner's pid in the name: `gc` removes the directory of a codex-box killed before its
+    // container (which names the directory in a label) existed.
     let dir = tempfile::Builder::new()
-        .prefix("codex-box-session-")
+        .prefix(&format!("{}{}-", super::gc::SESSION_DIR_PREFIX, std::process::id()))
         .tempdir()
         .map_err(|source| SessionError::SessionDir { path: std::env::temp_dir(), source })?;
     let err = |source| SessionError::SessionDir { path: dir.path().to_path_buf(), source };
@@ -188,7 +190,7 @@ pub async fn run(
                 let list = "ipset list codex_blocked4 2>/dev/null; ipset list codex_blocked6 2>/dev/null";
                 if let Ok((_, text)) = super::refresh::exec_root(docker, side, &["sh", "-c", list], b"").await {
                     if let Some(line) = blocked_summary(&text) {
-                        eprintln!("codex-box: egress blocked {line}");
+                        crate::notice!("codex-box: egress blocked {line}");
                     }
                 }
             }

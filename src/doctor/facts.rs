@@ -3,7 +3,7 @@
 //! sandbox uses (the same probe it uses, so `CODEX_BOX_SANDBOX_PRETEND_MISSING` applies), and DNS
 //! for the built-in allowlist names. Judging the facts is `doctor::checks`' job, not this module's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
@@ -84,6 +84,78 @@ pub struct Facts {
     pub bwrap: Option<PathBuf>,
     /// (name, number of addresses or the failure), or why no resolver could be built.
     pub dns: Result<NameLookups, String>,
+    /// codex-box's state directory (approvals, proxy logs); `None` when neither XDG_STATE_HOME nor
+    /// HOME is set.
+    pub state: Option<StateDir>,
+}
+
+/// What doctor sees of the state directory (`$XDG_STATE_HOME/codex-box`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDir {
+    pub path: PathBuf,
+    /// Why codex-box could not write it (or create it, when it does not exist yet).
+    pub writable: Result<(), String>,
+    /// The project it lies in: the current directory (a session's default work dir), or a
+    /// directory above it holding `.git` or `.codex` (neither the home directory nor `/`).
+    pub project: Option<PathBuf>,
+}
+
+/// Looks at the state directory `path` without creating or changing anything: whether this user
+/// can write it (or create it: its nearest existing parent), and whether it lies in a project.
+pub fn state_dir(path: &Path, cwd: Option<&Path>, home: Option<&Path>) -> StateDir {
+    let writable = writable_dir(path);
+    let canon = crate::paths::canonical_lenient(path);
+    let cwd = cwd.map(crate::paths::canonical_lenient).filter(|c| c.parent().is_some());
+    let home = home.map(crate::paths::canonical_lenient);
+    let project = match cwd {
+        Some(c) if canon.starts_with(&c) => Some(c),
+        _ => canon
+            .ancestors()
+            .filter(|a| a.parent().is_some() && Some(*a) != home.as_deref())
+            .find(|a| a.join(".git").exists() || a.join(".codex").is_dir())
+            .map(Path::to_path_buf),
+    };
+    StateDir { path: path.to_path_buf(), writable, project }
+}
+
+/// `Ok` when `path` is a directory this user may write, or does not exist and its nearest existing
+/// parent is one (so codex-box can create it).
+fn writable_dir(path: &Path) -> Result<(), String> {
+    let mut at = path;
+    loop {
+        match std::fs::metadata(at) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => return Err(format!("{} is not a directory", at.display())),
+            // Missing, or a file on the way (ENOTDIR): look at the parent.
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                match at.parent() {
+                    Some(p) => at = p,
+                    None => return Err(format!("no part of {} exists", path.display())),
+                }
+            }
+            Err(e) => return Err(format!("cannot look at {}: {e}", at.display())),
+        }
+    }
+    if access_w(at) {
+        Ok(())
+    } else {
+        let what = if at == path { String::new() } else { format!(" (to create {})", path.display()) };
+        Err(format!("{} is not writable by this user{what}", at.display()))
+    }
+}
+
+#[cfg(unix)]
+fn access_w(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).is_ok_and(|c| {
+        // SAFETY: a NUL-terminated path; access(2) only reads it.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    })
+}
+
+#[cfg(not(unix))]
+fn access_w(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| !m.permissions().readonly())
 }
 
 fn host_os() -> &'static str {
@@ -324,5 +396,9 @@ pub async fn gather(
         sandbox_exec: std::path::Path::new("/usr/bin/sandbox-exec").is_file(),
         bwrap: which("bwrap"),
         dns,
+        state: env
+            .state_dir
+            .as_deref()
+            .map(|p| state_dir(p, std::env::current_dir().ok().as_deref(), env.home.as_deref())),
     }
 }

@@ -325,7 +325,38 @@ pub fn checks(f: &Facts) -> Vec<Check> {
     companion_check(f, &mut out);
     kernel_checks(f, &mut out);
     dns_check(f, &mut out);
+    state_check(f, &mut out);
     out
+}
+
+/// The state directory holds the approvals of trust on change: a session needs to write it, and
+/// refuses to start when it lies in the project (an agent could approve its own hook there).
+fn state_check(f: &Facts, out: &mut Vec<Check>) {
+    const FIX: &str = "set XDG_STATE_HOME to a directory you own outside every project (default ~/.local/state)";
+    let Some(s) = &f.state else {
+        out.push(warn(
+            "state-dir",
+            "no state directory: neither XDG_STATE_HOME nor HOME is set, so sessions run without trust on change (approvals of init hooks and config.toml) and keep proxy logs in memory only",
+            "set HOME, or XDG_STATE_HOME to a directory outside every project",
+        ));
+        return;
+    };
+    let at = s.path.display();
+    if let Err(why) = &s.writable {
+        out.push(fail(
+            "state-dir",
+            format!("state directory {at}: {why}; sessions cannot record approvals there"),
+            format!("make it writable by this user, or {FIX}"),
+        ));
+    } else if let Some(project) = &s.project {
+        out.push(fail(
+            "state-dir",
+            format!("state directory {at} lies inside the project {}: an agent working there could edit the approvals, so sessions on it are refused", project.display()),
+            FIX,
+        ));
+    } else {
+        out.push(ok("state-dir", format!("{at} is writable and outside the current project")));
+    }
 }
 
 /// 1 when a check failed (a container session cannot work), else 0.

@@ -46,7 +46,49 @@ fn healthy() -> Facts {
         sandbox_exec: false,
         bwrap: None,
         dns: Ok(vec![("api.openai.com".into(), Ok(2)), ("chatgpt.com".into(), Ok(1))]),
+        state: Some(facts::StateDir { path: "/home/u/.local/state/codex-box".into(), writable: Ok(()), project: None }),
     }
+}
+
+#[test]
+fn a_state_dir_that_cannot_be_written_or_lies_in_a_project_fails() {
+    let bad = |writable: Result<(), String>, project: Option<&str>| {
+        let state = facts::StateDir { path: "/p/.state/codex-box".into(), writable, project: project.map(Into::into) };
+        checks(&Facts { state: Some(state), ..healthy() })
+    };
+    let c = bad(Err("/p/.state is not writable by this user".into()), None);
+    assert_eq!(status(&c, "state-dir"), Status::Fail);
+    assert!(fix(&c, "state-dir").contains("XDG_STATE_HOME"));
+    assert_eq!(exit_code(&c), 1);
+    let c = bad(Ok(()), Some("/p"));
+    assert_eq!(status(&c, "state-dir"), Status::Fail);
+    assert!(c.iter().any(|x| x.detail.contains("inside the project /p")), "{c:?}");
+    assert_eq!(status(&bad(Ok(()), None), "state-dir"), Status::Ok, "control");
+    assert_eq!(status(&checks(&Facts { state: None, ..healthy() }), "state-dir"), Status::Warn);
+}
+
+#[test]
+fn the_state_dir_is_looked_at_without_being_made() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().canonicalize().unwrap();
+    let (proj, home) = (root.join("proj"), root.join("home"));
+    std::fs::create_dir_all(proj.join(".git")).unwrap();
+    std::fs::create_dir_all(home.join(".codex")).unwrap();
+    let elsewhere = root.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // In a project found by its .git, from anywhere; in the current directory, whatever it holds.
+    let s = facts::state_dir(&proj.join("sub/.state/codex-box"), Some(&elsewhere), Some(&home));
+    assert_eq!(s.project, Some(proj.clone()));
+    assert!(s.writable.is_ok() && !proj.join("sub").exists(), "nothing made");
+    let s = facts::state_dir(&elsewhere.join("s/codex-box"), Some(&elsewhere), Some(&home));
+    assert_eq!(s.project, Some(elsewhere.clone()));
+    // Controls: beside the project, and below a home holding the user's ~/.codex.
+    assert_eq!(facts::state_dir(&root.join("state/codex-box"), Some(&proj), Some(&home)).project, None);
+    assert_eq!(facts::state_dir(&home.join(".local/state/codex-box"), Some(&proj), Some(&home)).project, None);
+    // A file in the way: it cannot be made.
+    std::fs::write(root.join("file"), "").unwrap();
+    let s = facts::state_dir(&root.join("file/codex-box"), None, None);
+    assert!(s.writable.unwrap_err().contains("is not a directory"));
 }
 
 fn status(checks: &[Check], name: &str) -> Status {
@@ -79,7 +121,8 @@ fn a_healthy_host_is_all_ok() {
             "userns",
             "apparmor-userns",
             "bubblewrap",
-            "dns"
+            "dns",
+            "state-dir"
         ]
     );
 }

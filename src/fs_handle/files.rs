@@ -114,6 +114,59 @@ impl Dir {
     }
 }
 
+impl Dir {
+    /// Reads the regular file `name` without following a link there (nor blocking on a FIFO
+    /// swapped in): `None` when there is none, or something else is there (a link, a directory, a
+    /// device), or it is larger than `max` bytes.
+    pub fn read_regular(&self, name: impl AsRef<OsStr>, max: u64) -> Result<Option<Vec<u8>>, FsError> {
+        use std::io::Read;
+        let name = self.name(name.as_ref())?;
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+        let file = match fcntl::openat(Some(self.raw()), name, flags, stat::Mode::empty()) {
+            Ok(fd) => File::from(own(fd)),
+            Err(Errno::ENOENT | Errno::ELOOP | Errno::ENXIO | Errno::EISDIR) => return Ok(None),
+            Err(e) => return Err(FsError::Stat { path: self.path.join(name), source: e.into() }),
+        };
+        let err = |source| FsError::Stat { path: self.path.join(name), source };
+        let meta = file.metadata().map_err(err)?;
+        if !meta.is_file() || meta.len() > max {
+            return Ok(None);
+        }
+        let mut data = Vec::with_capacity(meta.len() as usize);
+        file.take(max.saturating_add(1)).read_to_end(&mut data).map_err(err)?;
+        Ok((data.len() as u64 <= max).then_some(data))
+    }
+
+    /// Appends `data` to the regular file `name`, never through a link; a new file gets mode
+    /// `bits` and `owner`. One `O_APPEND` write: what two processes append at once never overwrites
+    /// the other's.
+    pub fn append_file(
+        &self,
+        name: impl AsRef<OsStr>,
+        data: &[u8],
+        bits: u32,
+        owner: Option<Owner>,
+    ) -> Result<(), FsError> {
+        let name = self.name(name.as_ref())?;
+        let path = self.path.join(name);
+        if self.write_new(name, data, bits, owner)? {
+            return Ok(());
+        }
+        let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let mut file = fcntl::openat(Some(self.raw()), name, flags, stat::Mode::empty())
+            .map(|fd| File::from(own(fd)))
+            .map_err(|e| FsError::Write { path: path.clone(), source: e.into() })?;
+        let meta = file.metadata().map_err(|source| FsError::Write { path: path.clone(), source })?;
+        if !meta.is_file() {
+            return Err(FsError::Write {
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
+            });
+        }
+        file.write_all(data).map_err(|source| FsError::Write { path, source })
+    }
+}
+
 /// Writes `data` to a file just created, then gives it its owner and mode through its descriptor.
 fn fill(mut file: File, data: &[u8], bits: u32, owner: Option<Owner>) -> io::Result<()> {
     file.write_all(data)?;

@@ -419,6 +419,28 @@ impl Dir {
             .map_err(|e| FsError::Chown { path: self.path.clone(), source: e.into() })
     }
 
+    /// Takes an exclusive `flock` on this directory without waiting; returns whether it got it.
+    /// Held until this handle (every clone of its descriptor) is closed — so also when the
+    /// process is killed.
+    pub fn try_lock(&self) -> Result<bool, FsError> {
+        // SAFETY: flock(2) on a descriptor this handle owns; no memory is passed.
+        let r = unsafe { libc::flock(self.raw(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(true);
+        }
+        match Errno::last() {
+            Errno::EWOULDBLOCK => Ok(false),
+            e => Err(FsError::Open { path: self.path.clone(), source: e.into() }),
+        }
+    }
+
+    /// Whether this directory was removed since it was opened (no name refers to it any more).
+    pub fn removed(&self) -> Result<bool, FsError> {
+        stat::fstat(self.raw())
+            .map(|s| s.st_nlink == 0)
+            .map_err(|e| FsError::Stat { path: self.path.clone(), source: e.into() })
+    }
+
     /// Sets this directory's permission bits.
     pub fn set_mode(&self, bits: u32) -> Result<(), FsError> {
         stat::fchmod(self.raw(), mode(bits)).map_err(|e| FsError::Chmod { path: self.path.clone(), source: e.into() })

@@ -3,23 +3,22 @@
 //! Layout (host): `<WORK_DIR>/.codex/.environment/` (or `--codex-home`) holds the *trusted* inputs —
 //! `config.toml`, `init.sh`, `prompts/` — which the agent can never write: the whole `.codex` is mounted
 //! read-only over the writable workdir, and the codex home itself is not mounted. What Codex writes lives
-//! in `state/` (mounted at `/codex_home`) and `sessions/` (or `--sessions-path`). `state/` is rebuilt at
-//! every start: everything but `history.jsonl` and `log/` is removed and fresh copies of config.toml
-//! and prompts are put in, so nothing the agent wrote there steers the next session.
+//! in the session's own home `homes/<id>/` (mounted at `/codex_home`; see [`super::own_home`]) and in
+//! `sessions/` (or `--sessions-path`), which every session of the project shares. A session's home is
+//! made fresh at its start — fresh copies of config.toml and prompts, a copy of the kept history — and
+//! removed at its end, after its history and logs are merged into the kept store `state/`; so
+//! nothing the agent wrote there steers the next session, and no start or end touches a home in use.
 //!
-//! `state/` and `sessions/` are written by running agents while codex-box (perhaps as root) works in
-//! them — every session of a project shares them. All that work goes through directory handles
-//! ([`crate::fs_handle`]): from the work dir down, no component is followed if it is a link; inside,
-//! nothing is reached by path, so whatever an agent swaps, codex-box changes nothing outside those
-//! trees, and what vanishes under it is skipped rather than failing the start. As root, what
-//! codex-box makes there is created with the agent's owner ([`prepare_for`]); the walk that follows
-//! only repairs what others left (an older codex-box, a run as another user).
+//! `homes/`, `state/` and `sessions/` are written while codex-box (perhaps as root) works in them,
+//! by running agents (their own home, `sessions/`) or other codex-box processes. All that work goes
+//! through directory handles ([`crate::fs_handle`]): from the work dir down, no component is followed
+//! if it is a link; inside, nothing is reached by path, so whatever an agent swaps, codex-box changes
+//! nothing outside those trees, and what vanishes under it is skipped rather than failing the start.
+//! As root, what codex-box makes there is created with the agent's owner ([`prepare_for`]); the walk
+//! that follows only repairs what others left (an older codex-box, a run as another user).
 //!
 //! Not covered: paths outside the work dir (`--codex-home`, `--sessions-path` elsewhere, the user's
-//! sources) are the user's and are followed like any path; Docker resolves the mount sources itself;
-//! two codex-box starting at the same moment on one project still clean `state/` under each other;
-//! and removing the empty `auth.json` mount point (at the end of a session, or a start) unmounts
-//! auth.json in any other session of the project still running.
+//! sources) are the user's and are followed like any path; Docker resolves the mount sources itself.
 //!
 //! `auth.json` is never copied: the first one found is mounted read-only, and its mode is never touched.
 
@@ -27,10 +26,12 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+use super::own_home::{self, Lease};
 use super::policy::SessionPolicy;
 use crate::fs_handle::{Dir, FsError, Owner};
 
-/// Files and directories of `state/` that survive from one session to the next.
+/// Files and directories of a home that survive from one session to the next (merged into the kept
+/// store `state/` at a session's end, see [`super::own_home`]).
 pub const KEPT_STATE: &[&str] = &["history.jsonl", "log"];
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +53,7 @@ pub enum HomeError {
 pub struct CodexHome {
     /// Trusted directory (`.codex/.environment`).
     pub env_dir: PathBuf,
-    /// Writable state, mounted at /codex_home.
+    /// The session's own writable home (`homes/<id>`), mounted at /codex_home.
     pub state_dir: PathBuf,
     /// Writable sessions directory, mounted at /codex_home/sessions.
     pub sessions_dir: PathBuf,
@@ -132,7 +133,7 @@ pub(crate) fn read_no_follow(p: &Path) -> std::io::Result<Vec<u8>> {
 }
 
 /// Prepares the codex home for a session, changing no owner (see [`prepare_for`]).
-pub fn prepare(cfg: &SessionPolicy) -> Result<CodexHome, HomeError> {
+pub fn prepare(cfg: &SessionPolicy) -> Result<(CodexHome, Lease), HomeError> {
     prepare_for(cfg, None)
 }
 
@@ -140,7 +141,8 @@ pub fn prepare(cfg: &SessionPolicy) -> Result<CodexHome, HomeError> {
 /// what the agent writes — `state/` and what codex-box puts in it, and the sessions directory when
 /// it is the default one or codex-box made it — is created with the agent's owner, and whatever
 /// else in those trees is not the agent's is handed over (never the user's own files elsewhere).
-pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHome, HomeError> {
+/// The session's own home is locked by the returned [`Lease`] until [`finish`].
+pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<(CodexHome, Lease), HomeError> {
     let env_dir = cfg.codex_home.clone().unwrap_or_else(|| cfg.work_dir.join(".codex/.environment"));
     let made_here = first_missing(&cfg.work_dir, &env_dir);
     let project = project_owner(&cfg.work_dir, &env_dir, agent);
@@ -200,19 +202,27 @@ pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHom
     let sessions_dir = cfg.sessions_path.clone().unwrap_or_else(|| env_dir.join("sessions"));
     let own_sessions = sessions_dir == env_dir.join("sessions");
     let (sessions, made_sessions_dir) = open_dir(&cfg.work_dir, &sessions_dir, agent)?;
-    let state_dir = env_dir.join("state");
-    let (state, _) = env.create_dir("state", 0o755, agent)?;
+    let (store, _) = env.create_dir(own_home::STORE, 0o755, agent)?;
+    let (homes, _) = env.create_dir(own_home::HOMES, 0o755, agent)?;
+    // Homes of sessions whose codex-box was killed: merged and removed; those in use are not touched.
+    for w in own_home::collect(&homes, &store, agent) {
+        eprintln!("codex-box: warning: {w}");
+    }
+    let lease = own_home::create(&homes, agent)?;
+    let state_dir = env_dir.join(own_home::HOMES).join(lease.name());
+    own_home::seed(&lease, &store, agent)?;
     let config = trusted_config.is_file().then_some(trusted_config);
-    rebuild_state_in(&state, config.as_deref(), &env_dir.join("prompts"), agent)?;
+    rebuild_state_in(lease.dir(), config.as_deref(), &env_dir.join("prompts"), agent)?;
     if let Some(agent) = agent {
-        state.hand_over(agent)?;
+        store.hand_over(agent)?;
+        lease.dir().hand_over(agent)?;
         if made_sessions_dir || own_sessions {
             sessions.hand_over(agent)?;
         }
     }
 
     let prompts = Some(env_dir.join("prompts")).filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()));
-    Ok(CodexHome {
+    let home = CodexHome {
         auth: find_auth(cfg, &env_dir),
         prompts,
         config_toml: config,
@@ -223,7 +233,23 @@ pub fn prepare_for(cfg: &SessionPolicy, agent: Option<Owner>) -> Result<CodexHom
         from_user,
         made_sessions_dir,
         made_here,
-    })
+    };
+    Ok((home, lease))
+}
+
+/// At a session's end (or a failed start): merges its home's history and logs into the kept store
+/// and removes the home (see [`super::own_home`]); problems are warnings, never errors — the
+/// session has run.
+pub fn finish(home: &CodexHome, lease: Lease, agent: Option<Owner>) {
+    let dirs = open_existing(home, &home.env_dir.join(own_home::HOMES))
+        .and_then(|homes| Ok((homes, open_existing(home, &home.env_dir.join(own_home::STORE))?)));
+    let warnings = match dirs {
+        Ok((homes, store)) => own_home::finish(&homes, &store, lease, agent),
+        Err(e) => vec![format!("could not keep the session's history and logs: {e}")],
+    };
+    for w in warnings {
+        eprintln!("codex-box: warning: {w}");
+    }
 }
 
 /// Who owns what codex-box makes in the project (`.codex`, `.environment`, the trusted copies): when
@@ -418,6 +444,7 @@ fn copy_tree(from: &Path, to: &Dir, owner: Option<Owner>) -> Result<(), HomeErro
 pub fn hand_over(home: &CodexHome, uid: u32, gid: u32) -> Result<(), HomeError> {
     let agent = Owner { uid, gid };
     open_existing(home, &home.state_dir)?.hand_over(agent)?;
+    open_existing(home, &home.env_dir.join(own_home::STORE))?.hand_over(agent)?;
     if home.made_sessions_dir || home.sessions_dir == home.env_dir.join("sessions") {
         open_existing(home, &home.sessions_dir)?.hand_over(agent)?;
     }

@@ -53,7 +53,7 @@ fn auth_search_order() {
 }
 
 #[test]
-fn config_and_prompts_copied_state_rebuilt() {
+fn config_and_prompts_copied_and_each_session_gets_a_fresh_home() {
     let t = tempfile::tempdir().unwrap();
     let (home, wd) = (t.path().join("home"), t.path().join("wd"));
     fs::create_dir_all(home.join(".codex/prompts")).unwrap();
@@ -61,26 +61,107 @@ fn config_and_prompts_copied_state_rebuilt() {
     fs::write(home.join(".codex/config.toml"), "model = \"a\"\n").unwrap();
     fs::write(home.join(".codex/prompts/p.md"), "from home").unwrap();
     let c = cfg(&home, &wd, SessionArgs::default(), None);
-    let h = prepare(&c).unwrap();
+    let (h, lease) = prepare(&c).unwrap();
+    assert!(h.state_dir.starts_with(h.env_dir.join("homes")), "{}", h.state_dir.display());
     assert_eq!(fs::read_to_string(h.env_dir.join("config.toml")).unwrap(), "model = \"a\"\n");
     assert_eq!(fs::read_to_string(h.state_dir.join("config.toml")).unwrap(), "model = \"a\"\n");
     assert_eq!(fs::read_to_string(h.env_dir.join("prompts/p.md")).unwrap(), "from home");
     // Not overwritten once present.
     fs::write(h.env_dir.join("prompts/p.md"), "edited").unwrap();
     fs::write(home.join(".codex/config.toml"), "model = \"b\"\n").unwrap();
-    // What an agent writes into state/ is gone next time, except history and logs.
+    // What an agent writes into its home is gone next time, except history and logs, which are kept.
     fs::write(h.state_dir.join("config.toml"), "evil").unwrap();
     fs::write(h.state_dir.join("AGENTS.md"), "evil").unwrap();
-    fs::write(h.state_dir.join("history.jsonl"), "kept").unwrap();
+    fs::write(h.state_dir.join("history.jsonl"), "kept\n").unwrap();
     std::os::unix::fs::symlink("/etc", h.state_dir.join("log")).unwrap();
-    let h = prepare(&c).unwrap();
+    finish(&h, lease, None);
+    assert!(!h.state_dir.exists(), "the ended session's home is removed");
+    let (h, _lease) = prepare(&c).unwrap();
     assert_eq!(fs::read_to_string(h.env_dir.join("prompts/p.md")).unwrap(), "edited");
     assert_eq!(fs::read_to_string(h.env_dir.join("config.toml")).unwrap(), "model = \"a\"\n");
     assert_eq!(fs::read_to_string(h.state_dir.join("config.toml")).unwrap(), "model = \"a\"\n");
     assert!(!h.state_dir.join("AGENTS.md").exists());
-    assert!(fs::symlink_metadata(h.state_dir.join("log")).is_err(), "a symlinked log/ is removed");
-    assert_eq!(fs::read_to_string(h.state_dir.join("history.jsonl")).unwrap(), "kept");
+    assert!(fs::symlink_metadata(h.state_dir.join("log")).is_err(), "a symlinked log/ is not kept");
+    assert!(fs::symlink_metadata(h.env_dir.join("state/log")).is_err(), "nor read through");
+    assert_eq!(fs::read_to_string(h.state_dir.join("history.jsonl")).unwrap(), "kept\n");
     assert!(h.sessions_dir.ends_with(".codex/.environment/sessions") && h.sessions_dir.is_dir());
+}
+
+/// Two sessions at once: each has its own home, untouched while the other starts and ends; what
+/// both keep is merged, nothing overwritten.
+#[test]
+fn concurrent_sessions_keep_their_own_homes_and_their_history_and_logs_are_merged() {
+    let t = tempfile::tempdir().unwrap();
+    let (home, wd) = (t.path().join("home"), t.path().join("wd"));
+    fs::create_dir_all(&wd).unwrap();
+    let c = cfg(&home, &wd, SessionArgs::default(), None);
+    let (a, lease_a) = prepare(&c).unwrap();
+    let (b, lease_b) = prepare(&c).unwrap();
+    assert_ne!(a.state_dir, b.state_dir);
+    for (h, who) in [(&a, "a"), (&b, "b")] {
+        fs::write(h.state_dir.join("history.jsonl"), format!("{{\"text\":\"{who}1\"}}\n")).unwrap();
+        fs::create_dir(h.state_dir.join("log")).unwrap();
+        fs::write(h.state_dir.join("log/codex-tui.log"), format!("{who} log\n")).unwrap();
+        fs::write(h.state_dir.join("scratch"), who).unwrap();
+    }
+    // b ends, then a third session starts and ends, while a runs: a's home is as it was.
+    finish(&b, lease_b, None);
+    let (c3, lease_c) = prepare(&c).unwrap();
+    assert_eq!(fs::read_to_string(c3.state_dir.join("history.jsonl")).unwrap(), "{\"text\":\"b1\"}\n");
+    finish(&c3, lease_c, None);
+    assert_eq!(fs::read_to_string(a.state_dir.join("scratch")).unwrap(), "a");
+    assert_eq!(fs::read_to_string(a.state_dir.join("log/codex-tui.log")).unwrap(), "a log\n");
+    // a writes on, then ends.
+    fs::write(a.state_dir.join("history.jsonl"), "{\"text\":\"a1\"}\n{\"text\":\"a2\"}\n").unwrap();
+    finish(&a, lease_a, None);
+    let store = a.env_dir.join("state");
+    assert_eq!(
+        fs::read_to_string(store.join("history.jsonl")).unwrap(),
+        "{\"text\":\"b1\"}\n{\"text\":\"a1\"}\n{\"text\":\"a2\"}\n"
+    );
+    assert_eq!(fs::read_to_string(store.join("log/codex-tui.log")).unwrap(), "b log\na log\n");
+    assert_eq!(fs::read_dir(a.env_dir.join("homes")).unwrap().count(), 0, "every home removed");
+    assert!(!store.join("scratch").exists());
+}
+
+/// A session whose codex-box was killed never finished: the next start merges and removes its home
+/// — but never a home whose lock is held.
+#[test]
+fn a_killed_sessions_home_is_collected_by_the_next_start_and_a_locked_one_is_not() {
+    let t = tempfile::tempdir().unwrap();
+    let (home, wd) = (t.path().join("home"), t.path().join("wd"));
+    fs::create_dir_all(&wd).unwrap();
+    let c = cfg(&home, &wd, SessionArgs::default(), None);
+    let (running, lease_running) = prepare(&c).unwrap();
+    let (killed, lease_killed) = prepare(&c).unwrap();
+    fs::write(running.state_dir.join("history.jsonl"), "running\n").unwrap();
+    fs::write(killed.state_dir.join("history.jsonl"), "killed\n").unwrap();
+    // Links the agent planted among its logs: never read, whatever they point at.
+    let secret = t.path().join("secret");
+    fs::write(&secret, "SECRET\n").unwrap();
+    fs::create_dir(killed.state_dir.join("log")).unwrap();
+    std::os::unix::fs::symlink(&secret, killed.state_dir.join("log/leak.log")).unwrap();
+    fs::write(killed.state_dir.join("log/codex-tui.log"), "real\n").unwrap();
+    drop(lease_killed); // what a SIGKILL does: the lock goes with the process
+    let (next, _lease) = prepare(&c).unwrap();
+    assert!(!killed.state_dir.exists(), "the killed session's home is collected");
+    assert_eq!(fs::read_to_string(next.state_dir.join("history.jsonl")).unwrap(), "killed\n");
+    let store = next.env_dir.join("state/log");
+    assert_eq!(fs::read_to_string(store.join("codex-tui.log")).unwrap(), "real\n", "control: a real log is kept");
+    assert!(fs::symlink_metadata(store.join("leak.log")).is_err(), "a linked log is not read");
+    assert_eq!(fs::read_to_string(&secret).unwrap(), "SECRET\n");
+    assert_eq!(fs::read_to_string(running.state_dir.join("history.jsonl")).unwrap(), "running\n", "in use: kept");
+    drop(lease_running);
+}
+
+#[test]
+fn new_history_lines_are_those_the_store_lacks() {
+    use super::own_home::new_lines;
+    assert_eq!(new_lines(b"", b"a\nb\n"), b"a\nb\n");
+    assert_eq!(new_lines(b"a\n", b"a\nb\n"), b"b\n");
+    assert_eq!(new_lines(b"a", b"a\nb"), b"\nb\n", "a store without a final newline gets one");
+    assert_eq!(new_lines(b"a\nb\n", b"b\n"), b"", "a trimmed history removes nothing");
+    assert_eq!(new_lines(b"", b"x\nx\n"), b"x\n");
 }
 
 #[test]
@@ -93,7 +174,7 @@ fn init_script_copied_executable_and_source_untouched() {
     fs::write(&hook, "#!/bin/sh\necho hi\n").unwrap();
     fs::set_permissions(&hook, fs::Permissions::from_mode(0o600)).unwrap();
     let c = cfg(&home, &wd, SessionArgs { init_script: Some(hook.clone()), ..Default::default() }, None);
-    let h = prepare(&c).unwrap();
+    let (h, _lease) = prepare(&c).unwrap();
     let init = h.init_hook.unwrap();
     assert_eq!(fs::metadata(&init).unwrap().permissions().mode() & 0o777, 0o755);
     assert_eq!(fs::metadata(&hook).unwrap().permissions().mode() & 0o777, 0o600);
@@ -138,9 +219,12 @@ fn as_root_what_the_agent_writes_is_made_its_own_and_no_link_is_followed() {
         (m.uid(), m.gid())
     };
     let agent = Owner { uid: 4243, gid: 4244 };
-    let h = prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), Some(agent)).unwrap();
-    for p in ["state", "state/config.toml", "state/prompts", "state/prompts/p.md", "sessions", "sessions/old"] {
+    let (h, _lease) = prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), Some(agent)).unwrap();
+    for p in ["state", "homes", "sessions", "sessions/old"] {
         assert_eq!(owner_of(&h.env_dir.join(p)), (agent.uid, agent.gid), "{p}");
+    }
+    for p in ["", "config.toml", "prompts", "prompts/p.md"] {
+        assert_eq!(owner_of(&h.state_dir.join(p)), (agent.uid, agent.gid), "the session's home: {p}");
     }
     for p in ["sessions/old/x.jsonl", "sessions/l", "sessions/old/l"] {
         assert_eq!(owner_of(&h.env_dir.join(p)), (agent.uid, agent.gid), "{p} (links themselves)");
@@ -184,35 +268,30 @@ fn a_link_on_the_way_to_the_codex_home_is_refused_and_nothing_made_through_it() 
 }
 
 #[test]
-fn mount_points_are_handled_without_following_links_and_sessions_stays() {
+fn mount_points_go_with_the_sessions_own_home_and_no_link_is_followed() {
     use std::os::unix::fs::symlink;
     let t = tempfile::tempdir().unwrap();
     let (home, wd) = (t.path().join("home"), t.path().join("wd"));
     fs::create_dir_all(&wd).unwrap();
-    let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
+    let (h, lease) = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
     fs::write(h.state_dir.join("auth.json"), "").unwrap();
     fs::create_dir(h.state_dir.join("sessions")).unwrap();
     remove_mount_points(&h);
     assert!(!h.state_dir.join("auth.json").exists(), "the auth.json mount point is removed");
-    // The sessions mount point stays, after the session and at the next start, while empty:
-    // removing it would unmount other running sessions' sessions directory.
-    assert!(h.state_dir.join("sessions").is_dir());
-    let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
-    assert!(h.state_dir.join("sessions").is_dir());
-    fs::write(h.state_dir.join("sessions/x"), "").unwrap();
-    let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
-    assert!(!h.state_dir.join("sessions").exists(), "not empty: not a mount point, removed");
     // Links in their place are left, and so is what they point at.
     let (empty_file, empty_dir) = (t.path().join("empty"), t.path().join("empty.d"));
     fs::write(&empty_file, "").unwrap();
     fs::create_dir(&empty_dir).unwrap();
+    fs::write(empty_dir.join("x"), "").unwrap();
     symlink(&empty_file, h.state_dir.join("auth.json")).unwrap();
     remove_mount_points(&h);
     assert!(empty_file.is_file() && h.state_dir.join("auth.json").is_symlink());
-    // A link named sessions is no mount point: removed at the next start, and only the link.
+    // The end of the session removes its home with its mount points, and only the links.
+    fs::remove_dir(h.state_dir.join("sessions")).unwrap();
     symlink(&empty_dir, h.state_dir.join("sessions")).unwrap();
-    let h = prepare(&cfg(&home, &wd, SessionArgs::default(), None)).unwrap();
-    assert!(empty_dir.is_dir() && fs::symlink_metadata(h.state_dir.join("sessions")).is_err());
+    finish(&h, lease, None);
+    assert!(fs::symlink_metadata(&h.state_dir).is_err());
+    assert!(empty_file.is_file() && empty_dir.join("x").is_file());
 }
 
 #[test]
@@ -236,12 +315,12 @@ fn links_planted_in_the_workdir_are_never_sources() {
     fs::write(wd.join("codex/auth.json"), "{}").unwrap();
     assert_eq!(find_auth(&c, &wd.join(".codex/.environment")), Some(wd.join("codex/auth.json")));
     fs::remove_file(wd.join(".codex")).unwrap();
-    let h = prepare(&c).unwrap();
+    let (h, _lease) = prepare(&c).unwrap();
     assert!(!h.env_dir.join("prompts/id_rsa").exists(), "a linked prompts dir is not copied");
     fs::remove_file(wd.join("codex/prompts")).unwrap();
     fs::create_dir_all(wd.join("codex/prompts")).unwrap();
     fs::write(wd.join("codex/prompts/p.md"), "real").unwrap();
-    let h = prepare(&c).unwrap();
+    let (h, _lease) = prepare(&c).unwrap();
     assert_eq!(fs::read_to_string(h.env_dir.join("prompts/p.md")).unwrap(), "real");
 }
 
@@ -257,7 +336,8 @@ fn as_root_on_someone_elses_project_what_codex_box_makes_is_theirs_and_undo_remo
     fs::write(home.join(".codex/config.toml"), "model = \"a\"\n").unwrap();
     fs::create_dir_all(&wd).unwrap();
     std::os::unix::fs::chown(&wd, Some(4245), Some(4246)).unwrap();
-    let h = prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), Some(Owner { uid: 4245, gid: 4246 })).unwrap();
+    let (h, _lease) =
+        prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), Some(Owner { uid: 4245, gid: 4246 })).unwrap();
     for p in [wd.join(".codex"), h.env_dir.clone(), h.env_dir.join("config.toml")] {
         let m = fs::symlink_metadata(&p).unwrap();
         assert_eq!((m.uid(), m.gid()), (4245, 4246), "{} is the project owner's", p.display());
@@ -268,7 +348,7 @@ fn as_root_on_someone_elses_project_what_codex_box_makes_is_theirs_and_undo_remo
     // An existing .codex is the user's: only what this run made in it goes.
     fs::create_dir(wd.join(".codex")).unwrap();
     fs::write(wd.join(".codex/codex-box.toml"), "").unwrap();
-    let h = prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), None).unwrap();
+    let (h, _lease) = prepare_for(&cfg(&home, &wd, SessionArgs::default(), None), None).unwrap();
     assert_eq!(h.made_here, Some((wd.clone(), PathBuf::from(".codex/.environment"))));
     undo(&h).unwrap();
     assert!(wd.join(".codex/codex-box.toml").exists() && !wd.join(".codex/.environment").exists());

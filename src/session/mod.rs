@@ -7,6 +7,7 @@
 pub mod codex_home;
 pub mod egress;
 pub mod engine;
+pub mod own_home;
 pub mod plan;
 pub mod policy;
 pub mod report;

@@ -2,12 +2,14 @@
 //!
 //! 1. [`check`] (no engine, nothing created): Codex's inner sandbox not asked for, CA files readable,
 //!    the chosen resolver usable, writable mounts outside the workdir confirmed;
-//! 2. [`run`]: the codex home prepared and its trusted files approved (trust on change), orphans of
+//! 2. [`run`]: the codex home prepared (the session's own home, locked) and its trusted files
+//!    approved (trust on change), orphans of
 //!    killed sessions collected, the image made available, then the egress: the allowlist resolved
 //!    and its firewall assembled, or the proxy started on the host's address in the session's network
 //!    — each with a verification target that a missing firewall would let through (a listener of
 //!    codex-box's own); then the engine runs the [`Plan`], and afterwards the proxy is shut down and
-//!    the listener closed, whatever the outcome; limits that ended the session are named.
+//!    the listener closed, whatever the outcome; limits that ended the session are named; the
+//!    session's home's history and logs are merged into the kept store and the home removed.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -81,8 +83,11 @@ pub async fn run<E: Engine>(engine: &E, s: Checked<'_>) -> Result<i32> {
     let (uid, gid) = agent_ids(&policy.work_dir);
     let root = nix::unistd::getuid().is_root();
     // As root, what the agent is to write is made the agent's as it is made (see codex_home).
-    let home = codex_home::prepare_for(policy, root.then_some(crate::fs_handle::Owner { uid, gid }))?;
+    let agent = root.then_some(crate::fs_handle::Owner { uid, gid });
+    let (home, lease) = codex_home::prepare_for(policy, agent)?;
     let result = run_prepared(engine, s, &home, (uid, gid), root).await;
+    // The session's own home: its history and logs merged into the kept store, then removed.
+    codex_home::finish(&home, lease, agent);
     // Every error from here on comes before the agent ran: a failed start leaves nothing behind.
     if result.is_err() {
         if let Err(e) = codex_home::undo(&home) {
@@ -107,7 +112,7 @@ async fn run_prepared<E: Engine>(
         .and_then(|c| std::fs::read_to_string(c).ok())
         .and_then(|t| codex_layer::config_note(&t, Boundary::Container))
     {
-        eprintln!("codex-box: {note}");
+        crate::notice!("codex-box: {note}");
     }
     if let Some(state) = &policy.env.state_dir {
         let owned = [
@@ -121,7 +126,7 @@ async fn run_prepared<E: Engine>(
     }
     if let Ok(removed) = engine.collect_orphans().await {
         for r in removed {
-            eprintln!("codex-box: removed {r}, left by a codex-box that was killed");
+            crate::notice!("codex-box: removed {r}, left by a codex-box that was killed");
         }
     }
     engine.ensure_image(&policy.image, &policy.ca_certs).await?;
@@ -203,9 +208,9 @@ async fn run_prepared<E: Engine>(
         engine.stop_companion(c).await;
         if matches!(policy.egress, Egress::Proxy(_)) {
             let summary = log.summary();
-            eprintln!("codex-box: {summary}");
+            crate::notice!("codex-box: {summary}");
             for hint in egress::allowance_hints(&summary) {
-                eprintln!("codex-box: {hint}");
+                crate::notice!("codex-box: {hint}");
             }
         }
     }

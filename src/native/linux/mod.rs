@@ -375,7 +375,8 @@ fn run_tree(
     };
     let code = spawn::wait(&started);
     if let Some(running) = proxy {
-        eprintln!("codex-box: {}", running.finish());
+        let summary = running.finish();
+        crate::notice!("codex-box: {summary}");
     }
     if let Some(logger) = logger {
         let denials = logger.finish();

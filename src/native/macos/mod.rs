@@ -173,7 +173,8 @@ mod run {
         }
         let status = status.map_err(MacosError::Wait)?;
         if let Some(running) = proxy {
-            eprintln!("codex-box: {}", running.finish());
+            let summary = running.finish();
+            crate::notice!("codex-box: {summary}");
         }
         if let Some(stream) = stream {
             let found = stream.finish();
