@@ -255,6 +255,37 @@ impl fmt::Display for Request {
     }
 }
 
+/// Reads a request head from `r`: the bytes up to and including the blank line, and whatever came
+/// after it in the same reads. `None` when the peer closes or fails first, the head grows past
+/// `max_head`, or `timeout` passes.
+pub async fn read_head<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut R,
+    max_head: usize,
+    timeout: std::time::Duration,
+) -> Option<(Vec<u8>, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(8192);
+    let end = tokio::time::timeout(timeout, async {
+        loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Some(i + 4);
+            }
+            if buf.len() > max_head {
+                return None;
+            }
+            let mut chunk = [0u8; 8192];
+            match r.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .ok()??;
+    let rest = buf.split_off(end);
+    Some((buf, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -257,25 +257,7 @@ pub async fn serve(
             return;
         }
     };
-    let mut buf = Vec::with_capacity(8192);
-    let end = tokio::time::timeout(head_timeout, async {
-        loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                return Some(i + 4);
-            }
-            if buf.len() > MAX_HEAD {
-                return None;
-            }
-            let mut chunk = [0u8; 8192];
-            match tls.read(&mut chunk).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await;
-    let Ok(Some(end)) = end else { return };
-    let rest = buf.split_off(end);
+    let Some((buf, rest)) = super::http::read_head(&mut tls, MAX_HEAD, head_timeout).await else { return };
     let up = match rewrite(&buf, host, port, &bound.injections) {
         Ok(r) => r,
         Err(r) => {

@@ -253,25 +253,9 @@ fn event(up: &Upstream, allowed: bool, method: &str, reason: String) -> Event {
 #[cfg(target_os = "linux")]
 async fn handle(mut client: TcpStream, config: &RelayConfig, resolver: &hickory_resolver::TokioResolver, log: &Log) {
     let up = &config.upstream;
-    let mut buf = Vec::with_capacity(8192);
-    let end = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                return Some(i + 4);
-            }
-            if buf.len() > MAX_HEAD {
-                return None;
-            }
-            let mut chunk = [0u8; 8192];
-            match client.read(&mut chunk).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await;
-    let Ok(Some(end)) = end else { return };
-    let rest = buf.split_off(end);
+    let Some((buf, rest)) = super::http::read_head(&mut client, MAX_HEAD, Duration::from_secs(30)).await else {
+        return;
+    };
     let (head, body_len, upgrade, method, path) = match rewrite(&buf, up, &config.key) {
         Rewrite::Forward { head, body_len, upgrade, method, path } => (head, body_len, upgrade, method, path),
         Rewrite::Refuse { status, reason, method } => {
