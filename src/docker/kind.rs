@@ -16,7 +16,19 @@ use bollard::models::{SystemInfo, SystemVersion};
 
 use super::discover::{Address, Found, Os, Source};
 
-pub use super::spec::Product;
+/// The product serving the Engine API (`/version`: a component named "Podman Engine" is Podman).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub enum Product {
+    #[default]
+    Docker,
+    Podman,
+}
+
+/// Whether an engine can enforce a session's `--memory`, `--cpus` and `--pids-limit`: a rootless
+/// engine on cgroup v1 cannot (it has no cgroup of its own to delegate), and drops them.
+pub fn limits_enforced(rootless: bool, cgroup_version: Option<&str>) -> bool {
+    !(rootless && cgroup_version == Some("1"))
+}
 
 /// The engine as codex-box sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,13 +28,7 @@ pub const AGENT_HOME: &str = "/home/codex";
 /// Label that marks codex-box's containers.
 pub const LABEL: &str = "io.codex-box";
 
-/// The product serving the Engine API (`/version`: a component named "Podman Engine" is Podman).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub enum Product {
-    #[default]
-    Docker,
-    Podman,
-}
+pub use super::kind::Product;
 
 /// What the container body depends on about the engine: its product, whether it runs without root
 /// (rootless Docker says so in `/info`'s security options; Podman's compat `/info` does not, its
@@ -130,7 +124,7 @@ pub fn runtime_honoured(engine: &EngineProfile) -> bool {
 /// Whether the engine can enforce `--memory`, `--cpus` and `--pids-limit`: a rootless engine on
 /// cgroup v1 cannot (it has no cgroup of its own to delegate), and drops them.
 pub fn limits_enforced(engine: &EngineProfile, cgroup_version: Option<&str>) -> bool {
-    !(engine.rootless && cgroup_version == Some("1"))
+    super::kind::limits_enforced(engine.rootless, cgroup_version)
 }
 
 /// A [`Plan`] placed on this engine: the session directory it mounts and the labels that mark its

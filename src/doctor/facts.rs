@@ -246,12 +246,19 @@ async fn confirmed_kind(c: &engine::Connection) -> (EngineKind, Option<String>) 
 }
 
 /// The seccomp profile a local Podman's sessions get, or why there is none.
+#[cfg(unix)]
 fn podman_seccomp() -> Result<(), String> {
     match crate::docker::seccomp::podman_profile() {
         Some(Ok(_)) => Ok(()),
         Some(Err(e)) => Err(e.to_string()),
         None => Err("Podman's seccomp profile (containers-common's seccomp.json) is not on this host".into()),
     }
+}
+
+/// Sessions need a Unix host; a Podman here would be a machine (a VM), which `gather` leaves out.
+#[cfg(not(unix))]
+fn podman_seccomp() -> Result<(), String> {
+    Err("not checked on this host".into())
 }
 
 /// The body of Podman's `GET /v4.0.0/libpod/info` (bollard has no libpod call): one HTTP/1.0

@@ -152,9 +152,8 @@ fn engine_checks(f: &Facts, out: &mut Vec<Check>) {
 /// cannot set, and the seccomp profile a local Podman's sessions get.
 fn session_differences(f: &Facts, out: &mut Vec<Check>) {
     let Some(k) = &f.kind else { return };
-    let profile = crate::docker::spec::EngineProfile { product: k.product, rootless: k.rootless, owner: None };
     let cgroup = f.cgroup_version.as_deref();
-    if crate::docker::spec::limits_enforced(&profile, cgroup) {
+    if crate::docker::kind::limits_enforced(k.rootless, cgroup) {
         let on = cgroup.map_or_else(String::new, |v| format!(" (cgroup v{v})"));
         out.push(ok("engine-limits", format!("sessions' --memory, --cpus and --pids-limit are enforced{on}")));
     } else {
