@@ -2,8 +2,7 @@
 # Rootless Podman keeps its bridge networks in a "rootless-netns" of its own, made when the first
 # container joins one and removed with the last. For the tests to reach their hosts there (as they do
 # from the host on a rootful engine), this keeps it up with an idle anchor container on a network of
-# its own, and writes the pid of a process inside it (aardvark-dns, Podman's resolver for that
-# network) to $XDG_RUNTIME_DIR/podman/rootless-netns.pid, which it prints. Run as root, after the
+# its own, and writes the pid of a process kept inside it (`podman unshare --rootless-netns`) to $XDG_RUNTIME_DIR/podman/rootless-netns.pid, which it prints. Run as root, after the
 # session image is in the user's engine (images.sh). Idempotent.
 #
 #   podman-netns.sh [USER]   (default codexbox)
@@ -21,10 +20,19 @@ if [ "$(as_user podman inspect -f '{{.State.Running}}' codex-box-anchor 2>/dev/n
     as_user podman run -d --name codex-box-anchor --network codex-box-anchor --read-only \
         --entrypoint sleep codex-sandbox infinity >/dev/null
 fi
-for _ in $(seq 1 20); do
-    pid=$(pgrep -u "$uid" -x aardvark-dns | head -1 || true)
-    [ -n "$pid" ] && break; sleep 0.5
-done
+# A process of our own in that namespace (aardvark-dns, used before, comes and goes with the
+# networks' activity): `podman unshare --rootless-netns`, kept running.
+old=$(cat "$RUN/podman/rootless-netns.pid" 2>/dev/null || true)
+if [ -n "$old" ] && [ -e "/proc/$old/ns/net" ] && grep -qx 'sleep' "/proc/$old/comm" 2>/dev/null; then
+    pid=$old
+else
+    as_user setsid podman unshare --rootless-netns sleep 31536000 >/dev/null 2>&1 </dev/null &
+    for _ in $(seq 1 20); do
+        sleep 0.5
+        pid=$(pgrep -u "$uid" -n -f '^sleep 31536000$' || true)
+        [ -n "$pid" ] && [ -e "/proc/$pid/ns/net" ] && break
+    done
+fi
 [ -n "${pid:-}" ] || { echo "=== podman-netns: no process in rootless Podman's network namespace" >&2; exit 1; }
 echo "$pid" >"$RUN/podman/rootless-netns.pid"
 echo "$RUN/podman/rootless-netns.pid"
