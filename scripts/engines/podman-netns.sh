@@ -22,17 +22,15 @@ if [ "$(as_user podman inspect -f '{{.State.Running}}' codex-box-anchor 2>/dev/n
 fi
 # A process of our own in that namespace (aardvark-dns, used before, comes and goes with the
 # networks' activity): `podman unshare --rootless-netns`, kept running.
-old=$(cat "$RUN/podman/rootless-netns.pid" 2>/dev/null || true)
-if [ -n "$old" ] && [ -e "/proc/$old/ns/net" ] && grep -qx 'sleep' "/proc/$old/comm" 2>/dev/null; then
-    pid=$old
-else
-    as_user setsid podman unshare --rootless-netns sleep 31536000 >/dev/null 2>&1 </dev/null &
-    for _ in $(seq 1 20); do
-        sleep 0.5
-        pid=$(pgrep -u "$uid" -n -f '^sleep 31536000$' || true)
-        [ -n "$pid" ] && [ -e "/proc/$pid/ns/net" ] && break
-    done
-fi
+# Always a new one: an old one may hold a namespace a restarted service no longer uses.
+pkill -u "$uid" -f '^sleep 31536000$' 2>/dev/null || true
+as_user setsid podman unshare --rootless-netns sleep 31536000 >/dev/null 2>&1 </dev/null &
+pid=
+for _ in $(seq 1 20); do
+    sleep 0.5
+    pid=$(pgrep -u "$uid" -n -f '^sleep 31536000$' || true)
+    [ -n "$pid" ] && [ -e "/proc/$pid/ns/net" ] && break
+done
 [ -n "${pid:-}" ] || { echo "=== podman-netns: no process in rootless Podman's network namespace" >&2; exit 1; }
 echo "$pid" >"$RUN/podman/rootless-netns.pid"
 echo "$RUN/podman/rootless-netns.pid"
