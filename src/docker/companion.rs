@@ -342,7 +342,8 @@ pub async fn beacon(docker: &Docker, network: Option<&str>, bin: Option<&Path>) 
                             return Err(engine("starting the beacon")(e));
                         }
                     }
-                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {}
+                    // A concurrent session made it first (Docker: 409; Podman: 500 "already in use").
+                    Err(e) if super::session::name_taken(&e) => {}
                     Err(e) => return Err(engine("creating the beacon")(e)),
                 }
             }
