@@ -435,6 +435,83 @@ fn two_sessions_on_one_workdir_get_distinct_containers() {
     assert!(containers_for(&p.wd).is_empty());
 }
 
+/// Sessions started at the same moment all run, and the engine still answers afterwards: the first
+/// sessions on a network race to make its shared beacon (Podman answers the loser 500 "already in
+/// use", not Docker's 409: this failed on Podman before that was read as "made by another"), and on
+/// rootless Podman their keep-id creates wait for each other (next test). With and without the
+/// egress sidecar.
+#[test]
+fn sessions_started_at_once_all_run_and_the_engine_survives() {
+    need_docker!();
+    let projects: Vec<Project> = (0..6).map(|_| Project::new()).collect();
+    let children: Vec<_> = projects
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let wd = p.wd.to_str().unwrap().to_string();
+            let mut args = vec!["run", "--work_dir", &wd];
+            if i % 2 == 1 {
+                args.extend_from_slice(&["--firewall-applier", "sidecar"]);
+            }
+            args.extend_from_slice(&["--", "sh", "-c", "echo started"]);
+            p.cmd(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "session {i}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "started\n", "session {i}: {}", text(&out.stderr));
+    }
+    let out = projects[0].run_sh(&[], "echo still");
+    assert_eq!(text(&out.stdout), "still\n", "the engine answers after them: {}", text(&out.stderr));
+    for p in &projects {
+        assert!(containers_for(&p.wd).is_empty());
+    }
+}
+
+/// Rootless Podman 4.x crashes on `keep-id` creates at the same moment (shown here with 16
+/// concurrent API creates: SIGSEGV in libsubid's `subid_get_uid_ranges`, containers/podman#23264),
+/// so there codex-box makes one container at a time across its processes: while another holder
+/// has the create lock, a session waits before creating anything and runs once it is released.
+/// Control: on every other engine no lock is taken, and the session runs while it is held.
+#[test]
+fn on_rootless_podman_creates_wait_for_each_other_elsewhere_they_do_not() {
+    use std::os::unix::io::AsRawFd;
+    need_docker!();
+    let p = Project::new();
+    let run = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(run.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let lock = std::fs::File::create(run.path().join(codex_box::docker::create_lock::FILE_NAME)).unwrap();
+    // SAFETY: flock(2) on a descriptor `lock` owns.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let wd = p.wd.to_str().unwrap();
+    let child = p
+        .cmd(&["run", "--work_dir", wd, "--", "sh", "-c", "echo ran"])
+        .env("XDG_RUNTIME_DIR", run.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    if rootless_podman() {
+        let waiting = (0..600).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            waits_for_a_flock(pid)
+        });
+        assert!(waiting, "the session never waited for the create lock");
+        assert!(containers_for(&p.wd).is_empty(), "nothing is created while another create holds the lock");
+        drop(lock);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(text(&out.stdout), "ran\n", "it runs once the lock is released: {}", text(&out.stderr));
+    } else {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(text(&out.stdout), "ran\n", "{}", text(&out.stderr));
+        assert!(!waits_for_a_flock(pid));
+        drop(lock);
+    }
+    assert!(containers_for(&p.wd).is_empty());
+}
+
 #[test]
 fn the_main_job_runs_codex_interactively_with_the_remaining_arguments() {
     need_docker!();

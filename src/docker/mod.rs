@@ -13,6 +13,8 @@ pub mod cgroup;
 #[cfg(unix)]
 pub mod companion;
 pub mod context;
+#[cfg(unix)]
+pub mod create_lock;
 pub mod discover;
 pub mod engine;
 #[cfg(unix)]

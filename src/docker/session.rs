@@ -50,6 +50,8 @@ pub enum SessionError {
     RuntimeIgnored(String),
     #[error(transparent)]
     Seccomp(super::seccomp::SeccompError),
+    #[error("cannot lock {path} (codex-box creates one container at a time on rootless Podman, whose keep-id lookup cannot take two at once): {source}. Fix: make its directory writable for you, or point XDG_RUNTIME_DIR at a private directory that is")]
+    CreateLock { path: PathBuf, source: std::io::Error },
 }
 
 /// What to do about a container that would not start.
@@ -236,9 +238,23 @@ async fn drive(
         }
         let name = spec::container_name(&plan.work_dir, n);
         let side = with_sidecar.then(|| spec::sidecar_name(&name));
+        // A keep-id create (the sidecar's, else the agent's: with a sidecar the agent joins its user
+        // namespace and needs no id lookup) holds the create lock while the engine takes it.
+        let lock = || async {
+            match (&plan.lock_dir, super::create_lock::needed(&plan.engine)) {
+                (Some(dir), true) => super::create_lock::acquire(dir)
+                    .await
+                    .map(Some)
+                    .map_err(|source| SessionError::CreateLock { path: super::create_lock::path(dir), source }),
+                _ => Ok(None),
+            }
+        };
         if let Some(side) = &side {
             let opts = CreateContainerOptions { name: Some(side.clone()), ..Default::default() };
-            match docker.create_container(Some(opts), spec::sidecar_body(plan)).await {
+            let held = lock().await?;
+            let created = docker.create_container(Some(opts), spec::sidecar_body(plan)).await;
+            drop(held);
+            match created {
                 Ok(_) => *sidecar_slot.lock().expect("not poisoned") = Some(side.clone()),
                 Err(e) if conflict(&e) => {
                     n += 1;
@@ -252,7 +268,12 @@ async fn drive(
         // The agent's container is created while the sidecar starts and applies the rules.
         let (created, sidecar_up) = match &side {
             Some(side) => tokio::join!(docker.create_container(Some(opts), body), start_sidecar(docker, side)),
-            None => (docker.create_container(Some(opts), body).await, Ok(())),
+            None => {
+                let held = lock().await?;
+                let created = docker.create_container(Some(opts), body).await;
+                drop(held);
+                (created, Ok(()))
+            }
         };
         if let Err(e) = sidecar_up {
             if let Ok(r) = &created {

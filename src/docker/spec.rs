@@ -447,6 +447,7 @@ mod tests {
                 dns: vec![],
                 applier: Applier::Entrypoint,
                 runtime: None,
+                lock_dir: None,
             },
         }
     }

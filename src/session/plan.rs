@@ -33,6 +33,10 @@ pub struct Plan {
     pub applier: Applier,
     /// OCI runtime of the agent's container (None: the engine's default).
     pub runtime: Option<String>,
+    /// A directory private to the user for host-wide locks between codex-box processes
+    /// (`$XDG_RUNTIME_DIR`, else the state directory): an engine that cannot create two
+    /// containers at once gets one at a time (`crate::docker::create_lock`).
+    pub lock_dir: Option<PathBuf>,
 }
 
 /// Where the egress firewall is applied.

@@ -175,6 +175,7 @@ async fn run_prepared<E: Engine>(
         pinned_hosts: fw.is_some(),
         applier: policy.applier,
         runtime: policy.runtime.clone(),
+        lock_dir: policy.env.runtime_dir.clone().or_else(|| policy.env.state_dir.clone()),
         dns: fw.map(|f| f.dns.clone()).unwrap_or_default(),
     };
     let refresh = fw.filter(|_| matches!(policy.egress, Egress::Allowlist(_))).map(|f| Refresh {

@@ -66,6 +66,22 @@ pub fn agent_uid_inside() -> u32 {
     codex_box::docker::spec::identity(&probed.profile, owner_uid(), owner_gid()).uid
 }
 
+/// Whether the engine under test is rootless Podman (its own `/info`), where codex-box makes one
+/// container at a time across its processes ([`codex_box::docker::create_lock`]).
+pub fn rootless_podman() -> bool {
+    let p = probed().profile;
+    p.product == codex_box::docker::kind::Product::Podman && p.rootless
+}
+
+/// Whether process `pid` waits for a `flock` (a `->` line of /proc/locks names the waiter).
+pub fn waits_for_a_flock(pid: u32) -> bool {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"->") && f.get(2) == Some(&"FLOCK") && f.get(5) == Some(&pid.to_string().as_str())
+    })
+}
+
 pub fn image() -> String {
     std::env::var("CODEX_BOX_TEST_IMAGE").unwrap_or_else(|_| "codex-sandbox".into())
 }
