@@ -230,6 +230,61 @@ fn gc_removes_what_a_killed_codex_box_left() {
     }
 }
 
+/// The engine going away mid-session (issue #21: stopped, restarted, its VM or the connection to it
+/// gone): codex-box talks to the engine through a stand-in socket the test takes away while the
+/// command runs. The session ends at once with exit 125 and a message that says what happened and
+/// how the container is collected; the container is still there on the real engine (the control:
+/// the fault really left it), and the next session start collects it.
+#[test]
+fn an_engine_lost_mid_session_ends_it_with_a_message_and_the_next_start_collects_its_container() {
+    use std::io::BufRead;
+    need_docker!();
+    let p = Project::new();
+    let wd = p.wd.to_str().unwrap();
+    // Every session start collects orphans: another test's may take this one before it is counted;
+    // then the scenario is played again.
+    for attempt in 1..=4 {
+        let proxy = support::engine_proxy::EngineProxy::start();
+        let mut child = p
+            .cmd(&["run", "--work_dir", wd, "--", "sh", "-c", "echo up; exec sleep 120"])
+            .env("CODEX_BOX_ENGINE", proxy.url())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        if first != "up\n" {
+            let out = child.wait_with_output().unwrap();
+            panic!("the session did not run through the stand-in: {first:?} {}", text(&out.stderr));
+        }
+        let cut = std::time::Instant::now();
+        proxy.cut();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(cut.elapsed().as_secs() < 60, "codex-box did not notice the engine was gone");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(125), "{err}");
+        assert!(err.contains("lost the container engine during the session"), "{err}");
+        assert!(err.contains("codex-box gc"), "it says how the container is collected: {err}");
+        let left = containers_for(&p.wd);
+        if left.is_empty() {
+            assert!(attempt < 4, "another start collected the container before it was counted, four times");
+            continue;
+        }
+        assert_eq!(left.len(), 1, "the container stays on the engine: {left:?}");
+        let out = p.run_sh(&[], "echo next");
+        assert_eq!(text(&out.stdout), "next\n", "{}", text(&out.stderr));
+        assert!(containers_for(&p.wd).is_empty(), "the next start collected the lost session's container");
+        return;
+    }
+}
+
 /// SIGKILL at each stage of start-up (issue #21): whatever the moment, `gc` and the next start leave
 /// nothing — no container, no session directory, no session home.
 #[test]

@@ -25,14 +25,13 @@ pub struct Probed {
 /// What a session learns about its engine. For a local socket whose serving process the kernel
 /// names (SO_PEERCRED) nothing more is asked of the engine: the product comes from the `/version`
 /// the connection already made (`known`), rootless from the process's uid, limits from its
-/// `/proc/PID/limits`, the cgroup version from this host. Otherwise (a remote engine, or no `known`)
-/// the engine's `/version` and `/info` say what they can.
+/// `/proc/PID/limits` (when that process is the engine itself), the cgroup version from this host.
+/// Otherwise (a remote engine, or no `known`) the engine's `/version` and `/info` say what they can.
 pub async fn probe(docker: &Docker, socket: Option<&Path>, known: Option<Product>) -> Probed {
     let peer = socket.and_then(peer);
     if let (Some(p), Some(product)) = (peer, known) {
         let rootless = p.uid != 0;
-        let limits =
-            std::fs::read_to_string(format!("/proc/{}/limits", p.pid)).map(|t| parse_limits(&t)).unwrap_or_default();
+        let limits = engine_limits(p);
         let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
         return Probed {
             profile: EngineProfile { product, rootless, owner: rootless.then_some((p.uid, p.gid)) },
@@ -54,10 +53,7 @@ pub async fn probe(docker: &Docker, socket: Option<&Path>, known: Option<Product
     let says_rootless = security.iter().any(|o| o.split(',').any(|f| f == "name=rootless"));
     let rootless = says_rootless || (product == Product::Podman && peer.is_some_and(|p| p.uid != 0));
     let owner = peer.filter(|_| rootless).map(|p| (p.uid, p.gid));
-    let limits = peer
-        .and_then(|p| std::fs::read_to_string(format!("/proc/{}/limits", p.pid)).ok())
-        .map(|t| parse_limits(&t))
-        .unwrap_or_default();
+    let limits = peer.map(engine_limits).unwrap_or_default();
     Probed { profile: EngineProfile { product, rootless, owner }, limits, cgroup_version }
 }
 
@@ -99,6 +95,22 @@ fn peer(_: &Path) -> Option<Peer> {
     None
 }
 
+/// The serving process's limits, when that process is the engine itself. A socket can be served by
+/// something else in front of the engine (systemd's socket activation, a relay, Docker Desktop's
+/// host-side proxy): its limits say nothing of the engine's, and the engine's defaults then apply.
+fn engine_limits(p: Peer) -> Vec<(String, i64, i64)> {
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", p.pid)).unwrap_or_default();
+    if !is_engine_process(&comm) {
+        return Vec::new();
+    }
+    std::fs::read_to_string(format!("/proc/{}/limits", p.pid)).map(|t| parse_limits(&t)).unwrap_or_default()
+}
+
+/// Whether a `/proc/PID/comm` names an engine's own process (dockerd, or `podman system service`).
+pub fn is_engine_process(comm: &str) -> bool {
+    matches!(comm.trim_end(), "dockerd" | "podman")
+}
+
 /// RLIMIT_NOFILE and RLIMIT_NPROC from a `/proc/PID/limits` text, as Engine API ulimit names.
 /// "unlimited" is left out (the engine's default is then no lower).
 pub fn parse_limits(text: &str) -> Vec<(String, i64, i64)> {
@@ -122,6 +134,15 @@ mod tests {
         assert_eq!(product(&["Podman Engine".into(), "Conmon".into()]), Product::Podman);
         assert_eq!(product(&["Engine".into(), "containerd".into()]), Product::Docker);
         assert_eq!(product(&[]), Product::Docker);
+    }
+
+    #[test]
+    fn limits_are_trusted_only_from_the_engine_itself() {
+        assert!(is_engine_process("dockerd\n"));
+        assert!(is_engine_process("podman\n"));
+        for relay in ["systemd\n", "socat\n", "com.docker.backend\n", "container-1a2b\n", ""] {
+            assert!(!is_engine_process(relay), "{relay:?}");
+        }
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub enum SessionError {
     RuntimeIgnored(String),
     #[error(transparent)]
     Seccomp(super::seccomp::SeccompError),
+    #[error("lost the container engine during the session ({0}); the session has ended here. If the engine comes back with the session's container still running, the next session start or `codex-box gc` removes it")]
+    EngineLost(String),
     #[error("cannot lock {path} (codex-box creates one container at a time on rootless Podman, whose keep-id lookup cannot take two at once): {source}. Fix: make its directory writable for you, or point XDG_RUNTIME_DIR at a private directory that is")]
     CreateLock { path: PathBuf, source: std::io::Error },
 }
@@ -367,6 +369,7 @@ async fn drive(
     // container → stdout / stderr, separately when there is no TTY.
     let out = std::io::stdout();
     let err = std::io::stderr();
+    let mut stream_error = None;
     while let Some(item) = output.next().await {
         match item {
             Ok(LogOutput::StdErr { message }) => {
@@ -380,7 +383,10 @@ async fn drive(
                 let _ = o.flush();
             }
             Ok(LogOutput::StdIn { .. }) => {}
-            Err(_) => break,
+            Err(e) => {
+                stream_error = Some(e.to_string());
+                break;
+            }
         }
     }
     stdin_task.abort();
@@ -395,12 +401,26 @@ async fn drive(
     let code = match wait.next().await {
         Some(Ok(r)) => r.status_code,
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-        Some(Err(_)) | None => {
-            let info = docker.inspect_container(&name, None).await.ok();
-            info.and_then(|i| i.state).and_then(|s| s.exit_code).unwrap_or(125)
-        }
+        Some(Err(_)) | None => match docker.inspect_container(&name, None).await {
+            Ok(info) => info.state.and_then(|s| s.exit_code).unwrap_or(125),
+            // Neither the wait nor an inspection answers: the engine went away (stopped, restarted,
+            // its VM or the connection to it gone), not the command.
+            Err(e) => return Err(SessionError::EngineLost(stream_error.unwrap_or_else(|| engine_error(&e)))),
+        },
     };
     Ok(code as i32)
+}
+
+/// What a request to an engine that went away failed with, in words (bollard's own text for a lost
+/// connection is "Error in the hyper legacy client: client error (Connect)").
+fn engine_error(e: &bollard::errors::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    text
 }
 
 /// Whether creating a container failed because its name is taken: Docker answers 409, Podman 500

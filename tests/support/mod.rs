@@ -13,6 +13,7 @@ macro_rules! need_docker {
 
 pub mod dns_server;
 pub mod docker_net;
+pub mod engine_proxy;
 #[cfg(target_os = "linux")]
 pub mod netns;
 pub mod pki;
