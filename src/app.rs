@@ -93,13 +93,20 @@ async fn build_image(b: &ImageBuildArgs, at: Option<&str>) -> Result<i32> {
         ca_certs: b.ca_cert.iter().cloned().chain(HostEnv::from_process().ca_certs).collect(),
         no_cache: b.no_cache,
     };
-    image::build(&docker, &spec).await?;
-    Ok(0)
+    match image::build(&docker, &spec).await {
+        Err(e @ image::ImageError::Interrupted { .. }) => {
+            eprintln!("codex-box: {e}");
+            Ok(130)
+        }
+        r => r.map(|()| 0).map_err(Into::into),
+    }
 }
 
 async fn collect(all: bool, at: Option<&str>) -> Result<i32> {
     let docker = docker(at).await?;
-    let removed = gc::collect(&docker, all).await.context("collecting codex-box containers left by killed sessions")?;
+    let mut removed =
+        gc::collect(&docker, all).await.context("collecting codex-box containers left by killed sessions")?;
+    removed.extend(gc::collect_building_tags(&docker).await.context("collecting names of interrupted image builds")?);
     for r in &removed {
         println!("removed {r}");
     }

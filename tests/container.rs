@@ -602,6 +602,71 @@ fn a_session_ca_certificate_is_trusted_by_the_agents_tools() {
     assert_eq!(text(&out.stdout), "absent\n", "{}", text(&out.stderr));
 }
 
+/// Ctrl-C during `codex-box image build` (issue #21): the build stops with exit 130, says it was
+/// interrupted, that nothing was tagged and how to retry, and the tag does not exist. The build runs
+/// on a base whose `apt-get` (the first RUN step) sleeps, so it is interrupted mid-step; the build
+/// runs under a name of its own (`REPO:codex-box-building-PID-HOST`), never the user's tag, and that
+/// name is gone afterwards too.
+#[test]
+fn an_interrupted_image_build_tags_nothing_and_says_how_to_retry() {
+    if !docker_ready("image build through the engine's API") {
+        return;
+    }
+    let p = Project::new();
+    let rootfs = p.root.path().join("rootfs");
+    for (from, to) in [
+        ("/bin/dash", "bin/sh"),
+        ("/bin/sleep", "bin/sleep"),
+        ("/lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6"),
+        ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
+    ] {
+        let to = rootfs.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap();
+    }
+    std::fs::create_dir_all(rootfs.join("usr/bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    let apt = rootfs.join("usr/bin/apt-get");
+    std::fs::write(&apt, "#!/bin/sh\nsleep 20\nexit 1\n").unwrap();
+    std::fs::set_permissions(&apt, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (base, tag) = (format!("codex-box-test-slowbase:{}", std::process::id()), "codex-box-test-interrupted:1");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let docker = rt.block_on(codex_box::docker::engine::connect()).unwrap();
+    rt.block_on(codex_box::docker::image::import_rootfs(&docker, &rootfs, &base)).unwrap();
+
+    let mut child = p
+        .cmd(&["image", "build", "--base", &base, "--tag", tag])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // The context is sent and the sleeping step reached well within this.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert!(child.try_wait().unwrap().is_none(), "the build was still running when interrupted");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains(&format!("building {tag} was interrupted; nothing was tagged")), "{err}");
+    assert!(err.contains("run `codex-box image build` again"), "{err}");
+    assert!(!rt.block_on(codex_box::docker::image::exists(&docker, tag)).unwrap(), "nothing tagged {tag}");
+    let names: Vec<String> = rt
+        .block_on(docker.list_images(None::<bollard::query_parameters::ListImagesOptions>))
+        .unwrap()
+        .into_iter()
+        .flat_map(|i| i.repo_tags)
+        .collect();
+    let building = format!("codex-box-test-interrupted:codex-box-building-{}-", pid.as_raw());
+    assert!(!names.iter().any(|n| n.contains(&building)), "no building name left: {names:?}");
+    let _ = rt.block_on(docker.remove_image(
+        &base,
+        Some(bollard::query_parameters::RemoveImageOptions { force: true, ..Default::default() }),
+        None,
+    ));
+}
+
 /// `codex-box image build` through this engine's own build API (Docker's `Step N/M :`, Podman's
 /// Buildah `STEP N/M:` lines): a base without a shell makes the first RUN fail; the error names that
 /// step and tells how to retry, and no image is left under the tag. Control: the base image itself was

@@ -115,6 +115,21 @@ pub async fn collect(docker: &Docker, all: bool) -> Result<Vec<String>, bollard:
     Ok(removed)
 }
 
+/// Removes the names that image builds of codex-box processes now gone still hold
+/// (`REPO:codex-box-building-PID-HOST`: a build interrupted, or finished by the engine after its client
+/// left). Returns the names removed.
+pub async fn collect_building_tags(docker: &Docker) -> Result<Vec<String>, bollard::errors::Error> {
+    let images = docker.list_images(None::<bollard::query_parameters::ListImagesOptions>).await?;
+    let (mut removed, host) = (Vec::new(), hostname());
+    for name in images.into_iter().flat_map(|i| i.repo_tags) {
+        if super::image::building_owner(&name, &host).is_some_and(|pid| !pid_alive(pid)) {
+            super::image::untag(docker, &name).await;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,8 @@ pub enum ImageError {
     BuildStep { tag: String, step: String, output: String, message: String },
     #[error("building {tag}: the engine failed: {source}")]
     Build { tag: String, source: bollard::errors::Error },
+    #[error("building {tag} was interrupted; nothing was tagged {tag}: run `codex-box image build` again to build it")]
+    Interrupted { tag: String },
     #[error("pulling {image} failed: {source}. Check the name and your registry access, or build it: `codex-box image build --tag {image}`")]
     Pull { image: String, source: bollard::errors::Error },
     #[error("inspecting image {image}: {source}")]
@@ -105,8 +107,12 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    // Built under a name of this process and tagged only once complete: an interrupted or failed
+    // build (or one an engine finishes after its client left — Podman goes on) never leaves the
+    // user's tag on a half-built image; `gc` removes what a dead builder's name still holds.
+    let building = building_tag(&spec.tag);
     let opts = BuildImageOptions {
-        t: Some(spec.tag.clone()),
+        t: Some(building.clone()),
         buildargs: Some(args),
         nocache: spec.no_cache,
         rm: true,
@@ -114,7 +120,96 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
         ..Default::default()
     };
     let pb = spinner(format!("building {}", spec.tag));
-    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(tar.into())));
+    let stream = docker.build_image(opts, None, Some(bollard::body_full(tar.into())));
+    let built = tokio::select! {
+        r = follow(stream, spec, &pb) => r,
+        _ = tokio::signal::ctrl_c() => Err(ImageError::Interrupted { tag: spec.tag.clone() }),
+    };
+    pb.finish_and_clear();
+    let result = match built {
+        Ok(()) => {
+            let (repo, tag) = split_tag(&spec.tag);
+            let opts = bollard::query_parameters::TagImageOptions { repo: Some(repo.into()), tag: Some(tag.into()) };
+            docker
+                .tag_image(&building, Some(opts))
+                .await
+                .map_err(|source| ImageError::Build { tag: spec.tag.clone(), source })
+        }
+        Err(e) => Err(e),
+    };
+    untag(docker, &building).await;
+    result?;
+    crate::notice!("codex-box: built {}", spec.tag);
+    Ok(())
+}
+
+/// The name a build of `tag` runs under in this process: `REPO:codex-box-building-PID-HOST`.
+pub fn building_tag(tag: &str) -> String {
+    format!("{}:{BUILDING_PREFIX}{}-{}", split_tag(tag).0, std::process::id(), tag_host(&super::gc::hostname()))
+}
+
+/// How the tag of an image being built begins (followed by the builder's pid and host).
+pub const BUILDING_PREFIX: &str = "codex-box-building-";
+
+/// A host name as a tag may hold it (`[A-Za-z0-9_.-]`, the whole tag at most 128 characters).
+fn tag_host(host: &str) -> String {
+    host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).take(80).collect()
+}
+
+/// The builder's pid in a building tag of a build started on this host (`host`), if it is one.
+pub fn building_owner(reference: &str, host: &str) -> Option<i32> {
+    let (pid, on) = split_tag(reference).1.strip_prefix(BUILDING_PREFIX)?.split_once('-')?;
+    (on == tag_host(host)).then_some(())?;
+    pid.parse().ok()
+}
+
+/// Removes the name `reference` (the image stays when another name holds it); absent is fine.
+pub async fn untag(docker: &Docker, reference: &str) {
+    let opts = bollard::query_parameters::RemoveImageOptions { noprune: false, force: false, ..Default::default() };
+    let _ = docker.remove_image(reference, Some(opts), None).await;
+}
+
+/// A build error with what to do about the causes a user can fix on the engine: a full disk shows
+/// in the engine's own error ("… no space left on device") or only in the failing step's output
+/// (`cat: write error: No space left on device`, then "returned a non-zero code").
+fn with_hint(error: String, output: &str) -> String {
+    let full = |t: &str| t.to_ascii_lowercase().contains("no space left on device");
+    if full(&error) || full(output) {
+        format!("{error}\nThe engine's disk is full: free space there (`docker system prune`, `podman system prune`) or give its data root more room")
+    } else {
+        error
+    }
+}
+
+/// Build output without terminal escape sequences (Docker's legacy builder colours a step's stderr
+/// with `ESC[91m`), which would otherwise reach the user's terminal raw inside an error message.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, up to the final byte (@ to ~).
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Follows a build's output, showing the current step; a failing step is the error, with its output.
+async fn follow(
+    mut stream: impl futures_util::Stream<Item = Result<bollard::models::BuildInfo, bollard::errors::Error>> + Unpin,
+    spec: &BuildSpec,
+    pb: &ProgressBar,
+) -> Result<(), ImageError> {
     let mut step = String::from("the first step");
     let mut output = String::new();
     while let Some(item) = stream.next().await {
@@ -126,7 +221,7 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
                         output.clear();
                         pb.set_message(format!("{}: {}", spec.tag, truncate(&step, 100)));
                     } else {
-                        output.push_str(&s);
+                        output.push_str(&plain(&s));
                         if let Some(last) = s.lines().rev().find(|l| !l.trim().is_empty()) {
                             pb.set_message(format!("{}: {}", truncate(&step, 60), truncate(last.trim(), 60)));
                         }
@@ -134,22 +229,16 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
                 }
             }
             Err(bollard::errors::Error::DockerStreamError { error }) => {
-                pb.finish_and_clear();
                 return Err(ImageError::BuildStep {
                     tag: spec.tag.clone(),
                     step,
+                    message: with_hint(error, &output),
                     output: tail(&output, 40),
-                    message: error,
                 });
             }
-            Err(source) => {
-                pb.finish_and_clear();
-                return Err(ImageError::Build { tag: spec.tag.clone(), source });
-            }
+            Err(source) => return Err(ImageError::Build { tag: spec.tag.clone(), source }),
         }
     }
-    pb.finish_and_clear();
-    crate::notice!("codex-box: built {}", spec.tag);
     Ok(())
 }
 
@@ -318,6 +407,33 @@ mod tests {
         assert!(is_step("STEP 2/9: RUN apt-get update\n"));
         assert!(!is_step("Stepping through\n"));
         assert!(!is_step("hello\n"));
+    }
+
+    #[test]
+    fn a_building_tag_names_its_builder() {
+        let host = crate::docker::gc::hostname();
+        let t = building_tag("localhost:5000/codex-sandbox:1.2");
+        assert!(t.starts_with(&format!("localhost:5000/codex-sandbox:codex-box-building-{}-", std::process::id())));
+        assert_eq!(building_owner(&t, &host), Some(std::process::id() as i32));
+        assert_eq!(building_owner(&t, "another-host"), None, "never another host's build");
+        assert_eq!(building_owner("codex-sandbox:latest", &host), None);
+        assert_eq!(building_owner(&format!("codex-sandbox:codex-box-building-x-{host}"), &host), None);
+        assert_eq!(tag_host("a b/c"), "a_b_c");
+    }
+
+    #[test]
+    fn a_full_disk_says_where_to_free_space() {
+        let e = with_hint("write /var/lib/docker/tmp/x: no space left on device".into(), "");
+        assert!(e.contains("disk is full") && e.contains("system prune"), "{e}");
+        let e = with_hint("returned a non-zero code: 1".into(), "cat: write error: No space left on device\n");
+        assert!(e.contains("disk is full"), "{e}");
+        assert_eq!(with_hint("exit code 1".into(), "E: Unable to locate package\n"), "exit code 1");
+    }
+
+    #[test]
+    fn build_output_loses_its_colours() {
+        assert_eq!(plain("\x1b[91mcat: \x1b[0m\x1b[91mwrite error\x1b[0m\n"), "cat: write error\n");
+        assert_eq!(plain("plain \x1b text"), "plain  text");
     }
 
     #[test]
