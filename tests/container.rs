@@ -196,6 +196,40 @@ fn what_codex_box_makes_in_the_project_is_the_owners_and_a_failed_start_leaves_n
     }
 }
 
+/// `codex-box gc` removes the name an image build runs under when its codex-box is gone (a build
+/// interrupted by SIGKILL, or finished by the engine after its client left), and keeps the name of a
+/// builder still running (the control: the same name with a live pid).
+#[test]
+fn gc_removes_the_build_names_of_builders_that_are_gone_and_keeps_a_running_ones() {
+    need_docker!();
+    let p = Project::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let docker = rt.block_on(codex_box::docker::engine::connect()).unwrap();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let gone_pid = gone.id();
+    gone.wait().unwrap();
+    let live = codex_box::docker::image::building_tag("codex-box-test-gcbuild:1");
+    let dead = live.replace(&format!("-building-{}-", std::process::id()), &format!("-building-{gone_pid}-"));
+    assert_ne!(live, dead);
+    for name in [&live, &dead] {
+        let (repo, tag) = name.split_once(':').unwrap();
+        let opts = bollard::query_parameters::TagImageOptions { repo: Some(repo.into()), tag: Some(tag.into()) };
+        rt.block_on(docker.tag_image(&image(), Some(opts))).unwrap();
+    }
+    let out = p.cmd(&["gc"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("-building-{gone_pid}-")),
+        "gc says what it removed: {}",
+        text(&out.stdout)
+    );
+    let has = |n: &str| rt.block_on(codex_box::docker::image::exists(&docker, n)).unwrap();
+    assert!(!has(&dead), "the name of a builder that is gone was removed");
+    assert!(has(&live), "the name of a running builder stays");
+    rt.block_on(codex_box::docker::image::untag(&docker, &live));
+    assert!(has(&image()), "the image itself stays");
+}
+
 #[test]
 fn gc_removes_what_a_killed_codex_box_left() {
     need_docker!();
