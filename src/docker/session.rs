@@ -417,7 +417,11 @@ fn engine_error(e: &bollard::errors::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        text = format!("{text}: {s}");
+        // hyper's errors repeat their source's words in their own.
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
         source = s.source();
     }
     text
