@@ -16,8 +16,12 @@ bench=$(cargo bench --bench session_start --no-run 2>&1 | sed -n 's/.*Executable
 bench=$(realpath "$bench")
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 
+# An engine that does not answer is named in the table, not left out of it unseen.
+silent=()
 rootful=()
-for s in /var/run/docker.sock /run/podman/podman.sock; do answers "$s" && rootful+=("unix://$s"); done
+for s in /var/run/docker.sock /run/podman/podman.sock; do
+    if answers "$s"; then rootful+=("unix://$s"); else silent+=("$s"); fi
+done
 if ((${#rootful[@]})); then
     CODEX_BOX_BENCH_ENGINES="${rootful[*]}" "$bench" | tee -a "$out"
 fi
@@ -26,7 +30,7 @@ if id -u "$user" >/dev/null 2>&1; then
     uid=$(id -u "$user") home=$(getent passwd "$user" | cut -d: -f6)
     rootless=()
     for s in "/run/user/$uid/docker.sock" "/run/user/$uid/podman/podman.sock"; do
-        answers "$s" && rootless+=("unix://$s")
+        if answers "$s"; then rootless+=("unix://$s"); else silent+=("$s"); fi
     done
     if ((${#rootless[@]})); then
         # The user runs the bench binary and codex-box (and finds the static companion build beside it).
@@ -41,3 +45,4 @@ fi
 echo
 echo "session start per engine: codex-box / bare API run (target <= 1.30x on each)"
 awk '/^session start on /{e=$4; sub(/,$/, "", e)} /ratio codex-box \/ bare API/{printf "  %s  %s\n", $6, e}' "$out"
+for s in "${silent[@]}"; do echo "  -      unix://$s (not answering: start it with scripts/setup.sh or scripts/engines/)"; done
