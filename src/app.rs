@@ -104,13 +104,17 @@ async fn build_image(b: &ImageBuildArgs, at: Option<&str>) -> Result<i32> {
 
 async fn collect(all: bool, at: Option<&str>) -> Result<i32> {
     let docker = docker(at).await?;
-    let mut removed =
+    let containers =
         gc::collect(&docker, all).await.context("collecting codex-box containers left by killed sessions")?;
-    removed.extend(gc::collect_building_tags(&docker).await.context("collecting names of interrupted image builds")?);
-    for r in &removed {
+    // What was removed is said before the next step can fail.
+    for r in &containers {
         println!("removed {r}");
     }
-    if removed.is_empty() {
+    let names = gc::collect_building_tags(&docker).await.context("collecting names of interrupted image builds")?;
+    for r in &names {
+        println!("removed {r}");
+    }
+    if containers.is_empty() && names.is_empty() {
         crate::notice!("codex-box: nothing to remove");
     }
     Ok(0)

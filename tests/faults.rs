@@ -27,6 +27,13 @@ impl SmallEngine {
     fn start() -> SmallEngine {
         let dir = tempfile::tempdir().unwrap();
         let bridge = format!("cbxfull{}", std::process::id() % 100_000);
+        // A run killed before its Drop left its bridge (and 198.18.120.1/24) behind: removed first.
+        let links = Command::new("ip").args(["-o", "link", "show", "type", "bridge"]).output().unwrap();
+        for stale in
+            text(&links.stdout).lines().filter_map(|l| l.split(": ").nth(1)).filter(|n| n.starts_with("cbxfull"))
+        {
+            let _ = Command::new("ip").args(["link", "del", stale]).status();
+        }
         let mut engine = SmallEngine { dir, daemon: None, bridge };
         let (img, disk) = (engine.dir.path().join("disk.img"), engine.disk());
         std::fs::create_dir_all(&disk).unwrap();
@@ -43,6 +50,15 @@ impl SmallEngine {
             .args(["--config-file", &p("daemon.json"), "--data-root", disk.join("data").to_str().unwrap()])
             .args(["--exec-root", &p("exec"), "--pidfile", &p("dockerd.pid"), "-H", &format!("unix://{}", p("sock"))])
             .args(["--bridge", &engine.bridge, "--iptables=false", "--ip6tables=false", "--ip-masq=false"])
+            // Its own containerd namespace and a layer store in its data root, even where a system
+            // containerd runs (it would otherwise share the host daemon's, and fill the host's disk).
+            .args([
+                "--containerd-namespace",
+                &engine.bridge,
+                "--containerd-plugins-namespace",
+                &format!("{}p", engine.bridge),
+            ])
+            .args(["--storage-driver", "overlay2"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(p("dockerd.log")).unwrap())
             .spawn()

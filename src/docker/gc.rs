@@ -122,8 +122,9 @@ pub async fn collect_building_tags(docker: &Docker) -> Result<Vec<String>, bolla
     let images = docker.list_images(None::<bollard::query_parameters::ListImagesOptions>).await?;
     let (mut removed, host) = (Vec::new(), hostname());
     for name in images.into_iter().flat_map(|i| i.repo_tags) {
-        if super::image::building_owner(&name, &host).is_some_and(|pid| !pid_alive(pid)) {
-            super::image::untag(docker, &name).await;
+        if super::image::building_owner(&name, &host).is_some_and(|pid| !pid_alive(pid))
+            && super::image::untag(docker, &name).await
+        {
             removed.push(name);
         }
     }

@@ -137,7 +137,9 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
         }
         Err(e) => Err(e),
     };
-    untag(docker, &building).await;
+    // Bounded: after a Ctrl-C has been taken, a stuck engine must not keep the user waiting (what
+    // is left under the name is `gc`'s).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), untag(docker, &building)).await;
     result?;
     crate::notice!("codex-box: built {}", spec.tag);
     Ok(())
@@ -164,9 +166,13 @@ pub fn building_owner(reference: &str, host: &str) -> Option<i32> {
 }
 
 /// Removes the name `reference` (the image stays when another name holds it); absent is fine.
-pub async fn untag(docker: &Docker, reference: &str) {
+/// Whether the name is gone.
+pub async fn untag(docker: &Docker, reference: &str) -> bool {
     let opts = bollard::query_parameters::RemoveImageOptions { noprune: false, force: false, ..Default::default() };
-    let _ = docker.remove_image(reference, Some(opts), None).await;
+    match docker.remove_image(reference, Some(opts), None).await {
+        Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => true,
+        Err(_) => false,
+    }
 }
 
 /// A build error with what to do about the causes a user can fix on the engine: a full disk shows
@@ -187,11 +193,17 @@ fn plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
-        if c != '\x1b' {
-            out.push(c);
+        if c != '\x1b' && c != '\u{9b}' {
+            // Other control characters (BEL, a bare CR that would redraw the line, C1) go too.
+            if !c.is_control() || c == '\n' || c == '\t' {
+                out.push(c);
+            }
             continue;
         }
-        if chars.peek() == Some(&'[') {
+        if c == '\u{9b}' || chars.peek() == Some(&'[') {
+            if c == '\x1b' {
+                chars.next();
+            }
             chars.next();
             // Parameters and intermediates, up to the final byte (@ to ~).
             for c in chars.by_ref() {
@@ -221,9 +233,10 @@ async fn follow(
                         output.clear();
                         pb.set_message(format!("{}: {}", spec.tag, truncate(&step, 100)));
                     } else {
-                        output.push_str(&plain(&s));
+                        // Kept raw and made plain whole: an escape sequence may span two chunks.
+                        output.push_str(&s);
                         if let Some(last) = s.lines().rev().find(|l| !l.trim().is_empty()) {
-                            pb.set_message(format!("{}: {}", truncate(&step, 60), truncate(last.trim(), 60)));
+                            pb.set_message(format!("{}: {}", truncate(&step, 60), truncate(plain(last).trim(), 60)));
                         }
                     }
                 }
@@ -233,7 +246,7 @@ async fn follow(
                     tag: spec.tag.clone(),
                     step,
                     message: with_hint(error, &output),
-                    output: tail(&output, 40),
+                    output: tail(&plain(&output), 40),
                 });
             }
             Err(source) => return Err(ImageError::Build { tag: spec.tag.clone(), source }),
@@ -434,6 +447,7 @@ mod tests {
     fn build_output_loses_its_colours() {
         assert_eq!(plain("\x1b[91mcat: \x1b[0m\x1b[91mwrite error\x1b[0m\n"), "cat: write error\n");
         assert_eq!(plain("plain \x1b text"), "plain  text");
+        assert_eq!(plain("bell\x07, redraw\r, osc-less \u{9b}31mred\n\tok"), "bell, redraw, osc-less red\n\tok");
     }
 
     #[test]

@@ -384,7 +384,7 @@ async fn drive(
             }
             Ok(LogOutput::StdIn { .. }) => {}
             Err(e) => {
-                stream_error = Some(e.to_string());
+                stream_error = Some(engine_error(&e));
                 break;
             }
         }
@@ -403,8 +403,13 @@ async fn drive(
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
         Some(Err(_)) | None => match docker.inspect_container(&name, None).await {
             Ok(info) => info.state.and_then(|s| s.exit_code).unwrap_or(125),
-            // Neither the wait nor an inspection answers: the engine went away (stopped, restarted,
-            // its VM or the connection to it gone), not the command.
+            // The engine answers, but not about this container (removed by someone else, a state
+            // its API cannot parse): the session's own failure, not a lost engine.
+            Err(
+                bollard::errors::Error::DockerResponseServerError { .. } | bollard::errors::Error::JsonDataError { .. },
+            ) => 125,
+            // Neither the wait nor an inspection gets through: the engine went away (stopped,
+            // restarted, the connection to it closed), not the command.
             Err(e) => return Err(SessionError::EngineLost(stream_error.unwrap_or_else(|| engine_error(&e)))),
         },
     };
