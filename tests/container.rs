@@ -259,8 +259,8 @@ fn gc_removes_what_a_killed_codex_box_left() {
     }
 }
 
-/// The engine going away mid-session (issue #21: stopped, restarted, its VM or the connection to it
-/// gone): codex-box talks to the engine through a stand-in socket the test takes away while the
+/// The engine going away mid-session (issue #21: stopped, restarted, the connection to it closed):
+/// codex-box talks to the engine through a stand-in socket the test takes away while the
 /// command runs. The session ends at once with exit 125 and a message that says what happened and
 /// how the container is collected; the container is still there on the real engine (the control:
 /// the fault really left it), and the next session start collects it.
@@ -645,22 +645,7 @@ fn an_interrupted_image_build_tags_nothing_and_says_how_to_retry() {
     }
     let p = Project::new();
     let rootfs = p.root.path().join("rootfs");
-    for (from, to) in [
-        ("/bin/dash", "bin/sh"),
-        ("/bin/sleep", "bin/sleep"),
-        ("/lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6"),
-        ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
-    ] {
-        let to = rootfs.join(to);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(from, &to).unwrap();
-    }
-    std::fs::create_dir_all(rootfs.join("usr/bin")).unwrap();
-    std::fs::create_dir_all(rootfs.join("tmp")).unwrap();
-    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
-    let apt = rootfs.join("usr/bin/apt-get");
-    std::fs::write(&apt, "#!/bin/sh\nsleep 20\nexit 1\n").unwrap();
-    std::fs::set_permissions(&apt, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake_rootfs(&rootfs, "/bin/sleep", "#!/bin/sh\nsleep 20\nexit 1\n");
     let (base, tag) = (format!("codex-box-test-slowbase:{}", std::process::id()), "codex-box-test-interrupted:1");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let docker = rt.block_on(codex_box::docker::engine::connect()).unwrap();

@@ -6,8 +6,7 @@
 #[macro_use]
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -126,28 +125,6 @@ fn have(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A root filesystem with a shell, `cat` and an `apt-get` (the session image's first RUN step) that
-/// appends to a file until the disk is full, then fails as a step would.
-fn filling_rootfs(at: &Path) {
-    for (from, to) in [
-        ("/bin/dash", "bin/sh"),
-        ("/bin/cat", "bin/cat"),
-        ("/lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6"),
-        ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
-    ] {
-        let to = at.join(to);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(from, &to).unwrap();
-    }
-    for d in ["usr/bin", "tmp", "etc"] {
-        std::fs::create_dir_all(at.join(d)).unwrap();
-    }
-    let apt = at.join("usr/bin/apt-get");
-    std::fs::write(&apt, "#!/bin/sh\nwhile cat /bin/cat /bin/cat /bin/cat /bin/cat >>/fill; do :; done\nexit 1\n")
-        .unwrap();
-    std::fs::set_permissions(&apt, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// `codex-box image build` on an engine whose disk fills during the build (issue #21): the build
 /// fails with codex-box's status, the step's own "No space left on device" (the fault really
 /// happened), what to do about a full disk and how to retry; nothing is tagged — neither the user's
@@ -161,7 +138,12 @@ fn a_build_that_fills_the_engines_disk_tags_nothing_and_says_the_disk_is_full() 
     let engine = SmallEngine::start();
     let p = Project::new();
     let rootfs = p.root.path().join("rootfs");
-    filling_rootfs(&rootfs);
+    // apt-get appends to a file until the disk is full, then fails as a step would.
+    fake_rootfs(
+        &rootfs,
+        "/bin/cat",
+        "#!/bin/sh\nwhile cat /bin/cat /bin/cat /bin/cat /bin/cat >>/fill; do :; done\nexit 1\n",
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let env = codex_box::host_env::HostEnv::from_process();
     let docker = rt.block_on(codex_box::docker::engine::connect_with(Some(&engine.url()), &env)).unwrap().docker;

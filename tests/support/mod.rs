@@ -330,3 +330,26 @@ pub fn gvisor() -> bool {
     });
     require(has, "the engine has no runsc runtime (gVisor); .ci/run configures it")
 }
+
+/// A root filesystem for an image build's base, at `at`: dash as `/bin/sh`, `tool` (a program of
+/// this host that needs only libc, e.g. `/bin/sleep`) at the same path, libc, and an executable
+/// `/usr/bin/apt-get` (the session Dockerfile's first RUN step) with `apt_get` as its script.
+pub fn fake_rootfs(at: &Path, tool: &str, apt_get: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    for (from, to) in [
+        ("/bin/dash", "bin/sh"),
+        (tool, tool.trim_start_matches('/')),
+        ("/lib/x86_64-linux-gnu/libc.so.6", "lib/x86_64-linux-gnu/libc.so.6"),
+        ("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2"),
+    ] {
+        let to = at.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap();
+    }
+    for d in ["usr/bin", "tmp", "etc"] {
+        std::fs::create_dir_all(at.join(d)).unwrap();
+    }
+    let apt = at.join("usr/bin/apt-get");
+    std::fs::write(&apt, apt_get).unwrap();
+    std::fs::set_permissions(&apt, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
