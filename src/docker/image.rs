@@ -147,7 +147,19 @@ pub async fn build(docker: &Docker, spec: &BuildSpec) -> Result<(), ImageError> 
 
 /// The name a build of `tag` runs under in this process: `REPO:codex-box-building-PID-HOST`.
 pub fn building_tag(tag: &str) -> String {
-    format!("{}:{BUILDING_PREFIX}{}-{}", split_tag(tag).0, std::process::id(), tag_host(&super::gc::hostname()))
+    format!("{}:{BUILDING_PREFIX}{}-{}", split_tag(tag).0, std::process::id(), tag_host(&this_host()))
+}
+
+/// This host's name, as `gc` compares it with a building name's.
+#[cfg(unix)]
+fn this_host() -> String {
+    super::gc::hostname()
+}
+
+/// This host's name (Windows: no `gc` of building names there; the name only keeps builds apart).
+#[cfg(not(unix))]
+fn this_host() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_default()
 }
 
 /// How the tag of an image being built begins (followed by the builder's pid and host).
@@ -424,7 +436,7 @@ mod tests {
 
     #[test]
     fn a_building_tag_names_its_builder() {
-        let host = crate::docker::gc::hostname();
+        let host = this_host();
         let t = building_tag("localhost:5000/codex-sandbox:1.2");
         assert!(t.starts_with(&format!("localhost:5000/codex-sandbox:codex-box-building-{}-", std::process::id())));
         assert_eq!(building_owner(&t, &host), Some(std::process::id() as i32));
