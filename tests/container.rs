@@ -668,12 +668,7 @@ fn an_interrupted_image_build_tags_nothing_and_says_how_to_retry() {
     assert!(err.contains(&format!("building {tag} was interrupted; nothing was tagged")), "{err}");
     assert!(err.contains("run `codex-box image build` again"), "{err}");
     assert!(!rt.block_on(codex_box::docker::image::exists(&docker, tag)).unwrap(), "nothing tagged {tag}");
-    let names: Vec<String> = rt
-        .block_on(docker.list_images(None::<bollard::query_parameters::ListImagesOptions>))
-        .unwrap()
-        .into_iter()
-        .flat_map(|i| i.repo_tags)
-        .collect();
+    let names = image_names(&rt, &docker);
     let building = format!("codex-box-test-interrupted:codex-box-building-{}-", pid.as_raw());
     assert!(!names.iter().any(|n| n.contains(&building)), "no building name left: {names:?}");
     // The build's container may still be stopping (Podman): the base is removed once it is free.

@@ -164,12 +164,7 @@ fn a_build_that_fills_the_engines_disk_tags_nothing_and_says_the_disk_is_full() 
     assert!(!err.contains('\x1b'), "no terminal escapes from the builder in the message: {err:?}");
 
     assert!(!rt.block_on(codex_box::docker::image::exists(&docker, tag)).unwrap(), "nothing tagged {tag}");
-    let names: Vec<String> = rt
-        .block_on(docker.list_images(None::<bollard::query_parameters::ListImagesOptions>))
-        .unwrap()
-        .into_iter()
-        .flat_map(|i| i.repo_tags)
-        .collect();
+    let names = image_names(&rt, &docker);
     assert!(!names.iter().any(|n| n.contains("codex-box-building-")), "no building name left: {names:?}");
     let all = bollard::query_parameters::ListContainersOptions { all: true, ..Default::default() };
     let left = rt.block_on(docker.list_containers(Some(all))).unwrap();

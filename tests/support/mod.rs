@@ -353,3 +353,12 @@ pub fn fake_rootfs(at: &Path, tool: &str, apt_get: &str) {
     std::fs::write(&apt, apt_get).unwrap();
     std::fs::set_permissions(&apt, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// Every name (`REPO:TAG`) the engine's images hold.
+pub fn image_names(rt: &tokio::runtime::Runtime, docker: &bollard::Docker) -> Vec<String> {
+    rt.block_on(docker.list_images(None::<bollard::query_parameters::ListImagesOptions>))
+        .unwrap()
+        .into_iter()
+        .flat_map(|i| i.repo_tags)
+        .collect()
+}
